@@ -1,0 +1,204 @@
+//! Code objects: what a frame's `f_code` points at, decoded once and cached.
+//!
+//! A cache entry is keyed by the code object's address. Before a sample trusts cached
+//! entries it re-reads, in one batched read, the part of each object that names it (name,
+//! file, line table and counts: [`CodeOffsets::validate_from`]..`validate_to`) and drops the
+//! entries whose bytes changed, so a code object freed and replaced at the same address is
+//! never reported under the old name.
+
+use super::layout::{CodeOffsets, Layout};
+use super::linetable;
+use super::memory::{Fields, Memory};
+use super::strings;
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Longest line table we copy; larger ones come from corrupt objects.
+const MAX_LINETABLE: usize = 1 << 20;
+/// Entries kept before the cache is emptied (a target that keeps making code objects).
+const MAX_ENTRIES: usize = 1 << 16;
+
+/// What we know of one code object.
+#[derive(Debug)]
+pub struct CodeInfo {
+    /// `co_qualname` (3.11+) or `co_name`.
+    pub qualname: Arc<str>,
+    /// `co_name`
+    pub name: Arc<str>,
+    pub filename: Arc<str>,
+    pub first_line: i32,
+    pub linetable: Vec<u8>,
+    /// `co_argcount`: the first `argcount` locals are arguments.
+    pub argcount: u32,
+    /// `co_nlocals`: plain local variables (arguments included).
+    pub nlocals: u32,
+    /// Address of the `co_localsplusnames` tuple (3.11+) / `co_varnames`.
+    pub varnames: u64,
+}
+
+struct Entry {
+    info: Arc<CodeInfo>,
+    /// The bytes compared on validation.
+    signature: Vec<u8>,
+    /// Line memo: byte offset in the bytecode → line.
+    lines: HashMap<u64, i32>,
+    /// Sample generation in which this entry was last validated.
+    checked: u64,
+}
+
+/// Cache of decoded code objects, per target process.
+#[derive(Default)]
+pub struct CodeCache {
+    entries: HashMap<u64, Entry>,
+    generation: u64,
+    /// Counters, for cost accounting and tests.
+    pub loads: u64,
+    pub invalidations: u64,
+}
+
+impl CodeCache {
+    /// Start a new sample: entries must be validated again before use.
+    pub fn next_generation(&mut self) {
+        self.generation += 1;
+        if self.entries.len() > MAX_ENTRIES {
+            self.entries.clear();
+        }
+    }
+
+    /// Re-check, in one batched read, every cached code object among `addrs` not yet checked
+    /// in this generation; entries that changed or can't be read are dropped.
+    pub fn validate(&mut self, mem: &dyn Memory, layout: &Layout, addrs: &[u64]) {
+        let c = &layout.code;
+        let len = (c.validate_to - c.validate_from) as usize;
+        let mut todo: Vec<u64> = addrs
+            .iter()
+            .copied()
+            .filter(|a| {
+                self.entries
+                    .get(a)
+                    .is_some_and(|e| e.checked != self.generation)
+            })
+            .collect();
+        todo.sort_unstable();
+        todo.dedup();
+        if todo.is_empty() {
+            return;
+        }
+        let mut bufs = vec![0u8; len * todo.len()];
+        let ok = {
+            let mut reqs: Vec<(u64, &mut [u8])> = todo
+                .iter()
+                .zip(bufs.chunks_mut(len))
+                .map(|(a, b)| (a + c.validate_from, b))
+                .collect();
+            mem.read_many(&mut reqs)
+        };
+        for (i, addr) in todo.iter().enumerate() {
+            let same = ok[i]
+                && self
+                    .entries
+                    .get(addr)
+                    .is_some_and(|e| e.signature == bufs[i * len..(i + 1) * len]);
+            if same {
+                if let Some(e) = self.entries.get_mut(addr) {
+                    e.checked = self.generation;
+                }
+            } else {
+                self.entries.remove(addr);
+                self.invalidations += 1;
+            }
+        }
+    }
+
+    /// The code object at `addr`, from the cache or read now.
+    pub fn get(&mut self, mem: &dyn Memory, layout: &Layout, addr: u64) -> Result<Arc<CodeInfo>> {
+        if let Some(e) = self.entries.get(&addr) {
+            return Ok(e.info.clone());
+        }
+        let (info, signature) = load(mem, layout, addr)?;
+        let info = Arc::new(info);
+        self.loads += 1;
+        self.entries.insert(
+            addr,
+            Entry {
+                info: info.clone(),
+                signature,
+                lines: HashMap::new(),
+                checked: self.generation,
+            },
+        );
+        Ok(info)
+    }
+
+    /// Line of the instruction at byte offset `offset` (negative: not started yet, which
+    /// CPython reports as the first line) in code object `addr`, which must be cached.
+    pub fn line(&mut self, layout: &Layout, addr: u64, offset: i64) -> i32 {
+        let Some(e) = self.entries.get_mut(&addr) else {
+            return 0;
+        };
+        if offset < 0 {
+            return e.info.first_line;
+        }
+        let offset = offset as u64;
+        if let Some(line) = e.lines.get(&offset) {
+            return *line;
+        }
+        let line = linetable::line_for(
+            layout.linetable,
+            &e.info.linetable,
+            e.info.first_line,
+            offset,
+        )
+        .unwrap_or(e.info.first_line);
+        if e.lines.len() < 4096 {
+            e.lines.insert(offset, line);
+        }
+        line
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn load(mem: &dyn Memory, layout: &Layout, addr: u64) -> Result<(CodeInfo, Vec<u8>)> {
+    let c: &CodeOffsets = &layout.code;
+    let raw = mem
+        .read_vec(addr, c.size as usize)
+        .with_context(|| format!("could not read code object at {addr:#x}"))?;
+    let f = Fields(&raw);
+    let name: Arc<str> = strings::read_name(mem, layout, f.u64(c.name as usize))
+        .context("could not read a code object's name")?
+        .into();
+    let qualname: Arc<str> = match f.u64(c.qualname as usize) {
+        0 => name.clone(),
+        q => strings::read_name(mem, layout, q)
+            .context("could not read a code object's qualified name")?
+            .into(),
+    };
+    let filename: Arc<str> = strings::read_name(mem, layout, f.u64(c.filename as usize))
+        .context("could not read a code object's file name")?
+        .into();
+    let (linetable, _) =
+        strings::read_bytes(mem, layout, f.u64(c.linetable as usize), MAX_LINETABLE)
+            .context("could not read a code object's line table")?;
+    let signature = raw[c.validate_from as usize..c.validate_to as usize].to_vec();
+    Ok((
+        CodeInfo {
+            qualname,
+            name,
+            filename,
+            first_line: f.i32(c.firstlineno as usize),
+            linetable,
+            argcount: f.u32(c.argcount as usize),
+            nlocals: f.u32(c.nlocals as usize),
+            varnames: f.u64(c.localsplusnames as usize),
+        },
+        signature,
+    ))
+}

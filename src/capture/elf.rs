@@ -1,0 +1,110 @@
+//! ELF files of the interpreter: symbols, sections and where they were loaded in the target.
+
+use anyhow::{bail, Context, Result};
+use goblin::elf::{program_header::PT_LOAD, Elf};
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::maps::MapRange;
+
+/// The symbols and layout we need from one ELF file (python executable or libpython),
+/// with addresses already moved to where the target loaded it.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedBinary {
+    /// Path as the target sees it.
+    pub path: String,
+    /// Difference between runtime addresses and the file's virtual addresses.
+    pub bias: u64,
+    /// Runtime address of each interesting symbol (from .symtab or .dynsym).
+    pub symbols: HashMap<String, u64>,
+    /// Runtime ranges of .data and .bss, for scanning when symbols are missing.
+    pub data_ranges: Vec<(u64, u64)>,
+    /// Runtime range of .rodata, where the version string lives.
+    pub rodata: Option<(u64, u64)>,
+}
+
+/// Symbols the capture layer looks for; everything else in the table is ignored.
+pub const WANTED_SYMBOLS: &[&str] = &[
+    "_PyRuntime",
+    "Py_Version",
+    "interp_head",
+    "_PyThreadState_Current",
+    "_Py_Version",
+];
+
+impl LoadedBinary {
+    /// Parse `file` (opened from `host_path`) that is mapped in the target at `maps`.
+    pub fn load(target_path: &str, host_path: &Path, maps: &[MapRange]) -> Result<LoadedBinary> {
+        let bytes = std::fs::read(host_path)
+            .with_context(|| format!("could not read {}", host_path.display()))?;
+        let elf = Elf::parse(&bytes)
+            .with_context(|| format!("{} is not an ELF file we can read", host_path.display()))?;
+
+        let bias = load_bias(&elf, target_path, maps)
+            .with_context(|| format!("could not find where {target_path} is loaded"))?;
+
+        let mut symbols = HashMap::new();
+        for (syms, strtab) in [(&elf.syms, &elf.strtab), (&elf.dynsyms, &elf.dynstrtab)] {
+            for sym in syms.iter() {
+                if sym.st_value == 0 {
+                    continue;
+                }
+                if let Some(name) = strtab.get_at(sym.st_name) {
+                    if WANTED_SYMBOLS.contains(&name) {
+                        symbols
+                            .entry(name.to_string())
+                            .or_insert(sym.st_value.wrapping_add(bias));
+                    }
+                }
+            }
+        }
+
+        let mut data_ranges = Vec::new();
+        let mut rodata = None;
+        for sh in &elf.section_headers {
+            let name = elf.shdr_strtab.get_at(sh.sh_name).unwrap_or("");
+            let range = (
+                sh.sh_addr.wrapping_add(bias),
+                sh.sh_addr.wrapping_add(bias).wrapping_add(sh.sh_size),
+            );
+            match name {
+                ".data" | ".bss" | "PyRuntime" => data_ranges.push(range),
+                ".rodata" => rodata = Some(range),
+                _ => {}
+            }
+        }
+
+        Ok(LoadedBinary {
+            path: target_path.to_string(),
+            bias,
+            symbols,
+            data_ranges,
+            rodata,
+        })
+    }
+
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        self.symbols.get(name).copied()
+    }
+}
+
+/// Runtime address minus file virtual address, from the lowest PT_LOAD segment and the
+/// target's mapping of the file at offset 0.
+fn load_bias(elf: &Elf, target_path: &str, maps: &[MapRange]) -> Result<u64> {
+    let first_load = elf
+        .program_headers
+        .iter()
+        .filter(|ph| ph.p_type == PT_LOAD)
+        .min_by_key(|ph| ph.p_vaddr)
+        .context("no loadable segment")?;
+    let page_vaddr = first_load.p_vaddr & !0xfff;
+    let page_offset = first_load.p_offset & !0xfff;
+    let Some(map) = maps
+        .iter()
+        .filter(|m| m.path == target_path && m.offset == page_offset)
+        .min_by_key(|m| m.start)
+    else {
+        bail!("{target_path} has no mapping at file offset {page_offset:#x}");
+    };
+    Ok(map.start.wrapping_sub(page_vaddr))
+}

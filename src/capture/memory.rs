@@ -1,0 +1,306 @@
+//! Reading another process's memory.
+//!
+//! Everything the capture layer knows about a target comes through the [`Memory`] trait:
+//! a live process (`process_vm_readv`), and later core files, recorded snapshots and fuzz
+//! inputs. Reads land in local buffers and are decoded there, so garbage in the target can
+//! only ever produce an error, never undefined behaviour here.
+
+use std::fmt;
+
+/// A failed read of target memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError {
+    pub addr: u64,
+    pub len: usize,
+    /// errno from the kernel, or 0 for a short read / address outside the image.
+    pub errno: i32,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.errno {
+            0 => write!(f, "short read of {} bytes at {:#x}", self.len, self.addr),
+            libc::ESRCH => write!(f, "the process has exited (read at {:#x})", self.addr),
+            libc::EPERM => write!(
+                f,
+                "permission denied reading {:#x} (needs root or CAP_SYS_PTRACE)",
+                self.addr
+            ),
+            e => write!(
+                f,
+                "failed to read {} bytes at {:#x}: {}",
+                self.len,
+                self.addr,
+                std::io::Error::from_raw_os_error(e)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Upper bound on any single read the walkers make: a corrupt length field in the target must
+/// not make us allocate gigabytes.
+pub const MAX_READ: usize = 16 << 20;
+
+/// Something whose memory can be read: a live process, a core file, a test image.
+pub trait Memory {
+    /// Fill `buf` from `addr`; all of it or an error.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError>;
+
+    /// Fill several buffers at once. Returns, per request, whether it was read in full.
+    /// Implementations that can batch (process_vm_readv takes many remote ranges) override it.
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<bool> {
+        reqs.iter_mut()
+            .map(|(addr, buf)| self.read(*addr, buf).is_ok())
+            .collect()
+    }
+
+    /// Number of read calls made so far (syscalls for a live process), for cost accounting.
+    fn reads_made(&self) -> u64 {
+        0
+    }
+
+    fn read_vec(&self, addr: u64, len: usize) -> Result<Vec<u8>, ReadError> {
+        if len > MAX_READ {
+            return Err(ReadError {
+                addr,
+                len,
+                errno: libc::EFBIG,
+            });
+        }
+        let mut v = vec![0u8; len];
+        self.read(addr, &mut v)?;
+        Ok(v)
+    }
+
+    fn read_u64(&self, addr: u64) -> Result<u64, ReadError> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+/// The memory of a live process, read with `process_vm_readv`.
+pub struct LiveMemory {
+    pid: libc::pid_t,
+    calls: std::cell::Cell<u64>,
+}
+
+impl LiveMemory {
+    pub fn new(pid: libc::pid_t) -> LiveMemory {
+        LiveMemory {
+            pid,
+            calls: std::cell::Cell::new(0),
+        }
+    }
+
+    fn readv(&self, local: &[libc::iovec], remote: &[libc::iovec]) -> Result<usize, i32> {
+        self.calls.set(self.calls.get() + 1);
+        // SAFETY: every local iovec points into a live, writable buffer of its stated length
+        // owned by the caller; the remote side is only read by the kernel.
+        let n = unsafe {
+            libc::process_vm_readv(
+                self.pid,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        if n < 0 {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+/// The kernel takes at most this many iovecs per call (IOV_MAX on Linux).
+const IOV_BATCH: usize = 1024;
+
+impl Memory for LiveMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let local = [libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        }];
+        let remote = [libc::iovec {
+            iov_base: addr as usize as *mut libc::c_void,
+            iov_len: buf.len(),
+        }];
+        match self.readv(&local, &remote) {
+            Ok(n) if n == buf.len() => Ok(()),
+            Ok(_) => Err(ReadError {
+                addr,
+                len: buf.len(),
+                errno: 0,
+            }),
+            Err(errno) => Err(ReadError {
+                addr,
+                len: buf.len(),
+                errno,
+            }),
+        }
+    }
+
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<bool> {
+        let mut ok = vec![false; reqs.len()];
+        let mut start = 0;
+        while start < reqs.len() {
+            let end = (start + IOV_BATCH).min(reqs.len());
+            let mut local = Vec::with_capacity(end - start);
+            let mut remote = Vec::with_capacity(end - start);
+            for (addr, buf) in reqs[start..end].iter_mut() {
+                local.push(libc::iovec {
+                    iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+                    iov_len: buf.len(),
+                });
+                remote.push(libc::iovec {
+                    iov_base: *addr as usize as *mut libc::c_void,
+                    iov_len: buf.len(),
+                });
+            }
+            // The kernel stops at the first remote range it cannot read; the ranges before it
+            // are complete. Retry from the one after the failed range.
+            match self.readv(&local, &remote) {
+                Ok(mut n) => {
+                    let mut i = start;
+                    while i < end && n >= reqs[i].1.len() {
+                        n -= reqs[i].1.len();
+                        ok[i] = true;
+                        i += 1;
+                    }
+                    if i < end {
+                        // request i failed (or was partial): read it alone to be sure, then go on.
+                        let (addr, buf) = &mut reqs[i];
+                        ok[i] = self.read(*addr, buf).is_ok();
+                        start = i + 1;
+                        continue;
+                    }
+                }
+                Err(_) => {
+                    let (addr, buf) = &mut reqs[start];
+                    ok[start] = self.read(*addr, buf).is_ok();
+                    start += 1;
+                    continue;
+                }
+            }
+            start = end;
+        }
+        ok
+    }
+
+    fn reads_made(&self) -> u64 {
+        self.calls.get()
+    }
+}
+
+/// A memory image made of (address, bytes) regions: for unit tests of the decoders and walkers,
+/// and later for fuzzing and replaying recorded snapshots.
+#[derive(Default, Clone)]
+pub struct ImageMemory {
+    regions: Vec<(u64, Vec<u8>)>,
+}
+
+impl ImageMemory {
+    pub fn new() -> ImageMemory {
+        ImageMemory::default()
+    }
+
+    pub fn add(&mut self, addr: u64, bytes: Vec<u8>) {
+        self.regions.push((addr, bytes));
+    }
+}
+
+impl Memory for ImageMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        for (base, bytes) in &self.regions {
+            if addr >= *base {
+                let off = (addr - base) as usize;
+                if let Some(src) = off
+                    .checked_add(buf.len())
+                    .and_then(|end| bytes.get(off..end))
+                {
+                    buf.copy_from_slice(src);
+                    return Ok(());
+                }
+            }
+        }
+        Err(ReadError {
+            addr,
+            len: buf.len(),
+            errno: 0,
+        })
+    }
+}
+
+/// Field access on a local copy of a target structure. Out-of-range offsets read as zero,
+/// which the walkers treat as a null pointer / empty value: a short or corrupt copy can't panic.
+#[derive(Clone, Copy)]
+pub struct Fields<'a>(pub &'a [u8]);
+
+impl<'a> Fields<'a> {
+    pub fn u64(&self, off: usize) -> u64 {
+        self.bytes::<8>(off).map(u64::from_le_bytes).unwrap_or(0)
+    }
+    pub fn i64(&self, off: usize) -> i64 {
+        self.u64(off) as i64
+    }
+    pub fn u32(&self, off: usize) -> u32 {
+        self.bytes::<4>(off).map(u32::from_le_bytes).unwrap_or(0)
+    }
+    pub fn i32(&self, off: usize) -> i32 {
+        self.u32(off) as i32
+    }
+    pub fn u16(&self, off: usize) -> u16 {
+        self.bytes::<2>(off).map(u16::from_le_bytes).unwrap_or(0)
+    }
+    pub fn u8(&self, off: usize) -> u8 {
+        self.0.get(off).copied().unwrap_or(0)
+    }
+    pub fn f64(&self, off: usize) -> f64 {
+        f64::from_bits(self.u64(off))
+    }
+    fn bytes<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        self.0.get(off..off.checked_add(N)?)?.try_into().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_reads_own_memory_in_batches() {
+        let a = [1u8, 2, 3, 4];
+        let b = [9u8; 100];
+        let mem = LiveMemory::new(std::process::id() as libc::pid_t);
+        let mut x = [0u8; 4];
+        let mut y = [0u8; 100];
+        let mut z = [0u8; 8];
+        let mut reqs: Vec<(u64, &mut [u8])> = vec![
+            (a.as_ptr() as u64, &mut x),
+            (8, &mut z), // unmapped: fails alone
+            (b.as_ptr() as u64, &mut y),
+        ];
+        let ok = mem.read_many(&mut reqs);
+        assert_eq!(ok, vec![true, false, true]);
+        assert_eq!(x, a);
+        assert_eq!(y, b);
+        assert!(mem.read(16, &mut [0u8; 4]).is_err());
+    }
+
+    #[test]
+    fn fields_out_of_range_read_zero() {
+        let f = Fields(&[1, 0, 0, 0, 0, 0, 0, 0, 7]);
+        assert_eq!(f.u64(0), 1);
+        assert_eq!(f.u64(4), 0);
+        assert_eq!(f.u8(8), 7);
+        assert_eq!(f.u32(usize::MAX - 1), 0);
+    }
+}

@@ -1,0 +1,24 @@
+//! Reading live Python processes (and, later, core files) from outside.
+//!
+//! Data flows: [`target`] finds the interpreter (binaries, version, [`layout`]); [`walker`]
+//! copies thread states and frames in a few batched reads through [`memory`]; [`code`],
+//! [`strings`] and [`linetable`] decode names, files and lines (cached); [`spy`] assembles
+//! [`trace::StackTrace`]s, with [`objects`] for locals and [`thread_names`].
+
+pub mod code;
+pub mod elf;
+pub mod errors;
+pub mod layout;
+pub mod linetable;
+pub mod maps;
+pub mod memory;
+pub mod objects;
+pub mod os_threads;
+pub mod sampling;
+pub mod spy;
+pub mod strings;
+pub mod target;
+pub mod thread_names;
+pub mod trace;
+pub mod version;
+pub mod walker;

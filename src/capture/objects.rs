@@ -1,0 +1,390 @@
+//! Python objects in the target: types, dicts, and the short text shown for local variables.
+//!
+//! The text follows py-spy 0.4's rules (ints, floats, bools, None, quoted strings, tuples,
+//! lists, dicts, numpy scalars, `<type at 0x..>` for the rest, each within a length budget),
+//! except where py-spy gives up: strings of any length are shown cut to the budget (py-spy
+//! prints `?` from 4096 characters), ints of any size in full (py-spy: `+bigint`), and bytes
+//! as `b"..."` (py-spy: `<bytes at 0x..>`).
+
+use super::layout::{tpflags, Layout};
+use super::memory::{Fields, Memory};
+use super::strings;
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+
+/// Most entries read from one dict (guards against garbage sizes).
+const MAX_DICT_ENTRIES: u64 = 1 << 20;
+/// Most digits of an int decoded (30 bits each); larger ints are shown cut.
+const MAX_INT_DIGITS: usize = 2048;
+
+#[derive(Clone, Debug)]
+pub struct TypeInfo {
+    pub name: String,
+    pub flags: u64,
+    pub dictoffset: i64,
+    pub cached_keys: u64,
+}
+
+/// Reads objects; caches type objects, which live as long as the program in practice.
+pub struct ObjectReader<'a> {
+    pub mem: &'a dyn Memory,
+    pub layout: &'a Layout,
+    types: HashMap<u64, TypeInfo>,
+}
+
+impl<'a> ObjectReader<'a> {
+    pub fn new(mem: &'a dyn Memory, layout: &'a Layout) -> ObjectReader<'a> {
+        ObjectReader {
+            mem,
+            layout,
+            types: HashMap::new(),
+        }
+    }
+
+    /// The type of the object at `addr`, and the type's address.
+    pub fn type_of(&mut self, addr: u64) -> Result<(u64, TypeInfo)> {
+        let o = &self.layout.object;
+        let tp = self
+            .mem
+            .read_u64(addr + o.ob_type)
+            .with_context(|| format!("could not read the object at {addr:#x}"))?;
+        if let Some(t) = self.types.get(&tp) {
+            return Ok((tp, t.clone()));
+        }
+        let size = (o.ht_cached_keys + 8) as usize;
+        let raw = self.mem.read_vec(tp, size).or_else(|_| {
+            // static types are smaller than heap types
+            self.mem.read_vec(tp, (o.tp_dictoffset + 8) as usize)
+        })?;
+        let f = Fields(&raw);
+        let name_ptr = f.u64(o.tp_name as usize);
+        let mut name = vec![0u8; 128];
+        let name = match self.mem.read(name_ptr, &mut name) {
+            Ok(()) => {
+                let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                String::from_utf8_lossy(&name[..end]).into_owned()
+            }
+            Err(_) => {
+                let end = (name_ptr | 0xfff) + 1;
+                let n = (end - name_ptr).min(128) as usize;
+                let b = self.mem.read_vec(name_ptr, n)?;
+                let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                String::from_utf8_lossy(&b[..end]).into_owned()
+            }
+        };
+        let info = TypeInfo {
+            name,
+            flags: f.u64(o.tp_flags as usize),
+            dictoffset: f.i64(o.tp_dictoffset as usize),
+            cached_keys: f.u64(o.ht_cached_keys as usize),
+        };
+        self.types.insert(tp, info.clone());
+        Ok((tp, info))
+    }
+
+    /// The (key, value) pairs of the dict at `addr`, in table order.
+    pub fn dict_items(&mut self, addr: u64) -> Result<Vec<(u64, u64)>> {
+        let d = &self.layout.dict;
+        let mut head = [0u8; 48];
+        self.mem
+            .read(addr, &mut head)
+            .with_context(|| format!("could not read dict at {addr:#x}"))?;
+        let f = Fields(&head);
+        self.keys_items(f.u64(d.ma_keys as usize), f.u64(d.ma_values as usize))
+    }
+
+    /// Items of a keys table, with values from `values` when the dict is split.
+    fn keys_items(&mut self, keys: u64, values: u64) -> Result<Vec<(u64, u64)>> {
+        let d = &self.layout.dict;
+        let mut kh = [0u8; 40];
+        self.mem
+            .read(keys, &mut kh)
+            .with_context(|| format!("could not read dict keys at {keys:#x}"))?;
+        let f = Fields(&kh);
+        let index_bytes = f.u8(d.dk_log2_index_bytes as usize);
+        let kind = f.u8(d.dk_kind as usize);
+        let n = f.i64(d.dk_nentries as usize);
+        if index_bytes > 40 || !(0..=MAX_DICT_ENTRIES as i64).contains(&n) {
+            bail!("dict keys at {keys:#x} look corrupt");
+        }
+        let entry = if kind == 0 {
+            d.entry_size
+        } else {
+            d.unicode_entry_size
+        };
+        let entries = keys + d.dk_indices + (1u64 << index_bytes);
+        let raw = self.mem.read_vec(entries, (n as u64 * entry) as usize)?;
+        let vals = if values != 0 {
+            Some(self.mem.read_vec(values, n as usize * 8)?)
+        } else {
+            None
+        };
+        let mut out = Vec::new();
+        for i in 0..n as usize {
+            let e = Fields(&raw[i * entry as usize..(i + 1) * entry as usize]);
+            let (key, value) = if kind == 0 {
+                (e.u64(8), e.u64(16))
+            } else {
+                (e.u64(0), e.u64(8))
+            };
+            let value = match &vals {
+                Some(v) => Fields(v).u64(i * 8),
+                None => value,
+            };
+            if key != 0 && value != 0 {
+                out.push((key, value));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Items of an object's instance `__dict__` (managed or at `tp_dictoffset`).
+    pub fn instance_dict_items(&mut self, addr: u64) -> Result<Vec<(u64, u64)>> {
+        let (_, t) = self.type_of(addr)?;
+        let d = &self.layout.dict;
+        if t.flags & tpflags::MANAGED_DICT != 0 {
+            let dict = self.mem.read_u64(addr.wrapping_sub(d.managed_dict_back))?;
+            if dict != 0 {
+                return self.dict_items(dict);
+            }
+            let values = self
+                .mem
+                .read_u64(addr.wrapping_sub(d.managed_values_back))?;
+            if values == 0 || t.cached_keys == 0 {
+                bail!("object at {addr:#x} has no instance dict");
+            }
+            return self.keys_items(t.cached_keys, values);
+        }
+        if t.dictoffset <= 0 {
+            bail!("objects of type {} have no instance dict", t.name);
+        }
+        let dict = self.mem.read_u64(addr.wrapping_add(t.dictoffset as u64))?;
+        self.dict_items(dict)
+    }
+
+    /// Look up a str key in a dict's items.
+    pub fn find_key(&mut self, items: &[(u64, u64)], key: &str) -> Option<u64> {
+        items.iter().find_map(|(k, v)| {
+            let s = strings::read_str(self.mem, self.layout, *k, key.len() + 1).ok()?;
+            (s.text == key).then_some(*v)
+        })
+    }
+
+    /// Value of an int object, if it fits in i128.
+    pub fn int_value(&mut self, addr: u64) -> Result<i128> {
+        let (neg, digits) = self.int_digits(addr, 5)?;
+        if digits.len() > 4 {
+            bail!("int too large");
+        }
+        let mut v: i128 = 0;
+        for d in digits.iter().rev() {
+            v = (v << 30) | *d as i128;
+        }
+        Ok(if neg { -v } else { v })
+    }
+
+    fn int_digits(&mut self, addr: u64, max: usize) -> Result<(bool, Vec<u32>)> {
+        let o = &self.layout.object;
+        let size = self.mem.read_u64(addr + o.ob_size)? as i64;
+        let n = size.unsigned_abs() as usize;
+        let take = n.min(max);
+        let raw = self.mem.read_vec(addr + o.long_digits, take * 4)?;
+        let digits = raw
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & ((1 << 30) - 1))
+            .collect();
+        Ok((size < 0, digits))
+    }
+
+    /// The text shown for a local variable, within `max_len` characters where possible.
+    pub fn repr(&mut self, addr: u64, max_len: isize) -> Result<String> {
+        if max_len <= 5 {
+            return Ok("...".to_owned());
+        }
+        let (_, t) = self.type_of(addr)?;
+        let flags = t.flags;
+        let out = if flags & tpflags::LONG_SUBCLASS != 0 {
+            if t.name == "bool" {
+                let v = self.int_value(addr)?;
+                (if v > 0 { "True" } else { "False" }).to_owned()
+            } else {
+                let (neg, digits) = self.int_digits(addr, MAX_INT_DIGITS)?;
+                let mut s = digits_to_decimal(&digits);
+                if neg && s != "0" {
+                    s.insert(0, '-');
+                }
+                s
+            }
+        } else if flags & tpflags::UNICODE_SUBCLASS != 0 {
+            let keep = (max_len - 5) as usize;
+            let s = strings::read_str(self.mem, self.layout, addr, keep + 1)?;
+            let text = s.text.replace('\'', "\\\"").replace('\n', "\\n");
+            if let Some((cut, _)) = text.char_indices().nth(keep) {
+                format!("\"{}...\"", &text[..cut])
+            } else if s.len > s.text.chars().count() {
+                format!("\"{text}...\"")
+            } else {
+                format!("\"{text}\"")
+            }
+        } else if flags & tpflags::BYTES_SUBCLASS != 0 {
+            let keep = (max_len - 6) as usize;
+            let (data, size) = strings::read_bytes(self.mem, self.layout, addr, keep + 1)?;
+            let mut text = String::new();
+            for &b in &data {
+                match b {
+                    b'\\' => text.push_str("\\\\"),
+                    b'"' => text.push_str("\\\""),
+                    b'\n' => text.push_str("\\n"),
+                    b'\r' => text.push_str("\\r"),
+                    b'\t' => text.push_str("\\t"),
+                    0x20..=0x7e => text.push(b as char),
+                    _ => text.push_str(&format!("\\x{b:02x}")),
+                }
+            }
+            if size > keep {
+                let cut = text
+                    .char_indices()
+                    .nth(keep)
+                    .map(|(i, _)| i)
+                    .unwrap_or(text.len());
+                format!("b\"{}...\"", &text[..cut])
+            } else {
+                format!("b\"{text}\"")
+            }
+        } else if flags & tpflags::DICT_SUBCLASS != 0 {
+            let mut parts = Vec::new();
+            let mut remaining = max_len - 2;
+            for (k, v) in self.dict_items(addr)? {
+                let key = self.repr(k, remaining)?;
+                let value = self.repr(v, remaining)?;
+                remaining -= (key.len() + value.len()) as isize + 4;
+                if remaining <= 5 {
+                    parts.push("...".to_owned());
+                    break;
+                }
+                parts.push(format!("{key}: {value}"));
+            }
+            format!("{{{}}}", parts.join(", "))
+        } else if flags & (tpflags::LIST_SUBCLASS | tpflags::TUPLE_SUBCLASS) != 0 {
+            let o = &self.layout.object;
+            let is_list = flags & tpflags::LIST_SUBCLASS != 0;
+            let size = self.mem.read_u64(addr + o.ob_size)? as i64;
+            if !(0..=1 << 32).contains(&size) {
+                bail!("implausible sequence size {size}");
+            }
+            let items_addr = if is_list {
+                self.mem.read_u64(addr + o.list_items)?
+            } else {
+                addr + o.tuple_items
+            };
+            // No more items can be shown than fit the budget at 3 characters each.
+            let n = (size as usize).min((max_len as usize / 3) + 1);
+            let items = self.mem.read_vec(items_addr, n * 8)?;
+            let mut parts = Vec::new();
+            let mut remaining = max_len - 2;
+            for i in 0..n {
+                let v = self.repr(Fields(&items).u64(i * 8), remaining)?;
+                remaining -= v.len() as isize + 2;
+                if remaining <= 5 {
+                    parts.push("...".to_owned());
+                    break;
+                }
+                parts.push(v);
+            }
+            if is_list {
+                format!("[{}]", parts.join(", "))
+            } else {
+                format!("({})", parts.join(", "))
+            }
+        } else if t.name == "float" {
+            let v = Fields(&self.mem.read_vec(addr + self.layout.object.float_fval, 8)?).f64(0);
+            format!("{v}")
+        } else if t.name == "NoneType" {
+            "None".to_owned()
+        } else if let Some(kind) = t.name.strip_prefix("numpy.") {
+            self.numpy_scalar(addr, kind)?
+                .unwrap_or_else(|| format!("<{} at {addr:#x}>", t.name))
+        } else {
+            format!("<{} at {addr:#x}>", t.name)
+        };
+        Ok(out)
+    }
+
+    /// numpy scalars keep their value right after the object header.
+    fn numpy_scalar(&mut self, addr: u64, kind: &str) -> Result<Option<String>> {
+        let at = addr + self.layout.object.ob_type + 8;
+        let b = self.mem.read_vec(at, 8)?;
+        let f = Fields(&b);
+        Ok(Some(match kind {
+            "bool" | "bool_" => (if f.u8(0) != 0 { "true" } else { "false" }).to_owned(),
+            "uint8" => f.u8(0).to_string(),
+            "uint16" => f.u16(0).to_string(),
+            "uint32" => f.u32(0).to_string(),
+            "uint64" => f.u64(0).to_string(),
+            "int8" => (f.u8(0) as i8).to_string(),
+            "int16" => (f.u16(0) as i16).to_string(),
+            "int32" => f.i32(0).to_string(),
+            "int64" => f.i64(0).to_string(),
+            "float32" => f32::from_bits(f.u32(0)).to_string(),
+            "float64" => f.f64(0).to_string(),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// Decimal text of a non-negative number given as base-2^30 digits, least significant first.
+pub fn digits_to_decimal(digits: &[u32]) -> String {
+    let mut n: Vec<u32> = digits.to_vec();
+    while n.last() == Some(&0) {
+        n.pop();
+    }
+    if n.is_empty() {
+        return "0".to_owned();
+    }
+    // Repeatedly divide by 10^9, collecting remainders.
+    let mut chunks = Vec::new();
+    while !n.is_empty() {
+        let mut rem: u64 = 0;
+        for d in n.iter_mut().rev() {
+            let cur = (rem << 30) | *d as u64;
+            *d = (cur / 1_000_000_000) as u32;
+            rem = cur % 1_000_000_000;
+        }
+        chunks.push(rem as u32);
+        while n.last() == Some(&0) {
+            n.pop();
+        }
+    }
+    let mut s = chunks.pop().map(|c| c.to_string()).unwrap_or_default();
+    for c in chunks.iter().rev() {
+        s.push_str(&format!("{c:09}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_ints_in_decimal() {
+        assert_eq!(digits_to_decimal(&[]), "0");
+        assert_eq!(digits_to_decimal(&[5]), "5");
+        // 2**70 = 1180591620717411303424: digits of 30 bits
+        let v: u128 = 1 << 70;
+        let digits = [
+            (v & 0x3fffffff) as u32,
+            ((v >> 30) & 0x3fffffff) as u32,
+            (v >> 60) as u32,
+        ];
+        assert_eq!(digits_to_decimal(&digits), "1180591620717411303424");
+        let v: u128 = 10u128.pow(27) + 7;
+        let digits = [
+            (v & 0x3fffffff) as u32,
+            ((v >> 30) & 0x3fffffff) as u32,
+            ((v >> 60) & 0x3fffffff) as u32,
+            (v >> 90) as u32,
+        ];
+        assert_eq!(digits_to_decimal(&digits), "1000000000000000000000000007");
+    }
+}

@@ -1,0 +1,102 @@
+//! OS-level thread state: is a thread running, from `/proc/PID/task/TID/stat`.
+//!
+//! The stat files stay open between samples and are re-read with one `pread` each, instead of
+//! open/read/close every time.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use super::trace::Pid;
+
+pub struct OsThreads {
+    pid: Pid,
+    files: HashMap<u64, File>,
+}
+
+impl OsThreads {
+    pub fn new(pid: Pid) -> OsThreads {
+        OsThreads {
+            pid,
+            files: HashMap::new(),
+        }
+    }
+
+    /// Whether thread `tid` is running or runnable ('R'); `None` if it can't be told (exited,
+    /// or stopped by our own ptrace lock).
+    pub fn is_running(&mut self, tid: u64) -> Option<bool> {
+        if !self.files.contains_key(&tid) {
+            let f = File::open(format!("/proc/{}/task/{tid}/stat", self.pid)).ok()?;
+            self.files.insert(tid, f);
+        }
+        let f = self.files.get(&tid)?;
+        let mut buf = [0u8; 512];
+        match f.read_at(&mut buf, 0) {
+            Ok(n) if n > 0 => match state_of(&buf[..n]) {
+                Some(b't') | Some(b'T') | None => None,
+                Some(s) => Some(s == b'R'),
+            },
+            _ => {
+                self.files.remove(&tid);
+                None
+            }
+        }
+    }
+
+    /// Open the stat file of every thread the process has now (at attach, and after the set
+    /// of threads changed), so their state can be read before the process is paused.
+    pub fn rescan(&mut self) {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            if let Some(tid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                if let std::collections::hash_map::Entry::Vacant(v) = self.files.entry(tid) {
+                    if let Ok(f) = File::open(format!("/proc/{}/task/{tid}/stat", self.pid)) {
+                        v.insert(f);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forget threads not in `alive` (their files would report an exited thread).
+    pub fn retain(&mut self, alive: &[u64]) {
+        self.files.retain(|tid, _| alive.contains(tid));
+    }
+
+    /// Thread ids with an open stat file.
+    pub fn known(&self) -> Vec<u64> {
+        self.files.keys().copied().collect()
+    }
+}
+
+/// The state letter of a stat line: the field after the `(comm)`, which may itself hold ')'.
+fn state_of(stat: &[u8]) -> Option<u8> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(close + 2).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_state() {
+        assert_eq!(state_of(b"123 (python) S 1 2 3"), Some(b'S'));
+        assert_eq!(state_of(b"123 (a) b) R 1"), Some(b'R'));
+        assert_eq!(state_of(b"garbage"), None);
+    }
+
+    #[test]
+    fn own_thread_is_running() {
+        let mut t = OsThreads::new(std::process::id() as Pid);
+        let tid = unsafe { libc::gettid() } as u64;
+        assert_eq!(t.is_running(tid), Some(true));
+        assert_eq!(t.is_running(u32::MAX as u64), None);
+    }
+}

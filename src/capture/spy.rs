@@ -1,0 +1,343 @@
+//! [`PythonSpy`]: attach to a process and take stack traces of all its Python threads.
+
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::code::{CodeCache, CodeInfo};
+use super::errors::AttachError;
+use super::memory::{Fields, LiveMemory, Memory};
+use super::objects::ObjectReader;
+use super::os_threads::OsThreads;
+use super::strings;
+use super::target::PythonTarget;
+use super::thread_names::thread_names;
+use super::trace::{Frame, LocalVariable, Pid, StackTrace};
+use super::version::Version;
+use super::walker::{RawFrame, RawThread, Walker};
+use crate::settings::{Config, LineNo, LockingStrategy};
+
+/// Shortest time between two lookups of thread names triggered by unknown threads.
+const NAME_REFRESH: Duration = Duration::from_millis(250);
+
+/// Counters of what sampling cost and what went wrong, since attaching.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureStats {
+    pub snapshots: u64,
+    /// Memory read calls (`process_vm_readv`) made by snapshots.
+    pub reads: u64,
+    /// Reads made by the most recent snapshot.
+    pub last_reads: u64,
+    pub code_loads: u64,
+    pub code_invalidations: u64,
+    /// Frames dropped because their code object could not be read.
+    pub bad_frames: u64,
+}
+
+/// A live Python process, attached.
+pub struct PythonSpy {
+    pub pid: Pid,
+    pub process: remoteprocess::Process,
+    pub version: Version,
+    /// Address of the interpreter state (`PyInterpreterState`).
+    pub interpreter_address: usize,
+    /// Address of the word that says which thread holds the GIL.
+    pub threadstate_address: usize,
+    pub config: Config,
+    pub stats: CaptureStats,
+    target: PythonTarget,
+    mem: LiveMemory,
+    walker: Walker,
+    codes: CodeCache,
+    os_threads: OsThreads,
+    thread_names: HashMap<u64, String>,
+    names_looked_up: Option<Instant>,
+    short_filenames: HashMap<Arc<str>, Option<String>>,
+}
+
+impl PythonSpy {
+    /// Attach to `pid`: find its interpreter and check that it can be walked.
+    pub fn new(pid: Pid, config: &Config) -> Result<PythonSpy> {
+        let mem = LiveMemory::new(pid);
+        let target = PythonTarget::find(pid, &mem)?;
+        let process =
+            remoteprocess::Process::new(pid).map_err(|_| AttachError::NoSuchProcess(pid))?;
+        let interp = target.interpreter_address(&mem)?;
+        let walker = Walker::new(target.layout, target.runtime, interp);
+        let gil_word = match target.layout.runtime.gil {
+            super::layout::GilHolder::RuntimeTstateCurrent(off) => target.runtime + off,
+        };
+        let mut spy = PythonSpy {
+            pid,
+            process,
+            version: target.version.clone(),
+            interpreter_address: interp as usize,
+            threadstate_address: gil_word as usize,
+            config: config.clone(),
+            stats: CaptureStats::default(),
+            target,
+            mem,
+            walker,
+            codes: CodeCache::default(),
+            os_threads: OsThreads::new(pid),
+            thread_names: HashMap::new(),
+            names_looked_up: None,
+            short_filenames: HashMap::new(),
+        };
+        // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.
+        spy.walker.snapshot(&spy.mem).with_context(|| {
+            format!(
+                "found Python {} in process {pid} but could not walk its threads",
+                spy.version
+            )
+        })?;
+        Ok(spy)
+    }
+
+    /// [`PythonSpy::new`], retried while the target is still starting up.
+    pub fn retry_new(pid: Pid, config: &Config, max_retries: u64) -> Result<PythonSpy> {
+        let mut tries = 0;
+        loop {
+            let err = match PythonSpy::new(pid, config) {
+                Ok(mut spy) => match spy.get_stack_traces() {
+                    Ok(_) => return Ok(spy),
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            tries += 1;
+            let fatal = matches!(
+                err.downcast_ref::<AttachError>(),
+                Some(AttachError::NoSuchProcess(_)) | Some(AttachError::PermissionDenied(_))
+            );
+            if fatal || tries >= max_retries {
+                return Err(err);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The executable path as the target sees it.
+    pub fn exe(&self) -> &str {
+        &self.target.exe
+    }
+
+    /// Stack traces of every Python thread (or only the GIL holder with `gil_only`).
+    pub fn get_stack_traces(&mut self) -> Result<Vec<StackTrace>> {
+        // OS thread states must be read before pausing the target: paused, every thread is 't'.
+        let mut running: HashMap<u64, bool> = HashMap::new();
+        if !self.config.gil_only {
+            if self.walker.threads_changed {
+                self.os_threads.rescan();
+            }
+            for tid in self.os_threads.known() {
+                if let Some(r) = self.os_threads.is_running(tid) {
+                    running.insert(tid, r);
+                }
+            }
+        }
+        let reads_before = self.mem.reads_made();
+        let lock = if self.config.blocking == LockingStrategy::Lock {
+            Some(self.process.lock().map_err(|e| self.lock_error(e))?)
+        } else {
+            None
+        };
+        let threads = self.walker.snapshot(&self.mem);
+        let traces = threads.and_then(|threads| self.decode(threads));
+        drop(lock);
+        let mut traces = traces?;
+
+        // Threads seen for the first time: their state can only be read now.
+        let tids: Vec<u64> = traces.iter().filter_map(|t| t.os_thread_id).collect();
+        if !self.config.gil_only {
+            for trace in &mut traces {
+                let Some(tid) = trace.os_thread_id else {
+                    continue;
+                };
+                let r = match running.get(&tid) {
+                    Some(r) => Some(*r),
+                    None => self.os_threads.is_running(tid),
+                };
+                trace.active = r.unwrap_or(true) && !is_idle_frame(&trace.frames);
+            }
+            if self.walker.threads_changed {
+                self.os_threads.retain(&tids);
+            }
+        }
+        self.stats.snapshots += 1;
+        self.stats.last_reads = self.mem.reads_made() - reads_before;
+        self.stats.reads += self.stats.last_reads;
+        self.stats.code_loads = self.codes.loads;
+        self.stats.code_invalidations = self.codes.invalidations;
+        Ok(traces)
+    }
+
+    fn lock_error(&self, e: remoteprocess::Error) -> anyhow::Error {
+        let text = e.to_string();
+        if text.contains("EPERM") || text.contains("ermission") {
+            AttachError::PermissionDenied(self.pid).into()
+        } else if text.contains("ESRCH") || !Path::new(&format!("/proc/{}", self.pid)).exists() {
+            AttachError::NoSuchProcess(self.pid).into()
+        } else {
+            anyhow::Error::from(e).context("failed to pause the process")
+        }
+    }
+
+    /// Turn raw threads into stack traces: names, lines, locals.
+    fn decode(&mut self, threads: Vec<RawThread>) -> Result<Vec<StackTrace>> {
+        let layout = self.target.layout;
+        self.codes.next_generation();
+        let code_addrs: Vec<u64> = threads
+            .iter()
+            .flat_map(|t| t.frames.iter().map(|f| f.code))
+            .collect();
+        self.codes.validate(&self.mem, layout, &code_addrs);
+
+        let unknown_thread = threads
+            .iter()
+            .any(|t| !self.thread_names.contains_key(&t.thread_id));
+        if self.walker.threads_changed || unknown_thread {
+            let due = self
+                .names_looked_up
+                .is_none_or(|t| t.elapsed() >= NAME_REFRESH || self.walker.threads_changed);
+            if due {
+                let mut reader = ObjectReader::new(&self.mem, layout);
+                if let Ok(names) = thread_names(&mut reader, self.walker.interp) {
+                    self.thread_names = names;
+                }
+                self.names_looked_up = Some(Instant::now());
+            }
+        }
+
+        let mut traces = Vec::with_capacity(threads.len());
+        for thread in threads {
+            if self.config.gil_only && !thread.holds_gil {
+                continue;
+            }
+            let mut frames = Vec::with_capacity(thread.frames.len());
+            for raw in &thread.frames {
+                let code = match self.codes.get(&self.mem, layout, raw.code) {
+                    Ok(c) => c,
+                    Err(_) => {
+                        self.stats.bad_frames += 1;
+                        continue;
+                    }
+                };
+                let line = match self.config.lineno {
+                    LineNo::NoLine => 0,
+                    LineNo::First => code.first_line,
+                    LineNo::LastInstruction => self.codes.line(layout, raw.code, raw.instr_offset),
+                };
+                let locals = if self.config.dump_locals > 0 {
+                    Some(self.locals(raw, &code).unwrap_or_default())
+                } else {
+                    None
+                };
+                frames.push(Frame {
+                    name: code.qualname.to_string(),
+                    filename: code.filename.to_string(),
+                    module: None,
+                    short_filename: self.shorten(&code.filename),
+                    line,
+                    locals,
+                    is_entry: raw.is_entry,
+                    is_shim_entry: false,
+                });
+            }
+            if let Some(last) = frames.last_mut() {
+                last.is_shim_entry = true;
+            }
+            traces.push(StackTrace {
+                pid: self.pid,
+                thread_id: thread.thread_id,
+                thread_name: self.thread_names.get(&thread.thread_id).cloned(),
+                os_thread_id: (thread.native_thread_id != 0).then_some(thread.native_thread_id),
+                active: true,
+                owns_gil: thread.holds_gil,
+                frames,
+                process_info: None,
+            });
+        }
+        Ok(traces)
+    }
+
+    /// Local variables of a frame: names from the code object, values from the frame.
+    fn locals(&mut self, raw: &RawFrame, code: &CodeInfo) -> Result<Vec<LocalVariable>> {
+        let layout = self.target.layout;
+        let n = code.nlocals.min(4096) as usize;
+        let names = self
+            .mem
+            .read_vec(code.varnames + layout.object.tuple_items, n * 8)
+            .context("could not read local variable names")?;
+        let values = self
+            .mem
+            .read_vec(raw.addr + layout.frame.localsplus, n * 8)
+            .context("could not read local variable values")?;
+        let max_len = (128 * self.config.dump_locals) as isize;
+        let mut reader = ObjectReader::new(&self.mem, layout);
+        let mut out = Vec::new();
+        for i in 0..n {
+            let addr = Fields(&values).u64(i * 8);
+            if addr == 0 {
+                continue;
+            }
+            let name = strings::read_name(&self.mem, layout, Fields(&names).u64(i * 8))
+                .unwrap_or_else(|_| "?".to_owned());
+            let repr = reader.repr(addr, max_len).ok();
+            out.push(LocalVariable {
+                name,
+                addr: addr as usize,
+                arg: i < code.argcount as usize,
+                repr: Some(repr.unwrap_or_else(|| "?".to_owned())),
+            });
+        }
+        Ok(out)
+    }
+
+    /// File name relative to the root of its package (py-spy's rule): strip the directories
+    /// above the outermost one that still holds an `__init__.py`.
+    fn shorten(&mut self, filename: &Arc<str>) -> Option<String> {
+        if self.config.full_filenames {
+            return Some(filename.to_string());
+        }
+        if let Some(s) = self.short_filenames.get(filename) {
+            return s.clone();
+        }
+        let on_host = if self.target.dockerized {
+            format!("/proc/{}/root{}", self.pid, filename)
+        } else {
+            filename.to_string()
+        };
+        let mut root = Path::new(&on_host);
+        while let Some(parent) = root.parent() {
+            root = parent;
+            if !parent.join("__init__.py").exists() {
+                break;
+            }
+        }
+        let short = Path::new(&on_host)
+            .strip_prefix(root)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        self.short_filenames.insert(filename.clone(), short.clone());
+        short
+    }
+}
+
+/// py-spy's rule for threads that are runnable but in fact waiting: the innermost frame is a
+/// known blocking call.
+fn is_idle_frame(frames: &[Frame]) -> bool {
+    let Some(f) = frames.first() else {
+        return false;
+    };
+    let name = f.name.rsplit('.').next().unwrap_or(&f.name);
+    (name == "wait" && f.filename.ends_with("threading.py"))
+        || (name == "select" && f.filename.ends_with("selectors.py"))
+        || (name == "poll"
+            && (f.filename.ends_with("asyncore.py")
+                || f.filename.contains("zmq")
+                || f.filename.contains("gevent")
+                || f.filename.contains("tornado")))
+}

@@ -1,0 +1,46 @@
+//! Thread names, from the `threading` module's `_active` dict: {ident: Thread}, and each
+//! Thread's `_name`.
+
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+
+use super::layout::Layout;
+use super::objects::ObjectReader;
+use super::strings;
+
+/// Python thread id → name, for every thread `threading` knows of. Empty when the program
+/// never imported `threading`.
+pub fn thread_names(reader: &mut ObjectReader, interp: u64) -> Result<HashMap<u64, String>> {
+    let layout: &Layout = reader.layout;
+    let modules = reader
+        .mem
+        .read_u64(interp + layout.interp.modules)
+        .context("could not read sys.modules")?;
+    let mut out = HashMap::new();
+    let items = reader.dict_items(modules)?;
+    let Some(threading) = reader.find_key(&items, "threading") else {
+        return Ok(out);
+    };
+    let md_dict = reader
+        .mem
+        .read_u64(threading + layout.object.module_dict)
+        .context("could not read the threading module's dict")?;
+    let globals = reader.dict_items(md_dict)?;
+    let Some(active) = reader.find_key(&globals, "_active") else {
+        return Ok(out);
+    };
+    for (ident, thread) in reader.dict_items(active)? {
+        let Ok(ident) = reader.int_value(ident) else {
+            continue;
+        };
+        let Ok(attrs) = reader.instance_dict_items(thread) else {
+            continue;
+        };
+        if let Some(name) = reader.find_key(&attrs, "_name") {
+            if let Ok(name) = strings::read_name(reader.mem, layout, name) {
+                out.insert(ident as u64, name);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,3 @@
+//! Output formats. Each module turns samples (or one snapshot) into one format.
+
+pub mod dump;

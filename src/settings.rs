@@ -1,0 +1,136 @@
+//! Options shared by the library and the command line: py-spy 0.4's `Config` and its enums.
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+use crate::capture::trace::Pid;
+
+/// How to collect samples from a Python process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Pause the target while reading it (`Lock`), or not (`NonBlocking`: less impact on the
+    /// target, but a stack can be caught half-updated, which shows as a sampling error).
+    pub blocking: LockingStrategy,
+    /// Also walk native (C/C++) frames.
+    pub native: bool,
+    #[doc(hidden)]
+    pub command: String,
+    #[doc(hidden)]
+    pub pid: Option<Pid>,
+    #[doc(hidden)]
+    pub python_program: Option<Vec<String>>,
+    #[doc(hidden)]
+    pub sampling_rate: u64,
+    #[doc(hidden)]
+    pub filename: Option<String>,
+    #[doc(hidden)]
+    pub format: Option<FileFormat>,
+    #[doc(hidden)]
+    pub show_line_numbers: bool,
+    #[doc(hidden)]
+    pub duration: RecordDuration,
+    #[doc(hidden)]
+    pub include_idle: bool,
+    #[doc(hidden)]
+    pub include_thread_ids: bool,
+    #[doc(hidden)]
+    pub subprocesses: bool,
+    #[doc(hidden)]
+    pub gil_only: bool,
+    #[doc(hidden)]
+    pub hide_progress: bool,
+    #[doc(hidden)]
+    pub capture_output: bool,
+    #[doc(hidden)]
+    pub dump_json: bool,
+    #[doc(hidden)]
+    pub dump_locals: u64,
+    #[doc(hidden)]
+    pub full_filenames: bool,
+    #[doc(hidden)]
+    pub lineno: LineNo,
+    #[doc(hidden)]
+    pub refresh_seconds: f64,
+    #[doc(hidden)]
+    pub core_filename: Option<String>,
+}
+
+/// Output formats of `record` / `render`.
+#[allow(non_camel_case_types)]
+#[derive(ValueEnum, Debug, Copy, Clone, Eq, PartialEq, Serialize, Deserialize)]
+pub enum FileFormat {
+    flamegraph,
+    raw,
+    speedscope,
+    chrometrace,
+}
+
+impl std::str::FromStr for FileFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::value_variants()
+            .iter()
+            .find(|v| v.to_possible_value().is_some_and(|p| p.matches(s, false)))
+            .copied()
+            .ok_or_else(|| format!("Invalid fileformat: {s}"))
+    }
+}
+
+/// Whether the target is paused while it is read.
+#[derive(Debug, Clone, Eq, PartialEq, Serialize, Deserialize)]
+pub enum LockingStrategy {
+    /// Read without pausing.
+    NonBlocking,
+    /// The caller has already paused the target.
+    AlreadyLocked,
+    /// Pause every thread (ptrace) for the duration of each sample.
+    Lock,
+}
+
+/// How long to record.
+#[derive(Debug, Clone, Eq, PartialEq, Serialize, Deserialize)]
+pub enum RecordDuration {
+    Unlimited,
+    Seconds(u64),
+}
+
+/// Which line a frame reports.
+#[derive(Debug, Clone, Eq, PartialEq, Copy, Serialize, Deserialize)]
+pub enum LineNo {
+    /// None (0): aggregate by function.
+    NoLine,
+    /// The function's first line.
+    First,
+    /// The line being run.
+    LastInstruction,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            pid: None,
+            python_program: None,
+            filename: None,
+            format: None,
+            command: String::from("top"),
+            blocking: LockingStrategy::Lock,
+            show_line_numbers: false,
+            sampling_rate: 100,
+            duration: RecordDuration::Unlimited,
+            native: false,
+            gil_only: false,
+            include_idle: false,
+            include_thread_ids: false,
+            hide_progress: false,
+            capture_output: true,
+            dump_json: false,
+            dump_locals: 0,
+            subprocesses: false,
+            full_filenames: false,
+            lineno: LineNo::LastInstruction,
+            refresh_seconds: 1.0,
+            core_filename: None,
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Shared test support: find the Python interpreters on this machine, spawn target scripts
+//! and wait until they are ready, run the `py-spy` binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One interpreter found on this machine.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    /// Where it comes from and its version, e.g. "pyenv 3.11.7", "debian 3.11.2".
+    pub label: String,
+    pub path: PathBuf,
+    pub version: (u64, u64, u64),
+}
+
+/// Every interpreter the README lists, that exists here: pyenv builds, Debian's
+/// /usr/bin/python3.11, and the provisioned ones in `$PYSPY_PYTHONS/bin`.
+pub fn interpreters() -> Vec<Interpreter> {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let mut candidates: Vec<(String, PathBuf)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(format!("{home}/.pyenv/versions")) {
+        let mut v: Vec<_> = dir.flatten().map(|e| e.path()).collect();
+        v.sort();
+        for p in v {
+            candidates.push(("pyenv".into(), p.join("bin/python")));
+        }
+    }
+    candidates.push(("debian".into(), PathBuf::from("/usr/bin/python3.11")));
+    let cache =
+        std::env::var("PYSPY_PYTHONS").unwrap_or_else(|_| format!("{home}/.cache/pyspy-pythons"));
+    if let Ok(dir) = std::fs::read_dir(format!("{cache}/bin")) {
+        let mut v: Vec<_> = dir.flatten().map(|e| e.path()).collect();
+        v.sort();
+        for p in v {
+            candidates.push(("provisioned".into(), p));
+        }
+    }
+    let mut out = Vec::new();
+    for (origin, path) in candidates {
+        if !path.exists() {
+            continue;
+        }
+        let Ok(o) = Command::new(&path)
+            .args(["-c", "import sys; print('%d %d %d' % sys.version_info[:3])"])
+            .output()
+        else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&o.stdout);
+        let nums: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        if nums.len() == 3 {
+            out.push(Interpreter {
+                label: format!("{origin} {}.{}.{}", nums[0], nums[1], nums[2]),
+                path,
+                version: (nums[0], nums[1], nums[2]),
+            });
+        }
+    }
+    out
+}
+
+/// Is this version one the capture layer has a layout for?
+pub fn supported(i: &Interpreter) -> bool {
+    let (a, b, c) = i.version;
+    py_spy::capture::layout::for_version(&py_spy::capture::version::Version::new(a, b, c)).is_some()
+}
+
+/// Print which interpreters a test ran on and which it skipped, and why.
+pub fn report(test: &str, ran: &[String], skipped: &[(String, String)]) {
+    eprintln!(
+        "[{test}] ran on: {}",
+        if ran.is_empty() {
+            "none".into()
+        } else {
+            ran.join(", ")
+        }
+    );
+    for (label, why) in skipped {
+        eprintln!("[{test}] skipped {label}: {why}");
+    }
+}
+
+pub fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scripts")
+        .join(name)
+}
+
+pub fn py_spy_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_py-spy"))
+}
+
+/// A running target; killed when dropped.
+pub struct Target {
+    pub child: Child,
+    pub pid: i32,
+    /// Lines the target printed before READY.
+    pub lines: Vec<String>,
+}
+
+impl Target {
+    /// The JSON the target printed after `PREFIX `, if any.
+    pub fn printed(&self, prefix: &str) -> Option<serde_json::Value> {
+        let tag = format!("{prefix} ");
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&tag))
+            .and_then(|j| serde_json::from_str(j).ok())
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `python script args...`, wait for its `READY` line, then a little longer so every
+/// thread has reached its parking line.
+pub fn spawn(python: &Path, script_name: &str, args: &[&str]) -> Target {
+    let mut child = Command::new(python)
+        .arg(script(script_name))
+        .args(args)
+        .current_dir(script(""))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {}: {e}", python.display()));
+    let pid = child.id() as i32;
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.trim() == "READY" {
+                let _ = tx.send(std::mem::take(&mut lines));
+            } else {
+                lines.push(line);
+            }
+        }
+    });
+    let mut target = Target {
+        child,
+        pid,
+        lines: Vec::new(),
+    };
+    target.lines = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{script_name} under {} never said READY", python.display()));
+    std::thread::sleep(Duration::from_millis(300));
+    target
+}
+
+/// Run the py-spy binary; returns (exit code, stdout, stderr).
+pub fn run_py_spy(args: &[&str]) -> (i32, String, String) {
+    run(&py_spy_bin(), args)
+}
+
+pub fn run(bin: &Path, args: &[&str]) -> (i32, String, String) {
+    let start = Instant::now();
+    let o = Command::new(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {}: {e}", bin.display()));
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{} hung",
+        bin.display()
+    );
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Line number of the line in a test script that carries `marker` in a comment.
+pub fn line_of(script_name: &str, marker: &str) -> i32 {
+    let text = std::fs::read_to_string(script(script_name)).unwrap();
+    let tag = format!("# {marker}");
+    let found: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_end().ends_with(&tag))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "marker {marker} must be on exactly one line"
+    );
+    found[0] as i32
+}

@@ -1,0 +1,452 @@
+//! `py-spy dump` and the library API against real Python processes: exact thread names,
+//! statuses, functions, files, lines and locals, on every supported interpreter found here.
+
+mod common;
+
+use common::*;
+use py_spy::{Config, LockingStrategy, PythonSpy, StackTrace};
+use serde_json::Value;
+
+const SCRIPT: &str = "four_threads.py";
+
+/// (name, short file, line) of each frame, innermost first.
+fn frames_of(trace: &StackTrace) -> Vec<(String, String, i32)> {
+    trace
+        .frames
+        .iter()
+        .map(|f| {
+            (
+                f.name.clone(),
+                f.short_filename.clone().unwrap_or_default(),
+                f.line,
+            )
+        })
+        .collect()
+}
+
+/// What CPython itself reported for the non-main threads (printed by the script).
+fn expected_from_python(target: &Target) -> Vec<(String, Vec<(String, String, i32)>)> {
+    let v = target
+        .printed("EXPECT")
+        .expect("script printed its own stacks");
+    let mut out = Vec::new();
+    for (name, stack) in v.as_object().unwrap() {
+        let frames = stack
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f[0].as_str().unwrap().to_string(),
+                    f[1].as_str().unwrap().to_string(),
+                    f[2].as_i64().unwrap() as i32,
+                )
+            })
+            .collect();
+        out.push((name.clone(), frames));
+    }
+    out
+}
+
+/// Check one snapshot against the script's known shape. Returns a description of the first
+/// mismatch, so a caller can retry a snapshot caught mid-wakeup.
+fn check_snapshot(traces: &[StackTrace], target: &Target) -> Result<(), String> {
+    let by_name = |n: &str| {
+        traces
+            .iter()
+            .find(|t| t.thread_name.as_deref() == Some(n))
+            .ok_or_else(|| format!("no thread named {n:?} in {:?}", names(traces)))
+    };
+    if traces.len() != 4 {
+        return Err(format!("expected 4 threads, got {:?}", names(traces)));
+    }
+    for (name, expected) in expected_from_python(target) {
+        let t = by_name(&name)?;
+        let got = frames_of(t);
+        if got != expected {
+            return Err(format!(
+                "thread {name}: got {got:?}\n expected {expected:?}"
+            ));
+        }
+    }
+    let main = by_name("MainThread")?;
+    let want_main = vec![
+        (
+            "main".to_string(),
+            SCRIPT.to_string(),
+            line_of(SCRIPT, "MAIN_LINE"),
+        ),
+        (
+            "<module>".to_string(),
+            SCRIPT.to_string(),
+            line_of(SCRIPT, "MODULE_LINE"),
+        ),
+    ];
+    if frames_of(main) != want_main {
+        return Err(format!("main thread: got {:?}", frames_of(main)));
+    }
+    // Shapes the script promises, independent of what Python printed.
+    let rec = by_name("recursive-ünicode")?;
+    if rec
+        .frames
+        .iter()
+        .filter(|f| f.name == "récursion_ü")
+        .count()
+        != 21
+    {
+        return Err("recursive thread should have 21 récursion_ü frames".into());
+    }
+    if rec.frames[0].line != line_of(SCRIPT, "RECURSION_LEAF_LINE")
+        || rec.frames[1].line != line_of(SCRIPT, "RECURSION_LINE")
+    {
+        return Err(format!("recursive thread lines: {:?}", frames_of(rec)));
+    }
+    let prod = by_name("producer")?;
+    if prod.frames[0].name != "Producer.items"
+        || prod.frames[0].line != line_of(SCRIPT, "GENERATOR_LINE")
+        || prod.frames[1].name != "Producer.run"
+        || prod.frames[1].line != line_of(SCRIPT, "METHOD_LINE")
+    {
+        return Err(format!("producer thread: {:?}", frames_of(prod)));
+    }
+    let spin = by_name("spinner")?;
+    if spin.frames[0].name != "spin" || spin.frames[0].line != line_of(SCRIPT, "SPIN_LINE") {
+        return Err(format!("spinner thread: {:?}", frames_of(spin)));
+    }
+    // Statuses: the sleepers are idle, the spinner runs.
+    for t in traces {
+        let want_active = t.thread_name.as_deref() == Some("spinner");
+        if t.active != want_active {
+            return Err(format!("thread {:?} active={}", t.thread_name, t.active));
+        }
+        if t.owns_gil && !want_active {
+            return Err(format!("sleeping thread {:?} owns the GIL", t.thread_name));
+        }
+        if t.pid != target.pid || t.os_thread_id.is_none() || t.thread_id == 0 {
+            return Err(format!("thread ids missing: {t:?}"));
+        }
+        if !t.frames.last().is_some_and(|f| f.is_shim_entry) {
+            return Err("outermost frame must be marked is_shim_entry".into());
+        }
+    }
+    // The main thread's OS id is the process id.
+    if main.os_thread_id != Some(target.pid as u64) {
+        return Err(format!("main thread OS id {:?}", main.os_thread_id));
+    }
+    Ok(())
+}
+
+fn names(traces: &[StackTrace]) -> Vec<Option<String>> {
+    traces.iter().map(|t| t.thread_name.clone()).collect()
+}
+
+/// Take snapshots until one matches (a sleeper can be caught awake for a few microseconds);
+/// fails with the last mismatch after several tries.
+fn check_with_retries(
+    mut take: impl FnMut() -> Vec<StackTrace>,
+    target: &Target,
+) -> Vec<StackTrace> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let traces = take();
+        match check_snapshot(&traces, target) {
+            Ok(()) => return traces,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("snapshot never matched: {last}");
+}
+
+/// The main thread's locals, exactly: names, argument flags and text.
+fn check_main_locals(traces: &[StackTrace]) {
+    let main = traces
+        .iter()
+        .find(|t| t.thread_name.as_deref() == Some("MainThread"))
+        .unwrap();
+    let locals = main.frames[0].locals.as_ref().expect("locals requested");
+    let got: Vec<(&str, bool, &str)> = locals
+        .iter()
+        .map(|l| (l.name.as_str(), l.arg, l.repr.as_deref().unwrap_or("")))
+        .collect();
+    let long = format!("\"{}...\"", "x".repeat(123));
+    let fixed = [
+        ("count", "42"),
+        ("big", "-1267650600228229401496703205376"),
+        ("ratio", "0.25"),
+        ("flag", "True"),
+        ("nothing", "None"),
+        ("text", "\"héllo wörld\""),
+        ("empty", "\"\""),
+        ("long_text", long.as_str()),
+        ("blob", "b\"ab\\x00\""),
+        ("pair", "(1, \"two\")"),
+        ("items", "[1, 2, 3]"),
+        ("mapping", "{\"a\": 1}"),
+    ];
+    for (i, (name, repr)) in fixed.iter().enumerate() {
+        assert_eq!(got[i], (*name, false, *repr), "local {i}");
+    }
+    // threads: a list of three Thread objects; t: the last of them, shown by address.
+    let threads = &locals[fixed.len()];
+    assert_eq!(threads.name, "threads");
+    let repr = threads.repr.as_deref().unwrap();
+    assert!(
+        repr.starts_with("[<Thread at 0x") && repr.matches("<Thread at 0x").count() == 3,
+        "{repr}"
+    );
+    let t = &locals[fixed.len() + 1];
+    assert_eq!(t.name, "t");
+    assert_eq!(
+        t.repr.as_deref().unwrap(),
+        format!("<Thread at {:#x}>", t.addr)
+    );
+    assert!(
+        repr.contains(&format!("{:#x}>]", t.addr)),
+        "t is the last thread of {repr}"
+    );
+    assert_eq!(locals[fixed.len() + 2].name, "parent");
+    assert_eq!(locals.len(), fixed.len() + 3);
+    // Arguments are flagged: the recursive frames' `depth`.
+    let rec = traces
+        .iter()
+        .find(|t| t.thread_name.as_deref() == Some("recursive-ünicode"))
+        .unwrap();
+    for (i, f) in rec.frames.iter().take(21).enumerate() {
+        let l = &f.locals.as_ref().unwrap()[0];
+        assert_eq!((l.name.as_str(), l.arg), ("depth", true));
+        assert_eq!(l.repr.as_deref(), Some(i.to_string().as_str()));
+    }
+}
+
+#[test]
+fn library_api_reads_every_thread() {
+    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+    for py in interpreters() {
+        if !supported(&py) {
+            skipped.push((py.label.clone(), "version not supported yet".to_string()));
+            continue;
+        }
+        for blocking in [LockingStrategy::Lock, LockingStrategy::NonBlocking] {
+            let target = spawn(&py.path, SCRIPT, &[]);
+            let config = Config {
+                blocking: blocking.clone(),
+                dump_locals: 1,
+                ..Config::default()
+            };
+            let mut spy = PythonSpy::new(target.pid, &config)
+                .unwrap_or_else(|e| panic!("{}: attach failed: {e:#}", py.label));
+            assert_eq!(
+                (spy.version.major, spy.version.minor, spy.version.patch),
+                py.version
+            );
+            let traces = check_with_retries(|| spy.get_stack_traces().unwrap(), &target);
+            check_main_locals(&traces);
+        }
+        ran.push(py.label.clone());
+    }
+    report("library_api_reads_every_thread", &ran, &skipped);
+    assert!(
+        !ran.is_empty(),
+        "no supported Python interpreter found on this machine"
+    );
+}
+
+#[test]
+fn dump_binary_text_and_json() {
+    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+    for py in interpreters() {
+        if !supported(&py) {
+            skipped.push((py.label.clone(), "version not supported yet".to_string()));
+            continue;
+        }
+        let target = spawn(&py.path, SCRIPT, &[]);
+        let pid = target.pid.to_string();
+        let traces = check_with_retries(
+            || {
+                let (code, out, err) = run_py_spy(&["dump", "--pid", &pid, "--json", "--locals"]);
+                assert_eq!(code, 0, "{err}");
+                serde_json::from_str(&out).expect("dump --json prints StackTrace JSON")
+            },
+            &target,
+        );
+        check_main_locals(&traces);
+
+        // Text: header lines, then threads oldest first, frames and locals indented.
+        let (code, out, err) = run_py_spy(&["dump", "--pid", &pid, "--locals"]);
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with(&format!("Process {pid}: ")) && lines[0].contains(SCRIPT));
+        let (a, b, c) = py.version;
+        assert!(
+            lines[1].starts_with(&format!("Python v{a}.{b}.{c} (")),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(lines[2], "");
+        assert_eq!(lines[3], format!("Thread {pid} (idle): \"MainThread\""));
+        assert_eq!(
+            lines[4],
+            format!("    main ({SCRIPT}:{})", line_of(SCRIPT, "MAIN_LINE"))
+        );
+        assert_eq!(lines[5], "        Locals:");
+        assert_eq!(lines[6], "            count: 42");
+        assert!(out.contains(&format!(
+            "    récursion_ü ({SCRIPT}:{})\n        Arguments:\n            depth: 0\n",
+            line_of(SCRIPT, "RECURSION_LEAF_LINE")
+        )));
+        assert!(out.contains(": \"recursive-ünicode\"\n"));
+
+        // --full-filenames shows the path the target uses.
+        let (code, out, _) = run_py_spy(&["dump", "--pid", &pid, "--full-filenames"]);
+        assert_eq!(code, 0);
+        let full = script(SCRIPT);
+        assert!(
+            out.contains(&format!("    main ({}:", full.display())),
+            "{out}"
+        );
+        ran.push(py.label.clone());
+    }
+    report("dump_binary_text_and_json", &ran, &skipped);
+    assert!(
+        !ran.is_empty(),
+        "no supported Python interpreter found on this machine"
+    );
+}
+
+/// py-spy 0.4.3, when installed (`.ci/run` installs it; `PYSPY_REFERENCE` names it).
+fn reference_py_spy() -> Option<std::path::PathBuf> {
+    let p = std::env::var("PYSPY_REFERENCE").ok()?;
+    let p = std::path::PathBuf::from(p);
+    p.exists().then_some(p)
+}
+
+/// Ours and py-spy 0.4.3's `dump --json --locals` of the same process agree thread by thread
+/// and frame by frame, but where we deliberately show more (see objects.rs).
+#[test]
+fn agrees_with_py_spy_043() {
+    let Some(reference) = reference_py_spy() else {
+        assert!(
+            std::env::var("PYSPY_REQUIRE_REFERENCE").is_err(),
+            "PYSPY_REQUIRE_REFERENCE is set but PYSPY_REFERENCE names no py-spy binary"
+        );
+        report(
+            "agrees_with_py_spy_043",
+            &[],
+            &[(
+                "all".into(),
+                "py-spy 0.4.3 not installed (set PYSPY_REFERENCE)".into(),
+            )],
+        );
+        return;
+    };
+    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+    for py in interpreters() {
+        if !supported(&py) {
+            skipped.push((py.label.clone(), "version not supported yet".to_string()));
+            continue;
+        }
+        let target = spawn(&py.path, SCRIPT, &[]);
+        let pid = target.pid.to_string();
+        let args = ["dump", "--pid", &pid, "--json", "--locals"];
+        let mut last = String::new();
+        let mut agreed = false;
+        for _ in 0..5 {
+            let (c1, ours, e1) = run_py_spy(&args);
+            let (c2, theirs, e2) = run(&reference, &args);
+            assert_eq!((c1, c2), (0, 0), "ours: {e1}\ntheirs: {e2}");
+            let ours: Value = serde_json::from_str(&ours).unwrap();
+            let theirs: Value = serde_json::from_str(&theirs).unwrap();
+            match compare(&ours, &theirs) {
+                Ok(()) => {
+                    agreed = true;
+                    break;
+                }
+                Err(e) => last = e,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(agreed, "{}: differs from py-spy 0.4.3: {last}", py.label);
+        ran.push(py.label.clone());
+    }
+    report("agrees_with_py_spy_043", &ran, &skipped);
+    assert!(!ran.is_empty());
+}
+
+fn compare(ours: &Value, theirs: &Value) -> Result<(), String> {
+    let (ours, theirs) = (ours.as_array().unwrap(), theirs.as_array().unwrap());
+    if ours.len() != theirs.len() {
+        return Err(format!("{} threads vs {}", ours.len(), theirs.len()));
+    }
+    for (o, t) in ours.iter().zip(theirs) {
+        let spinner = o["thread_name"] == "spinner";
+        // Counters that move between two dumps: the spinner's `n`, the producer's `n`/`item`.
+        let moving = |name: &Value| {
+            (spinner && name == "n")
+                || (o["thread_name"] == "producer" && (name == "n" || name == "item"))
+        };
+        let mut keys = vec!["pid", "thread_id", "thread_name", "os_thread_id", "active"];
+        if !spinner {
+            keys.push("owns_gil"); // the spinner takes and drops the GIL between two dumps
+        }
+        for k in keys {
+            if o[k] != t[k] {
+                return Err(format!(
+                    "thread {}: {k}: {} vs {}",
+                    o["thread_name"], o[k], t[k]
+                ));
+            }
+        }
+        let (of, tf) = (
+            o["frames"].as_array().unwrap(),
+            t["frames"].as_array().unwrap(),
+        );
+        if of.len() != tf.len() {
+            return Err(format!(
+                "thread {}: {} frames vs {}",
+                o["thread_name"],
+                of.len(),
+                tf.len()
+            ));
+        }
+        for (a, b) in of.iter().zip(tf) {
+            for k in [
+                "name",
+                "filename",
+                "module",
+                "short_filename",
+                "line",
+                "is_entry",
+                "is_shim_entry",
+            ] {
+                if a[k] != b[k] {
+                    return Err(format!("frame {}: {k}: {} vs {}", a["name"], a[k], b[k]));
+                }
+            }
+            let (al, bl) = (
+                a["locals"].as_array().unwrap(),
+                b["locals"].as_array().unwrap(),
+            );
+            if al.len() != bl.len() {
+                return Err(format!("frame {}: locals differ", a["name"]));
+            }
+            for (x, y) in al.iter().zip(bl) {
+                for k in ["name", "addr", "arg"] {
+                    if x[k] != y[k] && !(k == "addr" && moving(&x["name"])) {
+                        return Err(format!("local {}: {k}: {} vs {}", x["name"], x[k], y[k]));
+                    }
+                }
+                let theirs = y["repr"].as_str().unwrap_or("");
+                let deliberate =
+                    theirs == "?" || theirs.ends_with("bigint") || theirs.starts_with("<bytes at");
+                if x["repr"] != y["repr"] && !deliberate && !moving(&x["name"]) {
+                    return Err(format!(
+                        "local {}: {} vs {}",
+                        x["name"], x["repr"], y["repr"]
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

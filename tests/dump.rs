@@ -9,8 +9,11 @@ use serde_json::Value;
 
 const SCRIPT: &str = "four_threads.py";
 
+/// (function, short file, line) of one frame.
+type FrameKey = (String, String, i32);
+
 /// (name, short file, line) of each frame, innermost first.
-fn frames_of(trace: &StackTrace) -> Vec<(String, String, i32)> {
+fn frames_of(trace: &StackTrace) -> Vec<FrameKey> {
     trace
         .frames
         .iter()
@@ -25,7 +28,7 @@ fn frames_of(trace: &StackTrace) -> Vec<(String, String, i32)> {
 }
 
 /// What CPython itself reported for the non-main threads (printed by the script).
-fn expected_from_python(target: &Target) -> Vec<(String, Vec<(String, String, i32)>)> {
+fn expected_from_python(target: &Target) -> Vec<(String, Vec<FrameKey>)> {
     let v = target
         .printed("EXPECT")
         .expect("script printed its own stacks");

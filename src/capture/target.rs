@@ -64,6 +64,7 @@ impl PythonTarget {
             candidates.push(m);
         }
         let mut last_err = None;
+        let mut found_version = None;
         for cand in candidates {
             let host = maps::host_path(pid, &cand.path);
             let bin = match LoadedBinary::load(&cand.path, &host, &maps) {
@@ -73,12 +74,20 @@ impl PythonTarget {
                     continue;
                 }
             };
+            let version = detect_version(mem, &bin, &host)
+                .or_else(|| Version::from_file_name(maps::file_name(&cand.path)));
             let Some(runtime) = bin.symbol("_PyRuntime") else {
+                // No _PyRuntime: a Python before 3.7, or not Python at all (then a version-like
+                // string in its data means nothing).
+                let looks_like_python = !bin.symbols.is_empty()
+                    || maps::is_libpython(&cand.path)
+                    || maps::file_name(&cand.path).starts_with("python");
+                if looks_like_python {
+                    found_version = found_version.or(version);
+                }
                 continue;
             };
-            let version = detect_version(mem, &bin, &host)
-                .or_else(|| Version::from_file_name(maps::file_name(&cand.path)))
-                .ok_or_else(not_python)?;
+            let version = version.ok_or_else(not_python)?;
             let layout = layout::for_version(&version).ok_or(AttachError::UnsupportedVersion {
                 pid,
                 version: version.clone(),
@@ -93,12 +102,8 @@ impl PythonTarget {
                 dockerized,
             });
         }
-        // An interpreter without `_PyRuntime` is either not Python or a version before 3.7.
-        if let Some(v) = maps
-            .iter()
-            .find_map(|m| Version::from_file_name(maps::file_name(&m.path)))
-        {
-            return Err(AttachError::UnsupportedVersion { pid, version: v }.into());
+        if let Some(version) = found_version {
+            return Err(AttachError::UnsupportedVersion { pid, version }.into());
         }
         if let Some(e) = last_err {
             if maps.iter().any(|m| maps::is_libpython(&m.path)) {
@@ -125,7 +130,8 @@ impl PythonTarget {
     }
 }
 
-/// `Py_Version` from memory (3.11+), else the version string in the binary's .rodata.
+/// `Py_Version` from memory (3.11+), else the version string in the binary's .rodata, else
+/// `sys.version` as `Py_GetVersion` left it in the target's .data/.bss.
 fn detect_version(mem: &dyn Memory, bin: &LoadedBinary, host: &std::path::Path) -> Option<Version> {
     if let Some(addr) = bin.symbol("Py_Version") {
         if let Ok(word) = mem.read_u64(addr) {
@@ -134,6 +140,15 @@ fn detect_version(mem: &dyn Memory, bin: &LoadedBinary, host: &std::path::Path) 
             }
         }
     }
+    rodata_version(host).or_else(|| {
+        bin.data_ranges.iter().find_map(|(start, end)| {
+            let len = end.saturating_sub(*start).min(16 << 20) as usize;
+            Version::scan_bytes(&mem.read_vec(*start, len).ok()?)
+        })
+    })
+}
+
+fn rodata_version(host: &std::path::Path) -> Option<Version> {
     let bytes = std::fs::read(host).ok()?;
     let elf = goblin::elf::Elf::parse(&bytes).ok()?;
     for sh in &elf.section_headers {

@@ -1,0 +1,66 @@
+//! What a sample costs in memory reads (process_vm_readv calls): a fixed handful, whatever
+//! the depth. Reported, and bounded so a regression to per-frame reads fails.
+
+mod common;
+
+use common::*;
+use py_spy::{Config, LockingStrategy, PythonSpy};
+
+fn reads_per_sample(py: &Interpreter, depth: usize) -> f64 {
+    let target = spawn(&py.path, "deep.py", &[&depth.to_string()]);
+    let config = Config {
+        blocking: LockingStrategy::NonBlocking,
+        ..Config::default()
+    };
+    let mut spy = PythonSpy::new(target.pid, &config).unwrap();
+    // Warm up: code objects and thread names are read once, then cached.
+    for _ in 0..10 {
+        spy.get_stack_traces().unwrap();
+    }
+    let before = spy.stats.reads;
+    let n = 200;
+    let mut exact = 0;
+    for _ in 0..n {
+        let traces = spy.get_stack_traces().unwrap();
+        let t = &traces[0];
+        if t.frames.len() == depth && t.frames[0].name == "busy_leaf" {
+            exact += 1;
+        }
+    }
+    let per_sample = (spy.stats.reads - before) as f64 / n as f64;
+    assert!(
+        exact * 100 >= n * 95,
+        "{}: only {exact}/{n} samples had the full {depth}-frame stack",
+        py.label
+    );
+    per_sample
+}
+
+#[test]
+fn a_sample_costs_a_few_reads_at_any_depth() {
+    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+    for py in interpreters() {
+        if !supported(&py) {
+            skipped.push((py.label.clone(), "version not supported yet".to_string()));
+            continue;
+        }
+        for depth in [30, 300] {
+            let reads = reads_per_sample(&py, depth);
+            eprintln!(
+                "[cost] {}: {depth} frames: {reads:.2} reads per sample",
+                py.label
+            );
+            // thread list + GIL + thread state (1), frame pointer + frame stack (1), code check
+            // (1); deep stacks span older 16 KiB chunks, read on demand (+1 each).
+            let bound = if depth > 100 { 6.0 } else { 3.0 };
+            assert!(
+                reads <= bound,
+                "{}: {reads} reads per sample at depth {depth}",
+                py.label
+            );
+        }
+        ran.push(py.label.clone());
+    }
+    report("a_sample_costs_a_few_reads_at_any_depth", &ran, &skipped);
+    assert!(!ran.is_empty());
+}

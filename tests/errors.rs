@@ -1,0 +1,116 @@
+//! Every attach error prints one clear line and exits 1; none panics.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+/// stderr is exactly one line, starting "Error: ", with no panic or backtrace.
+fn one_error_line(code: i32, err: &str) -> String {
+    assert_eq!(code, 1, "exit status; stderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected, got: {err}");
+    assert!(lines[0].starts_with("Error: "), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    lines[0].to_string()
+}
+
+#[test]
+fn no_such_process() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let (code, _, err) = run_py_spy(&["dump", "--pid", &pid.to_string()]);
+    let line = one_error_line(code, &err);
+    assert_eq!(line, format!("Error: no such process: {pid}"));
+}
+
+#[test]
+fn not_python_names_the_binary() {
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = child.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (code, _, err) = run_py_spy(&["dump", "--pid", &pid]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = one_error_line(code, &err);
+    assert!(
+        line.contains(&format!("process {pid} ("))
+            && line.contains("sleep) is not a Python program"),
+        "{line}"
+    );
+}
+
+#[test]
+fn permission_denied_says_what_is_needed() {
+    let python = interpreters()
+        .into_iter()
+        .find(supported)
+        .expect("a supported interpreter");
+    let target = spawn(&python.path, "sleeper.py", &[]);
+    let pid = target.pid.to_string();
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let (code, _, err) = if is_root {
+        // Drop to nobody: the target (ours, root's) can't be read then.
+        let bin = py_spy_bin();
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["dump", "--pid", &pid])
+            .output()
+            .expect("setpriv (util-linux) runs");
+        (
+            o.status.code().unwrap_or(-1),
+            String::new(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    } else {
+        // Not root: a root process (init) can't be read.
+        run_py_spy(&["dump", "--pid", "1"])
+    };
+    let line = one_error_line(code, &err);
+    assert!(line.contains("permission denied"), "{line}");
+    assert!(line.contains("root or CAP_SYS_PTRACE"), "{line}");
+}
+
+#[test]
+fn unsupported_versions_are_named() {
+    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+    for py in interpreters() {
+        if supported(&py) {
+            skipped.push((py.label.clone(), "supported (tested by dump.rs)".into()));
+            continue;
+        }
+        let target = spawn(&py.path, "sleeper.py", &[]);
+        let (code, _, err) = run_py_spy(&["dump", "--pid", &target.pid.to_string()]);
+        let line = one_error_line(code, &err);
+        let (a, b, c) = py.version;
+        assert!(
+            line.contains(&format!("runs Python {a}.{b}.{c}")) && line.contains("not support"),
+            "{}: {line}",
+            py.label
+        );
+        ran.push(py.label.clone());
+    }
+    report("unsupported_versions_are_named", &ran, &skipped);
+}
+
+#[test]
+fn process_exiting_gives_errors_not_panics() {
+    let python = interpreters()
+        .into_iter()
+        .find(supported)
+        .expect("a supported interpreter");
+    let target = spawn(&python.path, "deep.py", &["30"]);
+    let config = py_spy::Config::default();
+    let mut spy = py_spy::PythonSpy::new(target.pid, &config).unwrap();
+    assert!(spy.get_stack_traces().is_ok());
+    drop(target); // kills and reaps it
+    for _ in 0..3 {
+        assert!(spy.get_stack_traces().is_err());
+    }
+}

@@ -1,0 +1,59 @@
+//! Benchmark one thing: the profiler's CPU time and memory reads per sample against a live
+//! process, with the library API (no output, no storage).
+//!
+//!     cargo run --release --example sample_cost -- PID [SAMPLES] [--blocking]
+//!
+//! Prints µs of CPU (user+sys of this process) per sample, reads (process_vm_readv calls)
+//! per sample, and frames per sample.
+
+use py_spy::{Config, LockingStrategy, PythonSpy};
+
+fn cpu_seconds() -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(pid) = args.get(1).and_then(|a| a.parse().ok()) else {
+        eprintln!("usage: sample_cost PID [SAMPLES] [--blocking]");
+        std::process::exit(2);
+    };
+    let samples: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5000);
+    let blocking = args.iter().any(|a| a == "--blocking");
+    let config = Config {
+        blocking: if blocking {
+            LockingStrategy::Lock
+        } else {
+            LockingStrategy::NonBlocking
+        },
+        ..Config::default()
+    };
+    let mut spy = PythonSpy::new(pid, &config)?;
+    for _ in 0..20 {
+        spy.get_stack_traces()?;
+    }
+    let (reads0, cpu0) = (spy.stats.reads, cpu_seconds());
+    let mut frames = 0usize;
+    let mut stacks = 0usize;
+    for _ in 0..samples {
+        for t in spy.get_stack_traces()? {
+            frames += t.frames.len();
+            stacks += 1;
+        }
+    }
+    let cpu = cpu_seconds() - cpu0;
+    println!(
+        "{} snapshots ({} stacks, {} mode): {:.1} µs CPU per stack, {:.2} reads per snapshot, {:.1} frames per stack",
+        samples,
+        stacks,
+        if blocking { "blocking" } else { "nonblocking" },
+        cpu * 1e6 / stacks.max(1) as f64,
+        (spy.stats.reads - reads0) as f64 / samples as f64,
+        frames as f64 / stacks.max(1) as f64
+    );
+    Ok(())
+}

@@ -60,6 +60,9 @@ pub struct PythonSpy {
 impl PythonSpy {
     /// Attach to `pid`: find its interpreter and check that it can be walked.
     pub fn new(pid: Pid, config: &Config) -> Result<PythonSpy> {
+        if config.native {
+            anyhow::bail!("native stack traces (--native) are not supported yet");
+        }
         let mem = LiveMemory::new(pid);
         let target = PythonTarget::find(pid, &mem)?;
         let process =

@@ -152,6 +152,30 @@ mod tests {
         }
     }
 
+    fn unhex(h: &str) -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Bytes of real str objects, copied out of CPython 3.11.7 with
+    /// `ctypes.string_at(id(s), sys.getsizeof(s))` (refcount and type pointer zeroed).
+    #[test]
+    fn decodes_real_311_objects() {
+        let cases = [
+            ("busy_leaf", "03000000000000000000000000000000090000000000000000b21ad2c5a73fffe5e7f94b0b7f00000000000000000000627573795f6c65616600"),
+            ("héllo", "03000000000000000000000000000000050000000000000054e9c17b405c9da6a4bb654c0b7f0000000000000000000000000000000000000000000000000000000000000000000068e96c6c6f00"),
+            ("наибольший", "030000000000000000000000000000000a00000000000000b1a409d40ba068caa8abfb4b0b7f000000000000000000000000000000000000000000000000000000000000000000003d043004380431043e043b044c044804380439040000"),
+            ("emoji💩", "0300000000000000000000000000000006000000000000009cfd4fb97bca4c19b000000000000000b845ef4b0b7f0000000000000000000000000000000000000600000000000000650000006d0000006f0000006a00000069000000a9f4010000000000"),
+        ];
+        for (text, hex) in cases {
+            let mut mem = ImageMemory::new();
+            mem.add(0x7000, unhex(hex));
+            assert_eq!(read_name(&mem, &V3_11, 0x7000).unwrap(), text);
+        }
+    }
+
     #[test]
     fn rejects_garbage() {
         let mut mem = ImageMemory::new();

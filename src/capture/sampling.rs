@@ -42,14 +42,14 @@ impl Sampler {
             .name("py-spy-sampler".into())
             .spawn(move || {
                 let mut spy = spy;
-                let period = Duration::from_nanos(1_000_000_000 / rate);
+                let period_ns = (1_000_000_000 / rate).max(1);
                 let start = Instant::now();
                 let mut n: u64 = 0;
                 loop {
                     if limit.is_some_and(|l| n >= l) {
                         break;
                     }
-                    let due = start + period * n as u32;
+                    let due = start + Duration::from_nanos(period_ns.saturating_mul(n));
                     let now = Instant::now();
                     let late = if now < due {
                         std::thread::sleep(due - now);
@@ -80,7 +80,7 @@ impl Sampler {
                     n += 1;
                     // Behind by more than a period: skip the missed ticks.
                     let elapsed = start.elapsed();
-                    let behind = (elapsed.as_nanos() / period.as_nanos().max(1)) as u64;
+                    let behind = (elapsed.as_nanos() / period_ns as u128) as u64;
                     if behind > n {
                         n = behind;
                     }

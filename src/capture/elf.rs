@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::maps::MapRange;
+use super::version::Version;
 
 /// The symbols and layout we need from one ELF file (python executable or libpython),
 /// with addresses already moved to where the target loaded it.
@@ -19,8 +20,8 @@ pub struct LoadedBinary {
     pub symbols: HashMap<String, u64>,
     /// Runtime ranges of .data and .bss, for scanning when symbols are missing.
     pub data_ranges: Vec<(u64, u64)>,
-    /// Runtime range of .rodata, where the version string lives.
-    pub rodata: Option<(u64, u64)>,
+    /// The CPython version string found in .rodata ("3.11.7 (main, ..."), if any.
+    pub rodata_version: Option<Version>,
 }
 
 /// Symbols the capture layer looks for; everything else in the table is ignored.
@@ -60,7 +61,7 @@ impl LoadedBinary {
         }
 
         let mut data_ranges = Vec::new();
-        let mut rodata = None;
+        let mut rodata_version = None;
         for sh in &elf.section_headers {
             let name = elf.shdr_strtab.get_at(sh.sh_name).unwrap_or("");
             let range = (
@@ -69,7 +70,13 @@ impl LoadedBinary {
             );
             match name {
                 ".data" | ".bss" | "PyRuntime" => data_ranges.push(range),
-                ".rodata" => rodata = Some(range),
+                ".rodata" => {
+                    let start = sh.sh_offset as usize;
+                    rodata_version = start
+                        .checked_add(sh.sh_size as usize)
+                        .and_then(|end| bytes.get(start..end))
+                        .and_then(Version::scan_bytes);
+                }
                 _ => {}
             }
         }
@@ -79,7 +86,7 @@ impl LoadedBinary {
             bias,
             symbols,
             data_ranges,
-            rodata,
+            rodata_version,
         })
     }
 

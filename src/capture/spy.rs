@@ -34,6 +34,8 @@ pub struct CaptureStats {
     pub code_invalidations: u64,
     /// Frames dropped because their code object could not be read.
     pub bad_frames: u64,
+    /// Stacks cut short: deeper than the walk limit, or a frame that could not be read.
+    pub truncated_stacks: u64,
 }
 
 /// A live Python process, attached.
@@ -218,6 +220,9 @@ impl PythonSpy {
         for thread in threads {
             if self.config.gil_only && !thread.holds_gil {
                 continue;
+            }
+            if thread.truncated {
+                self.stats.truncated_stacks += 1;
             }
             let mut frames = Vec::with_capacity(thread.frames.len());
             for raw in &thread.frames {

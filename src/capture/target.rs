@@ -74,7 +74,7 @@ impl PythonTarget {
                     continue;
                 }
             };
-            let version = detect_version(mem, &bin, &host)
+            let version = detect_version(mem, &bin)
                 .or_else(|| Version::from_file_name(maps::file_name(&cand.path)));
             let Some(runtime) = bin.symbol("_PyRuntime") else {
                 // No _PyRuntime: a Python before 3.7, or not Python at all (then a version-like
@@ -132,7 +132,7 @@ impl PythonTarget {
 
 /// `Py_Version` from memory (3.11+), else the version string in the binary's .rodata, else
 /// `sys.version` as `Py_GetVersion` left it in the target's .data/.bss.
-fn detect_version(mem: &dyn Memory, bin: &LoadedBinary, host: &std::path::Path) -> Option<Version> {
+fn detect_version(mem: &dyn Memory, bin: &LoadedBinary) -> Option<Version> {
     if let Some(addr) = bin.symbol("Py_Version") {
         if let Ok(word) = mem.read_u64(addr) {
             if let Some(v) = Version::from_hex(word & 0xffff_ffff) {
@@ -140,25 +140,12 @@ fn detect_version(mem: &dyn Memory, bin: &LoadedBinary, host: &std::path::Path) 
             }
         }
     }
-    rodata_version(host).or_else(|| {
+    bin.rodata_version.clone().or_else(|| {
         bin.data_ranges.iter().find_map(|(start, end)| {
             let len = end.saturating_sub(*start).min(16 << 20) as usize;
             Version::scan_bytes(&mem.read_vec(*start, len).ok()?)
         })
     })
-}
-
-fn rodata_version(host: &std::path::Path) -> Option<Version> {
-    let bytes = std::fs::read(host).ok()?;
-    let elf = goblin::elf::Elf::parse(&bytes).ok()?;
-    for sh in &elf.section_headers {
-        if elf.shdr_strtab.get_at(sh.sh_name) == Some(".rodata") {
-            let start = sh.sh_offset as usize;
-            let end = start.checked_add(sh.sh_size as usize)?;
-            return Version::scan_bytes(bytes.get(start..end)?);
-        }
-    }
-    None
 }
 
 /// Does the process see another root than we do?

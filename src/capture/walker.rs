@@ -18,6 +18,9 @@ pub const MAX_THREADS: usize = 4096;
 pub const MAX_DEPTH: usize = 4096;
 /// Largest frame stack region copied in one piece.
 const MAX_CHUNK: u64 = 4 << 20;
+/// Most frame stack bytes copied in one snapshot, over all threads; past it, frames are read
+/// one by one (garbage thread states must not make us allocate gigabytes).
+const MAX_CHUNKS_TOTAL: u64 = 64 << 20;
 /// Size of CPython's default datastack chunk (`DATA_STACK_CHUNK_SIZE`): what is read first
 /// when an older chunk is needed.
 const DEFAULT_CHUNK: usize = 16 * 1024;
@@ -137,15 +140,17 @@ impl Walker {
                 let mut frame_ptrs = vec![[0u8; 8]; states.len()];
                 let mut chunk_bufs: Vec<Vec<u8>> = Vec::with_capacity(states.len());
                 let mut chunk_addrs = Vec::with_capacity(states.len());
+                let mut budget = MAX_CHUNKS_TOTAL;
                 for (_, bytes) in &states {
                     let f = Fields(bytes);
                     let chunk = f.u64(l.thread.datastack_chunk as usize);
                     let top = f.u64(l.thread.datastack_top as usize);
-                    let len = if chunk != 0 && top > chunk && top - chunk <= MAX_CHUNK {
+                    let len = if chunk != 0 && top > chunk && top - chunk <= MAX_CHUNK.min(budget) {
                         top - chunk
                     } else {
                         0
                     };
+                    budget -= len;
                     chunk_addrs.push(chunk);
                     chunk_bufs.push(vec![0u8; len as usize]);
                 }
@@ -284,6 +289,72 @@ fn walk_frames(
                     is_entry: f.u8(fo.is_entry as usize) != 0,
                 });
                 addr = f.u64(fo.previous as usize);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::code::CodeCache;
+    use crate::capture::layout::V3_11;
+    use crate::capture::memory::ImageMemory;
+    use crate::capture::objects::ObjectReader;
+
+    /// xorshift: reproducible garbage.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Regions of random bytes whose 8-byte words are often pointers back into the regions,
+    /// so walks go deep into garbage: every call must return (Ok or Err), never panic or hang.
+    #[test]
+    fn garbage_memory_never_panics() {
+        const BASES: [u64; 4] = [0x10000, 0x20000, 0x30000, 0x40000];
+        for seed in 1..300u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e3779b97f4a7c15));
+            let mut mem = ImageMemory::new();
+            for base in BASES {
+                let mut bytes = vec![0u8; 0x4000];
+                for w in bytes.chunks_mut(8) {
+                    let r = rng.next();
+                    let v = match r % 4 {
+                        0 => BASES[(r >> 8) as usize % 4] + ((r >> 16) % 0x4000 & !7),
+                        1 => 0,
+                        2 => r % 64,
+                        _ => r,
+                    };
+                    w.copy_from_slice(&v.to_le_bytes());
+                }
+                mem.add(base, bytes);
+            }
+            let mut walker = Walker::new(&V3_11, 0x10000, 0x20000 + (seed % 64) * 8);
+            let mut codes = CodeCache::default();
+            for _ in 0..2 {
+                if let Ok(threads) = walker.snapshot(&mem) {
+                    for t in &threads {
+                        assert!(t.frames.len() <= MAX_DEPTH);
+                        for f in &t.frames {
+                            if codes.get(&mem, &V3_11, f.code).is_ok() {
+                                codes.line(&V3_11, f.code, f.instr_offset);
+                            }
+                        }
+                    }
+                }
+            }
+            let mut reader = ObjectReader::new(&mem, &V3_11);
+            for base in BASES {
+                let addr = base + (rng.next() % 0x4000 & !7);
+                let _ = reader.repr(addr, 128);
+                let _ = reader.dict_items(addr);
+                let _ = reader.instance_dict_items(addr);
             }
         }
     }

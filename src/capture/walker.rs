@@ -326,7 +326,7 @@ mod tests {
                 for w in bytes.chunks_mut(8) {
                     let r = rng.next();
                     let v = match r % 4 {
-                        0 => BASES[(r >> 8) as usize % 4] + ((r >> 16) % 0x4000 & !7),
+                        0 => BASES[(r >> 8) as usize % 4] + (((r >> 16) % 0x4000) & !7),
                         1 => 0,
                         2 => r % 64,
                         _ => r,
@@ -351,7 +351,7 @@ mod tests {
             }
             let mut reader = ObjectReader::new(&mem, &V3_11);
             for base in BASES {
-                let addr = base + (rng.next() % 0x4000 & !7);
+                let addr = base + ((rng.next() % 0x4000) & !7);
                 let _ = reader.repr(addr, 128);
                 let _ = reader.dict_items(addr);
                 let _ = reader.instance_dict_items(addr);

@@ -55,14 +55,22 @@ fn permission_denied_says_what_is_needed() {
     let pid = target.pid.to_string();
     let is_root = unsafe { libc::geteuid() } == 0;
     let (code, _, err) = if is_root {
-        // Drop to nobody: the target (ours, root's) can't be read then.
-        let bin = py_spy_bin();
+        // Drop to nobody: the target (ours, root's) can't be read then. The binary is copied
+        // where nobody can run it (the checkout may be under a private home directory).
+        let dir = std::env::temp_dir().join(format!("py-spy-perm-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("py-spy");
+        std::fs::copy(py_spy_bin(), &bin).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let o = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&bin)
             .args(["dump", "--pid", &pid])
             .output()
             .expect("setpriv (util-linux) runs");
+        let _ = std::fs::remove_dir_all(&dir);
         (
             o.status.code().unwrap_or(-1),
             String::new(),

@@ -86,6 +86,25 @@ pub fn report(test: &str, ran: &[String], skipped: &[(String, String)]) {
     }
 }
 
+/// Run `check` on every supported interpreter found here; report which ran and which were
+/// skipped, and fail if none could run.
+pub fn on_each_supported(test: &str, mut check: impl FnMut(&Interpreter)) {
+    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+    for py in interpreters() {
+        if supported(&py) {
+            check(&py);
+            ran.push(py.label.clone());
+        } else {
+            skipped.push((py.label.clone(), "version not supported yet".to_string()));
+        }
+    }
+    report(test, &ran, &skipped);
+    assert!(
+        !ran.is_empty(),
+        "no supported Python interpreter found on this machine"
+    );
+}
+
 pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/scripts")

@@ -34,6 +34,12 @@ impl Version {
     }
 
     /// Decode the `Py_Version` / `PY_VERSION_HEX` word: 0xMMmmppLS.
+    ///
+    /// ```
+    /// use py_spy::capture::version::Version;
+    /// assert_eq!(Version::from_hex(0x030b07f0).unwrap().to_string(), "3.11.7");
+    /// assert_eq!(Version::from_hex(0x030e00a3).unwrap().to_string(), "3.14.0a3");
+    /// ```
     pub fn from_hex(hex: u64) -> Option<Version> {
         let major = (hex >> 24) & 0xff;
         let minor = (hex >> 16) & 0xff;

@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod render;
 pub mod settings;
+pub mod store;
 
 /// py-spy 0.4's `py_spy::config`.
 pub mod config {

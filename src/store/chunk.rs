@@ -1,0 +1,129 @@
+//! A batch of samples as stored: columns (time deltas, thread, stack, flags, lateness),
+//! bincode with variable-length integers, then zstd.
+
+use anyhow::{bail, Context, Result};
+use bincode::Options;
+use serde::{Deserialize, Serialize};
+
+/// The thread was running (or runnable) rather than waiting.
+pub const FLAG_ACTIVE: u8 = 1;
+/// The thread held the GIL.
+pub const FLAG_GIL: u8 = 2;
+/// The stack was cut short (too deep, or a frame could not be read).
+pub const FLAG_TRUNCATED: u8 = 4;
+
+/// Largest decoded chunk accepted: a corrupt length must not exhaust memory.
+const MAX_DECODED: u64 = 256 << 20;
+const ZSTD_LEVEL: i32 = 3;
+
+/// One thread's stack at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// Microseconds since the start of the session.
+    pub t_us: u64,
+    /// Row id in `threads`.
+    pub thread: u32,
+    /// Row id in `stacks`.
+    pub stack: u32,
+    pub flags: u8,
+    /// How late the snapshot was against its due time, in microseconds.
+    pub late_us: u32,
+}
+
+impl Sample {
+    pub fn active(&self) -> bool {
+        self.flags & FLAG_ACTIVE != 0
+    }
+    pub fn gil(&self) -> bool {
+        self.flags & FLAG_GIL != 0
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Columns {
+    t_delta: Vec<u64>,
+    thread: Vec<u32>,
+    stack: Vec<u32>,
+    flags: Vec<u8>,
+    late_us: Vec<u32>,
+}
+
+fn codec() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .with_limit(MAX_DECODED)
+}
+
+/// Encode samples (in time order) taken after `start_us`.
+pub fn encode(samples: &[Sample], start_us: u64) -> Result<Vec<u8>> {
+    let mut c = Columns::default();
+    let mut prev = start_us;
+    for s in samples {
+        c.t_delta.push(s.t_us.saturating_sub(prev));
+        prev = s.t_us.max(prev);
+        c.thread.push(s.thread);
+        c.stack.push(s.stack);
+        c.flags.push(s.flags);
+        c.late_us.push(s.late_us);
+    }
+    let raw = codec().serialize(&c).context("could not encode samples")?;
+    zstd::bulk::compress(&raw, ZSTD_LEVEL).context("could not compress samples")
+}
+
+/// Decode a chunk written by [`encode`] with the same `start_us`.
+pub fn decode(data: &[u8], start_us: u64) -> Result<Vec<Sample>> {
+    let raw = zstd::bulk::decompress(data, MAX_DECODED as usize)
+        .context("a sample chunk does not decompress (damaged file?)")?;
+    let c: Columns = codec()
+        .deserialize(&raw)
+        .context("a sample chunk does not decode (damaged file?)")?;
+    let n = c.t_delta.len();
+    if [
+        c.thread.len(),
+        c.stack.len(),
+        c.flags.len(),
+        c.late_us.len(),
+    ]
+    .iter()
+    .any(|&l| l != n)
+    {
+        bail!("a sample chunk has columns of different lengths (damaged file?)");
+    }
+    let mut t = start_us;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        t = t.saturating_add(c.t_delta[i]);
+        out.push(Sample {
+            t_us: t,
+            thread: c.thread[i],
+            stack: c.stack[i],
+            flags: c.flags[i],
+            late_us: c.late_us[i],
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage() {
+        let samples: Vec<Sample> = (0..1000)
+            .map(|i| Sample {
+                t_us: 5_000 + i * 1000 + (i % 7),
+                thread: (i % 3) as u32,
+                stack: (i % 11) as u32,
+                flags: (i % 4) as u8,
+                late_us: (i % 13) as u32,
+            })
+            .collect();
+        let data = encode(&samples, 5_000).unwrap();
+        assert_eq!(decode(&data, 5_000).unwrap(), samples);
+        assert!(data.len() < samples.len() * 4, "{} bytes", data.len());
+        for bad in [&b""[..], b"garbage", &data[..data.len() / 2]] {
+            assert!(decode(bad, 0).is_err());
+        }
+    }
+}

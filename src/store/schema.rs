@@ -1,0 +1,125 @@
+//! Tables of the session file, and recognising our own files.
+
+use anyhow::{bail, Context, Result};
+use rusqlite::Connection;
+use std::path::Path;
+
+/// `PRAGMA application_id`: "PySp".
+pub const APPLICATION_ID: i32 = 0x5079_5370;
+/// `PRAGMA user_version`: the schema version this build writes and reads.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The schema. Times are microseconds since the session's `start_unix_us` (meta table).
+pub const CREATE: &str = "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE processes (
+    id           INTEGER PRIMARY KEY,
+    pid          INTEGER NOT NULL,
+    parent       INTEGER REFERENCES processes(id),
+    command_line TEXT NOT NULL,
+    python       TEXT
+);
+CREATE TABLE threads (
+    id           INTEGER PRIMARY KEY,
+    process      INTEGER NOT NULL REFERENCES processes(id),
+    thread_id    INTEGER NOT NULL,
+    os_thread_id INTEGER
+);
+CREATE TABLE thread_names (
+    thread   INTEGER NOT NULL REFERENCES threads(id),
+    since_us INTEGER NOT NULL,
+    name     TEXT NOT NULL,
+    PRIMARY KEY (thread, since_us)
+);
+CREATE TABLE frames (
+    id         INTEGER PRIMARY KEY,
+    function   TEXT NOT NULL,
+    qualname   TEXT NOT NULL,
+    filename   TEXT NOT NULL,
+    line       INTEGER NOT NULL,
+    first_line INTEGER NOT NULL,
+    module     TEXT
+);
+CREATE TABLE stacks (
+    id     INTEGER PRIMARY KEY,
+    frames BLOB NOT NULL
+);
+CREATE TABLE chunks (
+    id       INTEGER PRIMARY KEY,
+    start_us INTEGER NOT NULL,
+    end_us   INTEGER NOT NULL,
+    samples  INTEGER NOT NULL,
+    data     BLOB NOT NULL
+);
+CREATE INDEX chunks_by_time ON chunks(start_us, end_us);
+";
+
+/// The first 16 bytes of every SQLite database.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Open an existing session read-only, after checking it is one of ours, of our version.
+pub fn open_existing(path: &Path) -> Result<Connection> {
+    let mut head = [0u8; 16];
+    {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)
+            .with_context(|| format!("could not open session file {}", path.display()))?;
+        let n = f.read(&mut head).unwrap_or(0);
+        if n < 16 || &head != SQLITE_MAGIC {
+            bail!(
+                "{} is not a py-spy session file (not an SQLite database)",
+                path.display()
+            );
+        }
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("could not open session file {}", path.display()))?;
+    let damaged = |e: rusqlite::Error| {
+        anyhow::Error::from(e).context(format!(
+            "{} is damaged (truncated or overwritten?)",
+            path.display()
+        ))
+    };
+    let app: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(damaged)?;
+    if app != APPLICATION_ID {
+        bail!(
+            "{} is an SQLite database but not a py-spy session file",
+            path.display()
+        );
+    }
+    let version: i32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(damaged)?;
+    if version != SCHEMA_VERSION {
+        bail!(
+            "{} has session format version {version}; this py-spy reads version {SCHEMA_VERSION}",
+            path.display()
+        );
+    }
+    Ok(conn)
+}
+
+/// Create a new session file (replacing any file at `path`) with the schema in place.
+pub fn create(path: &Path) -> Result<Connection> {
+    for suffix in ["", "-wal", "-shm"] {
+        let p = format!("{}{suffix}", path.display());
+        if Path::new(&p).exists() {
+            std::fs::remove_file(&p).with_context(|| format!("could not replace {p}"))?;
+        }
+    }
+    let conn = Connection::open(path)
+        .with_context(|| format!("could not create session file {}", path.display()))?;
+    // WAL with FULL sync: each commit (at least once a second) survives a kill or power loss.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    conn.execute_batch(CREATE)
+        .context("could not create the session tables")?;
+    Ok(conn)
+}

@@ -1,0 +1,446 @@
+//! Writing a session: interning on the caller's (sampling) side, everything else on a
+//! writer thread.
+//!
+//! The sampling side only hashes: a frame, a stack or a thread seen for the first time gets
+//! an id and is sent once; samples are buffered and sent as a chunk at least once a second.
+//! The writer thread encodes and compresses chunks and commits each one (with the frames and
+//! stacks it needs) in its own transaction, so a capture killed at any moment leaves a file
+//! with everything up to the last second.
+
+use anyhow::{anyhow, Context, Result};
+use rusqlite::{params, Connection};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::chunk::{self, Sample};
+use super::schema;
+
+/// Samples buffered before a chunk is sent, whatever the time.
+const CHUNK_SAMPLES: usize = 16 * 1024;
+/// Longest time samples wait on the sampling side before they are sent to the writer.
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// Longest time the writer thread keeps a transaction open.
+const COMMIT_EVERY: Duration = Duration::from_millis(500);
+
+/// A frame as stored: what identifies it for interning.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FrameKey {
+    pub function: Arc<str>,
+    pub qualname: Arc<str>,
+    pub filename: Arc<str>,
+    pub line: i32,
+    pub first_line: i32,
+    pub module: Option<Arc<str>>,
+}
+
+/// A thread: its process and Python thread id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ThreadKey {
+    pub pid: i32,
+    pub thread_id: u64,
+}
+
+/// What a finished writer wrote.
+#[derive(Debug, Clone, Default)]
+pub struct WriterStats {
+    pub samples: u64,
+    pub chunks: u64,
+    /// Bytes of compressed sample data (the chunks' payload).
+    pub chunk_bytes: u64,
+    pub frames: u64,
+    pub stacks: u64,
+}
+
+enum Msg {
+    Meta(String, String),
+    Process {
+        id: u32,
+        pid: i32,
+        parent: Option<u32>,
+        command_line: String,
+        python: Option<String>,
+    },
+    Thread {
+        id: u32,
+        process: u32,
+        thread_id: u64,
+        os_thread_id: Option<u64>,
+    },
+    ThreadName {
+        thread: u32,
+        since_us: u64,
+        name: String,
+    },
+    Frame {
+        id: u32,
+        key: FrameKey,
+    },
+    Stack {
+        id: u32,
+        frames: Vec<u32>,
+    },
+    Chunk {
+        start_us: u64,
+        samples: Vec<Sample>,
+    },
+}
+
+/// Writes one session file.
+pub struct SessionWriter {
+    tx: Option<Sender<Msg>>,
+    worker: Option<JoinHandle<Result<WriterStats>>>,
+    start: Instant,
+    processes: HashMap<i32, u32>,
+    threads: HashMap<ThreadKey, u32>,
+    names: HashMap<u32, String>,
+    frames: HashMap<FrameKey, u32>,
+    stacks: HashMap<Vec<u32>, u32>,
+    pending: Vec<Sample>,
+    chunk_start_us: u64,
+    last_flush: Instant,
+    stack_buf: Vec<u32>,
+}
+
+impl SessionWriter {
+    /// Create `path` (replacing it) and start the writer thread. `meta` goes in the meta
+    /// table along with `start_unix_us`.
+    pub fn create(path: &Path, meta: &[(&str, String)]) -> Result<SessionWriter> {
+        let conn = schema::create(path)?;
+        let start_unix_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        {
+            let mut stmt = conn.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
+            stmt.execute(params!["start_unix_us", start_unix_us.to_string()])?;
+            for (k, v) in meta {
+                stmt.execute(params![k, v])?;
+            }
+        }
+        let (tx, rx) = channel();
+        let worker = std::thread::Builder::new()
+            .name("py-spy-writer".into())
+            .spawn(move || write_loop(conn, rx))
+            .context("could not start the session writer thread")?;
+        let now = Instant::now();
+        Ok(SessionWriter {
+            tx: Some(tx),
+            worker: Some(worker),
+            start: now,
+            processes: HashMap::new(),
+            threads: HashMap::new(),
+            names: HashMap::new(),
+            frames: HashMap::new(),
+            stacks: HashMap::new(),
+            pending: Vec::new(),
+            chunk_start_us: 0,
+            last_flush: now,
+            stack_buf: Vec::new(),
+        })
+    }
+
+    /// Microseconds since the session started: the time base of samples.
+    pub fn elapsed_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    fn send(&self, msg: Msg) -> Result<()> {
+        self.tx
+            .as_ref()
+            .ok_or_else(|| anyhow!("the session writer is finished"))?
+            .send(msg)
+            .map_err(|_| anyhow!("the session writer stopped (see its error when finishing)"))
+    }
+
+    /// Record (or update) a key of the meta table.
+    pub fn set_meta(&mut self, key: &str, value: String) -> Result<()> {
+        self.send(Msg::Meta(key.to_string(), value))
+    }
+
+    /// Register a process; samples of its threads may follow.
+    pub fn add_process(
+        &mut self,
+        pid: i32,
+        parent: Option<i32>,
+        command_line: &str,
+        python: Option<&str>,
+    ) -> Result<()> {
+        if self.processes.contains_key(&pid) {
+            return Ok(());
+        }
+        let id = self.processes.len() as u32;
+        self.processes.insert(pid, id);
+        let parent = parent.and_then(|p| self.processes.get(&p).copied());
+        self.send(Msg::Process {
+            id,
+            pid,
+            parent,
+            command_line: command_line.to_string(),
+            python: python.map(str::to_string),
+        })
+    }
+
+    /// Add one thread's stack (innermost frame first) at `t_us`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_sample(
+        &mut self,
+        t_us: u64,
+        thread: ThreadKey,
+        os_thread_id: Option<u64>,
+        thread_name: Option<&str>,
+        frames: &[FrameKey],
+        flags: u8,
+        late_us: u32,
+    ) -> Result<()> {
+        let thread_row = self.thread_row(thread, os_thread_id, thread_name, t_us)?;
+        let mut buf = std::mem::take(&mut self.stack_buf);
+        buf.clear();
+        for f in frames {
+            buf.push(self.frame_row(f)?);
+        }
+        let stack = match self.stacks.get(buf.as_slice()) {
+            Some(id) => *id,
+            None => {
+                let id = self.stacks.len() as u32;
+                self.stacks.insert(buf.clone(), id);
+                self.send(Msg::Stack {
+                    id,
+                    frames: buf.clone(),
+                })?;
+                id
+            }
+        };
+        self.stack_buf = buf;
+        if self.pending.is_empty() {
+            self.chunk_start_us = t_us;
+        }
+        self.pending.push(Sample {
+            t_us,
+            thread: thread_row,
+            stack,
+            flags,
+            late_us,
+        });
+        if self.pending.len() >= CHUNK_SAMPLES || self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn thread_row(
+        &mut self,
+        key: ThreadKey,
+        os_thread_id: Option<u64>,
+        name: Option<&str>,
+        t_us: u64,
+    ) -> Result<u32> {
+        let id = match self.threads.get(&key) {
+            Some(id) => *id,
+            None => {
+                let process = match self.processes.get(&key.pid) {
+                    Some(p) => *p,
+                    None => {
+                        self.add_process(key.pid, None, "", None)?;
+                        self.processes[&key.pid]
+                    }
+                };
+                let id = self.threads.len() as u32;
+                self.threads.insert(key, id);
+                self.send(Msg::Thread {
+                    id,
+                    process,
+                    thread_id: key.thread_id,
+                    os_thread_id,
+                })?;
+                id
+            }
+        };
+        if let Some(name) = name {
+            if self.names.get(&id).map(String::as_str) != Some(name) {
+                self.names.insert(id, name.to_string());
+                self.send(Msg::ThreadName {
+                    thread: id,
+                    since_us: t_us,
+                    name: name.to_string(),
+                })?;
+            }
+        }
+        Ok(id)
+    }
+
+    fn frame_row(&mut self, key: &FrameKey) -> Result<u32> {
+        if let Some(id) = self.frames.get(key) {
+            return Ok(*id);
+        }
+        let id = self.frames.len() as u32;
+        self.frames.insert(key.clone(), id);
+        self.send(Msg::Frame {
+            id,
+            key: key.clone(),
+        })?;
+        Ok(id)
+    }
+
+    /// Send the buffered samples to the writer thread now.
+    pub fn flush(&mut self) -> Result<()> {
+        self.last_flush = Instant::now();
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let samples = std::mem::take(&mut self.pending);
+        self.send(Msg::Chunk {
+            start_us: self.chunk_start_us,
+            samples,
+        })
+    }
+
+    /// Write everything still buffered, close the file and report what was written.
+    pub fn finish(mut self) -> Result<WriterStats> {
+        self.close()
+    }
+
+    fn close(&mut self) -> Result<WriterStats> {
+        let flushed = self.flush();
+        self.tx = None; // the writer thread sees the channel close, commits and exits
+        let stats = match self.worker.take() {
+            Some(w) => w
+                .join()
+                .map_err(|_| anyhow!("the session writer thread panicked"))??,
+            None => WriterStats::default(),
+        };
+        flushed?;
+        Ok(stats)
+    }
+}
+
+impl Drop for SessionWriter {
+    /// A writer dropped without `finish` (an error path, a panic) still writes what it has.
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            let _ = self.close();
+        }
+    }
+}
+
+fn write_loop(conn: Connection, rx: Receiver<Msg>) -> Result<WriterStats> {
+    let mut stats = WriterStats::default();
+    let mut in_tx = false;
+    let mut opened = Instant::now();
+    loop {
+        let msg = match rx.recv_timeout(COMMIT_EVERY) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(msg) = msg {
+            if !in_tx {
+                conn.execute_batch("BEGIN")?;
+                in_tx = true;
+                opened = Instant::now();
+            }
+            let is_chunk = matches!(msg, Msg::Chunk { .. });
+            apply(&conn, msg, &mut stats)?;
+            if !is_chunk && opened.elapsed() < COMMIT_EVERY {
+                continue;
+            }
+        }
+        if in_tx {
+            conn.execute_batch("COMMIT")
+                .context("could not commit to the session file")?;
+            in_tx = false;
+        }
+    }
+    if in_tx {
+        conn.execute_batch("COMMIT")
+            .context("could not commit to the session file")?;
+    }
+    // Fold the WAL back into the main file so the session is one self-contained file.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    let _ = conn.pragma_update(None, "journal_mode", "DELETE");
+    Ok(stats)
+}
+
+fn apply(conn: &Connection, msg: Msg, stats: &mut WriterStats) -> Result<()> {
+    match msg {
+        Msg::Meta(k, v) => {
+            conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                .execute(params![k, v])?;
+        }
+        Msg::Process {
+            id,
+            pid,
+            parent,
+            command_line,
+            python,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO processes (id, pid, parent, command_line, python) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, pid, parent, command_line, python])?;
+        }
+        Msg::Thread {
+            id,
+            process,
+            thread_id,
+            os_thread_id,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO threads (id, process, thread_id, os_thread_id) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, process, thread_id as i64, os_thread_id.map(|t| t as i64)])?;
+        }
+        Msg::ThreadName {
+            thread,
+            since_us,
+            name,
+        } => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO thread_names (thread, since_us, name) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![thread, since_us as i64, name])?;
+        }
+        Msg::Frame { id, key } => {
+            conn.prepare_cached(
+                "INSERT INTO frames (id, function, qualname, filename, line, first_line, module) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                id,
+                &*key.function,
+                &*key.qualname,
+                &*key.filename,
+                key.line,
+                key.first_line,
+                key.module.as_deref()
+            ])?;
+            stats.frames += 1;
+        }
+        Msg::Stack { id, frames } => {
+            let blob: Vec<u8> = frames.iter().flat_map(|f| f.to_le_bytes()).collect();
+            conn.prepare_cached("INSERT INTO stacks (id, frames) VALUES (?1, ?2)")?
+                .execute(params![id, blob])?;
+            stats.stacks += 1;
+        }
+        Msg::Chunk { start_us, samples } => {
+            let data = chunk::encode(&samples, start_us)?;
+            let end_us = samples.last().map_or(start_us, |s| s.t_us);
+            conn.prepare_cached(
+                "INSERT INTO chunks (start_us, end_us, samples, data) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                start_us as i64,
+                end_us as i64,
+                samples.len() as i64,
+                &data
+            ])?;
+            stats.samples += samples.len() as u64;
+            stats.chunks += 1;
+            stats.chunk_bytes += data.len() as u64;
+        }
+    }
+    Ok(())
+}

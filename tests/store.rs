@@ -4,7 +4,10 @@
 use py_spy::store::{
     FrameKey, SampleFilter, Session, SessionWriter, ThreadKey, FLAG_ACTIVE, FLAG_GIL,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// A sample as the test wrote it: (t_us, thread index, stack, flags).
+type Written = (u64, u64, Vec<FrameKey>, u8);
 use std::sync::Arc;
 
 fn temp(name: &str) -> PathBuf {
@@ -27,14 +30,11 @@ fn frame(function: &str, line: i32) -> FrameKey {
 /// Writes `threads` threads sampled at `rate` Hz for `seconds`, each cycling through a few
 /// stacks; returns the samples written as (t_us, thread index, stack frames, flags).
 fn write_session(
-    path: &PathBuf,
+    path: &Path,
     threads: u64,
     rate: u64,
     seconds: u64,
-) -> (
-    Vec<(u64, u64, Vec<FrameKey>, u8)>,
-    py_spy::store::WriterStats,
-) {
+) -> (Vec<Written>, py_spy::store::WriterStats) {
     let mut w = SessionWriter::create(path, &[("tool_version", "test".into())]).unwrap();
     w.add_process(4242, None, "python app.py", Some("3.11.7"))
         .unwrap();
@@ -167,7 +167,7 @@ fn a_few_bytes_per_sample() {
 
 #[test]
 fn foreign_damaged_and_other_version_files_are_refused() {
-    let err = |p: &PathBuf| format!("{:#}", Session::open(p).err().expect("refused"));
+    let err = |p: &Path| format!("{:#}", Session::open(p).err().expect("refused"));
 
     let missing = temp("missing.pyspy");
     assert!(err(&missing).contains("could not open"));
@@ -219,7 +219,7 @@ fn foreign_damaged_and_other_version_files_are_refused() {
 }
 
 /// An SQLite database that is not ours.
-fn rusqlite_free_db(path: &PathBuf) {
+fn rusqlite_free_db(path: &Path) {
     let status = std::process::Command::new("python3")
         .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()"])
         .arg(path)
@@ -228,7 +228,7 @@ fn rusqlite_free_db(path: &PathBuf) {
     assert!(status.success());
 }
 
-fn set_user_version(path: &PathBuf, v: i32) {
+fn set_user_version(path: &Path, v: i32) {
     let status = std::process::Command::new("python3")
         .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('pragma user_version=%s' % sys.argv[2]); c.commit()"])
         .arg(path)

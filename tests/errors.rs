@@ -47,10 +47,7 @@ fn not_python_names_the_binary() {
 
 #[test]
 fn permission_denied_says_what_is_needed() {
-    let python = interpreters()
-        .into_iter()
-        .find(supported)
-        .expect("a supported interpreter");
+    let python = first_supported();
     let target = spawn(&python.path, "sleeper.py", &[]);
     let pid = target.pid.to_string();
     let is_root = unsafe { libc::geteuid() } == 0;
@@ -109,10 +106,7 @@ fn unsupported_versions_are_named() {
 
 #[test]
 fn process_exiting_gives_errors_not_panics() {
-    let python = interpreters()
-        .into_iter()
-        .find(supported)
-        .expect("a supported interpreter");
+    let python = first_supported();
     let target = spawn(&python.path, "deep.py", &["30"]);
     let config = py_spy::Config::default();
     let mut spy = py_spy::PythonSpy::new(target.pid, &config).unwrap();

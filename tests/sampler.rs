@@ -18,10 +18,7 @@ fn config(seconds: Option<u64>) -> Config {
 
 #[test]
 fn samples_full_stacks_until_the_duration() {
-    let python = interpreters()
-        .into_iter()
-        .find(supported)
-        .expect("a supported interpreter");
+    let python = first_supported();
     let target = spawn(&python.path, "deep.py", &["30"]);
     let sampler = Sampler::new(target.pid, &config(Some(1))).unwrap();
     assert_eq!(
@@ -51,10 +48,7 @@ fn samples_full_stacks_until_the_duration() {
 
 #[test]
 fn stops_when_the_target_exits() {
-    let python = interpreters()
-        .into_iter()
-        .find(supported)
-        .expect("a supported interpreter");
+    let python = first_supported();
     let target = spawn(&python.path, "deep.py", &["30"]);
     let mut sampler = Sampler::new(target.pid, &config(None)).unwrap();
     assert!(sampler.next().is_some());

@@ -226,12 +226,13 @@ impl StackRegions {
         })
     }
 
-    /// `len` bytes at `addr`: from a copied chunk, after copying older chunks as needed, or read
-    /// alone (a generator's frame lives in the generator object, outside the chunks).
-    fn get(&mut self, mem: &dyn Memory, layout: &Layout, addr: u64, len: usize) -> Option<Vec<u8>> {
+    /// Fill `out` from `addr`: from a copied chunk, after copying older chunks as needed, or
+    /// read alone (a generator's frame lives in the generator object, outside the chunks).
+    fn get(&mut self, mem: &dyn Memory, layout: &Layout, addr: u64, out: &mut [u8]) -> bool {
         loop {
-            if let Some(b) = self.find(addr, len) {
-                return Some(b.to_vec());
+            if let Some(b) = self.find(addr, out.len()) {
+                out.copy_from_slice(b);
+                return true;
             }
             if self.older == 0 || self.regions.len() > 64 {
                 break;
@@ -253,7 +254,7 @@ impl StackRegions {
             }
             self.add(base, buf, older);
         }
-        mem.read_vec(addr, len).ok()
+        mem.read(addr, out).is_ok()
     }
 }
 
@@ -267,17 +268,17 @@ fn walk_frames(
     match l.frames {
         FrameShape::InterpreterFrame311 => {
             let fo = &l.frame;
-            let header = fo.localsplus as usize;
+            let mut bytes = vec![0u8; fo.localsplus as usize];
             let mut addr = first;
             while addr != 0 {
                 if thread.frames.len() >= MAX_DEPTH {
                     thread.truncated = true;
                     return;
                 }
-                let Some(bytes) = regions.get(mem, l, addr, header) else {
+                if !regions.get(mem, l, addr, &mut bytes) {
                     thread.truncated = true;
                     return;
-                };
+                }
                 let f = Fields(&bytes);
                 let code = f.u64(fo.code as usize);
                 let instr = f.u64(fo.instr_ptr as usize);

@@ -86,6 +86,14 @@ pub fn report(test: &str, ran: &[String], skipped: &[(String, String)]) {
     }
 }
 
+/// The first supported interpreter, for tests that need just one.
+pub fn first_supported() -> Interpreter {
+    interpreters()
+        .into_iter()
+        .find(supported)
+        .expect("no supported Python interpreter found on this machine")
+}
+
 /// Run `check` on every supported interpreter found here; report which ran and which were
 /// skipped, and fail if none could run.
 pub fn on_each_supported(test: &str, mut check: impl FnMut(&Interpreter)) {

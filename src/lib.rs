@@ -5,7 +5,9 @@
 //! and renderers build on the samples it produces. The module paths of py-spy 0.4's library
 //! API ([`config`], [`stack_trace`], [`sampler`], [`python_spy`]) are kept as re-exports.
 
+pub mod analyze;
 pub mod capture;
+pub mod commands;
 pub mod render;
 pub mod settings;
 pub mod store;

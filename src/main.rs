@@ -1,10 +1,17 @@
 //! The `py-spy` command line: parses arguments and calls the library.
 
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Result};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::io::Write;
+use std::path::PathBuf;
 
+use py_spy::analyze::View;
+use py_spy::capture::recorder::{self, CaptureOptions, Launch};
 use py_spy::capture::trace::Pid;
-use py_spy::{Config, LockingStrategy, PythonSpy};
+use py_spy::commands;
+use py_spy::render::RenderOptions;
+use py_spy::store::Session;
+use py_spy::{Config, FileFormat, LineNo, LockingStrategy, PythonSpy, RecordDuration};
 
 #[derive(Parser)]
 #[command(
@@ -13,7 +20,13 @@ use py_spy::{Config, LockingStrategy, PythonSpy};
     about = "Sampling profiler for Python programs",
     long_about = "Sampling profiler for Python programs.\n\n\
                   Reads a running CPython process's memory from outside, so it profiles \
-                  production code without restarting or changing it."
+                  production code without restarting or changing it.\n\n\
+                  Record once, look as often as you like: `capture` writes every sample to a \
+                  session file and `render` turns it into a flamegraph, speedscope, Chrome \
+                  trace or raw file, choosing idle threads, GIL, thread and line options \
+                  after the fact. `record` does both in one go, as py-spy 0.4 did.",
+    infer_subcommands = true,
+    arg_required_else_help = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,8 +35,221 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Records stack trace information to a flamegraph, speedscope or raw file
+    Record(RecordArgs),
+    /// Samples a program into a session file, to render or analyze later
+    Capture(CaptureArgs),
+    /// Renders a session file as a flamegraph, speedscope, Chrome trace or raw file
+    Render(RenderArgs),
     /// Dumps stack traces for a target program to stdout
     Dump(DumpArgs),
+    /// Generate shell completions
+    #[command(hide = true)]
+    Completions {
+        /// Shell type
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What to profile: `--pid` or a program after `--`.
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// PID of a running python program to spy on
+    #[arg(
+        short,
+        long,
+        value_name = "pid",
+        required_unless_present = "python_program"
+    )]
+    pid: Option<Pid>,
+    /// commandline of a python program to run
+    #[arg(
+        value_name = "python_program",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    python_program: Vec<String>,
+}
+
+impl TargetArgs {
+    fn launch(&self) -> Result<Launch> {
+        match (self.pid, self.python_program.is_empty()) {
+            (Some(_), false) => bail!("give either --pid or a program to run, not both"),
+            (Some(pid), true) => Ok(Launch::Attach(pid)),
+            (None, false) => Ok(Launch::Spawn(self.python_program.clone())),
+            (None, true) => bail!("give --pid PID or a program to run after `--`"),
+        }
+    }
+}
+
+/// How to sample.
+#[derive(clap::Args)]
+struct SamplingArgs {
+    /// The number of samples to collect per second
+    #[arg(short, long, value_name = "rate", default_value_t = 100)]
+    rate: u64,
+    /// The number of seconds to sample for
+    #[arg(short, long, value_name = "duration", default_value = "unlimited")]
+    duration: String,
+    /// Profile subprocesses of the original process
+    #[arg(short, long)]
+    subprocesses: bool,
+    /// Collect stack traces from native extensions written in Cython, C or C++
+    #[arg(short, long)]
+    native: bool,
+    /// Don't pause the python process when collecting samples. Setting this option will reduce
+    /// the performance impact of sampling, but may lead to inaccurate results
+    #[arg(long)]
+    nonblocking: bool,
+    /// Hides progress bar (useful for showing error output on record)
+    #[arg(long)]
+    hideprogress: bool,
+}
+
+impl SamplingArgs {
+    fn options(&self) -> Result<CaptureOptions> {
+        if self.rate == 0 {
+            bail!("--rate must be at least 1 sample per second");
+        }
+        let duration = match self.duration.as_str() {
+            "unlimited" => RecordDuration::Unlimited,
+            s => match s.parse::<u64>() {
+                Ok(n) if n > 0 => RecordDuration::Seconds(n),
+                _ => {
+                    bail!("--duration must be a whole number of seconds or 'unlimited' (got '{s}')")
+                }
+            },
+        };
+        Ok(CaptureOptions {
+            rate: self.rate,
+            duration,
+            blocking: if self.nonblocking {
+                LockingStrategy::NonBlocking
+            } else {
+                LockingStrategy::Lock
+            },
+            native: self.native,
+            subprocesses: self.subprocesses,
+            progress: !self.hideprogress,
+        })
+    }
+}
+
+/// What a rendering shows: py-spy's record-time choices, here made at render time.
+#[derive(clap::Args)]
+struct ViewArgs {
+    /// Aggregate samples by function's first line number, instead of current line number
+    #[arg(short = 'F', long, conflicts_with = "nolineno")]
+    function: bool,
+    /// Do not show line numbers
+    #[arg(long)]
+    nolineno: bool,
+    /// Show thread ids in the output
+    #[arg(short, long)]
+    threads: bool,
+    /// Only include traces that are holding on to the GIL
+    #[arg(short, long)]
+    gil: bool,
+    /// Include stack traces for idle threads
+    #[arg(short, long)]
+    idle: bool,
+    /// Show full Python filenames, instead of shortening to show only the package part
+    #[arg(long)]
+    full_filenames: bool,
+}
+
+impl ViewArgs {
+    fn view(&self) -> View {
+        View {
+            idle: self.idle,
+            gil_only: self.gil,
+            thread_frames: self.threads,
+            lineno: if self.nolineno {
+                LineNo::NoLine
+            } else if self.function {
+                LineNo::First
+            } else {
+                LineNo::LastInstruction
+            },
+            full_filenames: self.full_filenames,
+            ..View::default()
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct RecordArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Output filename
+    #[arg(short, long, value_name = "filename")]
+    output: Option<PathBuf>,
+    /// Output file format
+    #[arg(
+        short,
+        long,
+        value_name = "format",
+        value_enum,
+        ignore_case = true,
+        default_value = "flamegraph"
+    )]
+    format: FileFormat,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    #[command(flatten)]
+    view: ViewArgs,
+    /// Also keep the session file at PATH, to render it again later (`py-spy render PATH`)
+    #[arg(long, value_name = "PATH")]
+    session: Option<PathBuf>,
+    /// Captures output from child process
+    #[arg(long, hide = true)]
+    capture: bool,
+}
+
+#[derive(clap::Args)]
+struct CaptureArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Session file to write (replaced if it exists)
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// Session file written by `py-spy capture` (or `record --session`)
+    session: PathBuf,
+    /// Output file format
+    #[arg(
+        short,
+        long,
+        value_name = "format",
+        value_enum,
+        ignore_case = true,
+        default_value = "flamegraph"
+    )]
+    format: FileFormat,
+    /// Output filename ("-" for standard output) [default: the session's name, with the
+    /// format's extension]
+    #[arg(short, long, value_name = "filename")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    view: ViewArgs,
+    /// Only samples of this process (repeat for more)
+    #[arg(long = "pid", value_name = "PID")]
+    pids: Vec<i32>,
+    /// Only samples of this thread: a name, a Python thread id or an OS thread id (repeat
+    /// for more)
+    #[arg(long = "thread", value_name = "NAME|ID")]
+    threads: Vec<String>,
+    /// Only samples taken at least this many seconds after the capture started
+    #[arg(long, value_name = "SECONDS")]
+    from: Option<f64>,
+    /// Only samples taken at most this many seconds after the capture started
+    #[arg(long, value_name = "SECONDS")]
+    to: Option<f64>,
 }
 
 #[derive(clap::Args)]
@@ -49,7 +275,14 @@ struct DumpArgs {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Record(args) => record(args),
+        Command::Capture(args) => capture(args),
+        Command::Render(args) => render(args),
         Command::Dump(args) => dump(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "py-spy", &mut std::io::stdout());
+            Ok(())
+        }
     };
     if let Err(e) = result {
         let _ = std::io::stdout().flush();
@@ -58,7 +291,76 @@ fn main() {
     }
 }
 
-fn dump(args: DumpArgs) -> anyhow::Result<()> {
+fn title() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+fn record(args: RecordArgs) -> Result<()> {
+    let stop = commands::install_stop_handler();
+    let req = commands::Record {
+        launch: args.target.launch()?,
+        capture: args.sampling.options()?,
+        render: RenderOptions {
+            format: args.format,
+            view: View {
+                full_filenames: args.view.full_filenames,
+                ..args.view.view()
+            },
+            title: Some(title()),
+        },
+        output: args.output,
+        session: args.session,
+    };
+    let _ = args.capture; // the program's output is left alone, as py-spy record leaves it
+    commands::record(&req, stop)
+}
+
+fn capture(args: CaptureArgs) -> Result<()> {
+    let stop = commands::install_stop_handler();
+    let launch = args.target.launch()?;
+    let opts = args.sampling.options()?;
+    let summary = recorder::capture(&launch, &opts, &args.output, stop)?;
+    eprintln!("{}", commands::describe_capture(&args.output, &summary));
+    Ok(())
+}
+
+fn render(args: RenderArgs) -> Result<()> {
+    let session = Session::open(&args.session)?;
+    let output = args.output.unwrap_or_else(|| {
+        args.session
+            .with_extension(commands::extension(args.format))
+    });
+    let opts = RenderOptions {
+        format: args.format,
+        view: View {
+            pids: (!args.pids.is_empty()).then_some(args.pids),
+            threads: args.threads,
+            from_s: args.from,
+            to_s: args.to,
+            ..args.view.view()
+        },
+        title: Some(title()),
+    };
+    let summary = commands::render_to(&session, &opts, &output)?;
+    if output != std::path::Path::new("-") {
+        eprintln!(
+            "Wrote {} samples to '{}'{}",
+            summary.samples,
+            output.display(),
+            if summary.dropped > 0 && !opts.view.idle {
+                format!(
+                    " ({} idle or non-GIL samples left out; --idle includes idle threads)",
+                    summary.dropped
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+fn dump(args: DumpArgs) -> Result<()> {
     let config = Config {
         command: "dump".into(),
         pid: Some(args.pid),

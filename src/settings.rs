@@ -78,7 +78,7 @@ impl std::str::FromStr for FileFormat {
 }
 
 /// Whether the target is paused while it is read.
-#[derive(Debug, Clone, Eq, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Eq, PartialEq, Serialize, Deserialize)]
 pub enum LockingStrategy {
     /// Read without pausing.
     NonBlocking,

@@ -18,6 +18,7 @@ fn temp(name: &str) -> PathBuf {
 
 fn frame(function: &str, line: i32) -> FrameKey {
     FrameKey {
+        short_filename: None,
         function: Arc::from(function),
         qualname: Arc::from(format!("Mod.{function}").as_str()),
         filename: Arc::from("/app/mod.py"),

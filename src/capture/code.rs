@@ -12,7 +12,11 @@ use super::memory::{Fields, Memory};
 use super::strings;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Source of [`CodeInfo::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Longest line table we copy; larger ones come from corrupt objects.
 const MAX_LINETABLE: usize = 1 << 20;
@@ -22,6 +26,9 @@ const MAX_ENTRIES: usize = 1 << 16;
 /// What we know of one code object.
 #[derive(Debug)]
 pub struct CodeInfo {
+    /// Unique among all code objects loaded by this process (never reused, unlike the
+    /// address): a cheap key for interning frames.
+    pub id: u64,
     /// `co_qualname` (3.11+) or `co_name`.
     pub qualname: Arc<str>,
     /// `co_name`
@@ -190,6 +197,7 @@ fn load(mem: &dyn Memory, layout: &Layout, addr: u64) -> Result<(CodeInfo, Vec<u
     let signature = raw[c.validate_from as usize..c.validate_to as usize].to_vec();
     Ok((
         CodeInfo {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             qualname,
             name,
             filename,

@@ -1,15 +1,15 @@
 //! [`Sampler`]: samples a process at a fixed rate on a background thread and yields
 //! [`Sample`]s as an iterator.
 //!
-//! The timer keeps the requested rate without drift: sample *n* is due at `start + n/rate`;
-//! a sample taken after its due time records how late it was, and samples that fell a whole
-//! period behind are skipped rather than bunched.
+//! The clock is [`Ticker`]: no drift, lateness recorded, missed ticks skipped.
 
 use anyhow::Result;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::spy::PythonSpy;
+use super::timer::Ticker;
 use super::trace::{Pid, StackTrace};
 use crate::settings::{Config, RecordDuration};
 
@@ -42,21 +42,13 @@ impl Sampler {
             .name("py-spy-sampler".into())
             .spawn(move || {
                 let mut spy = spy;
-                let period_ns = (1_000_000_000 / rate).max(1);
-                let start = Instant::now();
-                let mut n: u64 = 0;
+                let never = AtomicBool::new(false);
+                let mut ticker = Ticker::new(rate);
                 loop {
-                    if limit.is_some_and(|l| n >= l) {
+                    if limit.is_some_and(|l| ticker.next_index() >= l) {
                         break;
                     }
-                    let due = start + Duration::from_nanos(period_ns.saturating_mul(n));
-                    let now = Instant::now();
-                    let late = if now < due {
-                        std::thread::sleep(due - now);
-                        None
-                    } else {
-                        Some(now - due)
-                    };
+                    let late = ticker.wait(&never).filter(|l| !l.is_zero());
                     let sample = match spy.get_stack_traces() {
                         Ok(traces) => Sample {
                             traces,
@@ -77,13 +69,7 @@ impl Sampler {
                     if tx.send(sample).is_err() {
                         break;
                     }
-                    n += 1;
-                    // Behind by more than a period: skip the missed ticks.
-                    let elapsed = start.elapsed();
-                    let behind = (elapsed.as_nanos() / period_ns as u128) as u64;
-                    if behind > n {
-                        n = behind;
-                    }
+                    ticker.advance();
                 }
             })?;
         Ok(Sampler { version, rx })

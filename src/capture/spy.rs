@@ -57,6 +57,33 @@ pub struct PythonSpy {
     thread_names: HashMap<u64, String>,
     names_looked_up: Option<Instant>,
     short_filenames: HashMap<Arc<str>, Option<String>>,
+    /// Reused between samples: OS thread states, and threads for `get_stack_traces`.
+    running: HashMap<u64, bool>,
+    scratch: Vec<ThreadSample>,
+}
+
+/// One thread's stack as [`PythonSpy::sample`] takes it: code objects rather than strings.
+#[derive(Debug, Default)]
+pub struct ThreadSample {
+    pub thread_id: u64,
+    pub os_thread_id: Option<u64>,
+    pub holds_gil: bool,
+    /// Running (or runnable) rather than waiting, by py-spy's rules.
+    pub active: bool,
+    /// The walk stopped early, or a frame could not be read.
+    pub truncated: bool,
+    /// Innermost first.
+    pub frames: Vec<CodeFrame>,
+}
+
+/// One frame of a [`ThreadSample`].
+#[derive(Debug)]
+pub struct CodeFrame {
+    pub code: Arc<CodeInfo>,
+    /// Per `Config::lineno`: the line being run, the function's first line, or 0.
+    pub line: i32,
+    pub is_entry: bool,
+    pub locals: Option<Vec<LocalVariable>>,
 }
 
 impl PythonSpy {
@@ -90,6 +117,8 @@ impl PythonSpy {
             thread_names: HashMap::new(),
             names_looked_up: None,
             short_filenames: HashMap::new(),
+            running: HashMap::new(),
+            scratch: Vec::new(),
         };
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.
         spy.walker.snapshot(&spy.mem).with_context(|| {
@@ -131,15 +160,57 @@ impl PythonSpy {
 
     /// Stack traces of every Python thread (or only the GIL holder with `gil_only`).
     pub fn get_stack_traces(&mut self) -> Result<Vec<StackTrace>> {
+        let mut threads = std::mem::take(&mut self.scratch);
+        let result = self.sample(&mut threads);
+        let traces = result.map(|()| {
+            let mut traces = Vec::with_capacity(threads.len());
+            for t in threads.iter_mut() {
+                let mut frames = Vec::with_capacity(t.frames.len());
+                for f in t.frames.iter_mut() {
+                    frames.push(Frame {
+                        name: f.code.qualname.to_string(),
+                        filename: f.code.filename.to_string(),
+                        module: None,
+                        short_filename: self.shorten(&f.code.filename),
+                        line: f.line,
+                        locals: f.locals.take(),
+                        is_entry: f.is_entry,
+                        is_shim_entry: false,
+                    });
+                }
+                if let Some(last) = frames.last_mut() {
+                    last.is_shim_entry = true;
+                }
+                traces.push(StackTrace {
+                    pid: self.pid,
+                    thread_id: t.thread_id,
+                    thread_name: self.thread_names.get(&t.thread_id).cloned(),
+                    os_thread_id: t.os_thread_id,
+                    active: t.active,
+                    owns_gil: t.holds_gil,
+                    frames,
+                    process_info: None,
+                });
+            }
+            traces
+        });
+        self.scratch = threads;
+        traces
+    }
+
+    /// Take one snapshot of every Python thread into `out` (replacing its contents, reusing
+    /// its allocations), without building strings: frames point at cached code objects.
+    /// This is what `capture` uses; [`PythonSpy::get_stack_traces`] formats the same data.
+    pub fn sample(&mut self, out: &mut Vec<ThreadSample>) -> Result<()> {
         // OS thread states must be read before pausing the target: paused, every thread is 't'.
-        let mut running: HashMap<u64, bool> = HashMap::new();
+        self.running.clear();
         if !self.config.gil_only {
             if self.walker.threads_changed {
                 self.os_threads.rescan();
             }
             for tid in self.os_threads.known() {
                 if let Some(r) = self.os_threads.is_running(tid) {
-                    running.insert(tid, r);
+                    self.running.insert(tid, r);
                 }
             }
         }
@@ -150,24 +221,24 @@ impl PythonSpy {
             None
         };
         let threads = self.walker.snapshot(&self.mem);
-        let traces = threads.and_then(|threads| self.decode(threads));
+        let decoded = threads.and_then(|threads| self.decode(threads, out));
         drop(lock);
-        let mut traces = traces?;
+        decoded?;
 
         // Threads seen for the first time: their state can only be read now.
-        let tids: Vec<u64> = traces.iter().filter_map(|t| t.os_thread_id).collect();
         if !self.config.gil_only {
-            for trace in &mut traces {
-                let Some(tid) = trace.os_thread_id else {
+            for t in out.iter_mut() {
+                let Some(tid) = t.os_thread_id else {
                     continue;
                 };
-                let r = match running.get(&tid) {
+                let r = match self.running.get(&tid) {
                     Some(r) => Some(*r),
                     None => self.os_threads.is_running(tid),
                 };
-                trace.active = r.unwrap_or(true) && !is_idle_frame(&trace.frames);
+                t.active = r.unwrap_or(true) && !is_idle_frame(&t.frames);
             }
             if self.walker.threads_changed {
+                let tids: Vec<u64> = out.iter().filter_map(|t| t.os_thread_id).collect();
                 self.os_threads.retain(&tids);
             }
         }
@@ -176,7 +247,33 @@ impl PythonSpy {
         self.stats.reads += self.stats.last_reads;
         self.stats.code_loads = self.codes.loads;
         self.stats.code_invalidations = self.codes.invalidations;
-        Ok(traces)
+        Ok(())
+    }
+
+    /// `threading`'s name for a thread, as last looked up.
+    pub fn thread_name(&self, thread_id: u64) -> Option<&str> {
+        self.thread_names.get(&thread_id).map(String::as_str)
+    }
+
+    /// The file name relative to its package root, py-spy's rule (see `--full-filenames`).
+    pub fn short_filename(&mut self, filename: &Arc<str>) -> Option<String> {
+        let full = std::mem::replace(&mut self.config.full_filenames, false);
+        let short = self.shorten(filename);
+        self.config.full_filenames = full;
+        short
+    }
+
+    /// The command line of the target, arguments joined by spaces.
+    pub fn command_line(&self) -> String {
+        std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .map(|raw| {
+                raw.split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
     }
 
     fn lock_error(&self, e: remoteprocess::Error) -> anyhow::Error {
@@ -190,8 +287,8 @@ impl PythonSpy {
         }
     }
 
-    /// Turn raw threads into stack traces: names, lines, locals.
-    fn decode(&mut self, threads: Vec<RawThread>) -> Result<Vec<StackTrace>> {
+    /// Turn raw threads into samples: code objects, lines, locals.
+    fn decode(&mut self, threads: Vec<RawThread>, out: &mut Vec<ThreadSample>) -> Result<()> {
         let layout = self.target.layout;
         self.codes.next_generation();
         let code_addrs: Vec<u64> = threads
@@ -216,7 +313,7 @@ impl PythonSpy {
             }
         }
 
-        let mut traces = Vec::with_capacity(threads.len());
+        let mut used = 0;
         for thread in threads {
             if self.config.gil_only && !thread.holds_gil {
                 continue;
@@ -224,12 +321,23 @@ impl PythonSpy {
             if thread.truncated {
                 self.stats.truncated_stacks += 1;
             }
-            let mut frames = Vec::with_capacity(thread.frames.len());
+            if used == out.len() {
+                out.push(ThreadSample::default());
+            }
+            let slot = &mut out[used];
+            used += 1;
+            slot.thread_id = thread.thread_id;
+            slot.os_thread_id = (thread.native_thread_id != 0).then_some(thread.native_thread_id);
+            slot.holds_gil = thread.holds_gil;
+            slot.active = true;
+            slot.truncated = thread.truncated;
+            slot.frames.clear();
             for raw in &thread.frames {
                 let code = match self.codes.get(&self.mem, layout, raw.code) {
                     Ok(c) => c,
                     Err(_) => {
                         self.stats.bad_frames += 1;
+                        slot.truncated = true;
                         continue;
                     }
                 };
@@ -243,32 +351,16 @@ impl PythonSpy {
                 } else {
                     None
                 };
-                frames.push(Frame {
-                    name: code.qualname.to_string(),
-                    filename: code.filename.to_string(),
-                    module: None,
-                    short_filename: self.shorten(&code.filename),
+                slot.frames.push(CodeFrame {
+                    code,
                     line,
-                    locals,
                     is_entry: raw.is_entry,
-                    is_shim_entry: false,
+                    locals,
                 });
             }
-            if let Some(last) = frames.last_mut() {
-                last.is_shim_entry = true;
-            }
-            traces.push(StackTrace {
-                pid: self.pid,
-                thread_id: thread.thread_id,
-                thread_name: self.thread_names.get(&thread.thread_id).cloned(),
-                os_thread_id: (thread.native_thread_id != 0).then_some(thread.native_thread_id),
-                active: true,
-                owns_gil: thread.holds_gil,
-                frames,
-                process_info: None,
-            });
         }
-        Ok(traces)
+        out.truncate(used);
+        Ok(())
     }
 
     /// Local variables of a frame: names from the code object, values from the frame.
@@ -336,16 +428,16 @@ impl PythonSpy {
 
 /// py-spy's rule for threads that are runnable but in fact waiting: the innermost frame is a
 /// known blocking call.
-fn is_idle_frame(frames: &[Frame]) -> bool {
+fn is_idle_frame(frames: &[CodeFrame]) -> bool {
     let Some(f) = frames.first() else {
         return false;
     };
-    let name = f.name.rsplit('.').next().unwrap_or(&f.name);
-    (name == "wait" && f.filename.ends_with("threading.py"))
-        || (name == "select" && f.filename.ends_with("selectors.py"))
+    let (name, file) = (&*f.code.name, &*f.code.filename);
+    (name == "wait" && file.ends_with("threading.py"))
+        || (name == "select" && file.ends_with("selectors.py"))
         || (name == "poll"
-            && (f.filename.ends_with("asyncore.py")
-                || f.filename.contains("zmq")
-                || f.filename.contains("gevent")
-                || f.filename.contains("tornado")))
+            && (file.ends_with("asyncore.py")
+                || file.contains("zmq")
+                || file.contains("gevent")
+                || file.contains("tornado")))
 }

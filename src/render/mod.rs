@@ -1,3 +1,68 @@
-//! Output formats. Each module turns samples (or one snapshot) into one format.
+//! Output formats. [`dump`] prints one live snapshot; the others replay a session file
+//! through an [`analyze::View`](crate::analyze::View) into a file py-spy users know:
+//!
+//! - [`collapsed`]: raw collapsed stacks (`frame;frame;frame count`), and the flamegraph SVG
+//!   drawn from them by inferno;
+//! - [`speedscope`]: speedscope's JSON file format, one sampled profile per thread;
+//! - [`chrometrace`]: Trace Event Format JSON for Chrome's tracing and Perfetto.
 
+pub mod chrometrace;
+pub mod collapsed;
 pub mod dump;
+pub mod speedscope;
+
+use anyhow::Result;
+use std::io::Write;
+
+use crate::analyze::{Replay, View};
+use crate::settings::FileFormat;
+use crate::store::Session;
+
+/// How to render a session.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub format: FileFormat,
+    pub view: View,
+    /// Flamegraph title (py-spy uses the command line that made the profile).
+    pub title: Option<String>,
+}
+
+/// What a render wrote.
+#[derive(Debug, Clone, Default)]
+pub struct RenderSummary {
+    /// Samples written (thread stacks).
+    pub samples: u64,
+    /// Samples left out by the idle and GIL rules.
+    pub dropped: u64,
+}
+
+/// Replay `session` through the view and write it in the chosen format.
+pub fn render(
+    session: &Session,
+    opts: &RenderOptions,
+    out: &mut dyn Write,
+) -> Result<RenderSummary> {
+    let mut replay = Replay::new(session, &opts.view)?;
+    let samples = match opts.format {
+        FileFormat::raw => collapsed::write_raw(&mut replay, out)?,
+        FileFormat::flamegraph => {
+            collapsed::write_flamegraph(&mut replay, opts.title.as_deref(), out)?
+        }
+        FileFormat::speedscope => speedscope::write(&mut replay, out)?,
+        FileFormat::chrometrace => chrometrace::write(&mut replay, out)?,
+    };
+    Ok(RenderSummary {
+        samples,
+        dropped: replay.dropped,
+    })
+}
+
+/// The capture's sampling rate (snapshots per second), from the session's meta table.
+pub fn session_rate(session: &Session) -> u64 {
+    session
+        .meta
+        .get("rate")
+        .and_then(|r| r.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(100)
+}

@@ -13,6 +13,7 @@ pub struct FrameRow {
     pub function: String,
     pub qualname: String,
     pub filename: String,
+    pub short_filename: Option<String>,
     pub line: i32,
     pub first_line: i32,
     pub module: Option<String>,
@@ -141,7 +142,8 @@ impl Session {
         }
         let frames = dense(
             conn.prepare(
-                "SELECT id, function, qualname, filename, line, first_line, module FROM frames ORDER BY id",
+                "SELECT id, function, qualname, filename, short_filename, line, first_line, module \
+                 FROM frames ORDER BY id",
             )?
             .query_map([], |r| {
                 Ok((
@@ -150,9 +152,10 @@ impl Session {
                         function: r.get(1)?,
                         qualname: r.get(2)?,
                         filename: r.get(3)?,
-                        line: r.get(4)?,
-                        first_line: r.get(5)?,
-                        module: r.get(6)?,
+                        short_filename: r.get(4)?,
+                        line: r.get(5)?,
+                        first_line: r.get(6)?,
+                        module: r.get(7)?,
                     },
                 ))
             })?

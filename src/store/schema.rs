@@ -39,6 +39,7 @@ CREATE TABLE frames (
     function   TEXT NOT NULL,
     qualname   TEXT NOT NULL,
     filename   TEXT NOT NULL,
+    short_filename TEXT,
     line       INTEGER NOT NULL,
     first_line INTEGER NOT NULL,
     module     TEXT

@@ -32,6 +32,8 @@ pub struct FrameKey {
     pub function: Arc<str>,
     pub qualname: Arc<str>,
     pub filename: Arc<str>,
+    /// The file relative to its package root, when it could be worked out at capture time.
+    pub short_filename: Option<Arc<str>>,
     pub line: i32,
     pub first_line: i32,
     pub module: Option<Arc<str>>,
@@ -102,7 +104,6 @@ pub struct SessionWriter {
     pending: Vec<Sample>,
     chunk_start_us: u64,
     last_flush: Instant,
-    stack_buf: Vec<u32>,
 }
 
 impl SessionWriter {
@@ -139,7 +140,6 @@ impl SessionWriter {
             pending: Vec::new(),
             chunk_start_us: 0,
             last_flush: now,
-            stack_buf: Vec::new(),
         })
     }
 
@@ -196,25 +196,48 @@ impl SessionWriter {
         flags: u8,
         late_us: u32,
     ) -> Result<()> {
-        let thread_row = self.thread_row(thread, os_thread_id, thread_name, t_us)?;
-        let mut buf = std::mem::take(&mut self.stack_buf);
-        buf.clear();
+        let mut ids = Vec::with_capacity(frames.len());
         for f in frames {
-            buf.push(self.frame_row(f)?);
+            ids.push(self.intern_frame(f)?);
         }
-        let stack = match self.stacks.get(buf.as_slice()) {
+        self.add_sample_ids(
+            t_us,
+            thread,
+            os_thread_id,
+            thread_name,
+            &ids,
+            flags,
+            late_us,
+        )
+    }
+
+    /// [`SessionWriter::add_sample`] with frames already interned by
+    /// [`SessionWriter::intern_frame`]: the capture loop's fast path, which caches frame ids
+    /// by code object and line so no strings are hashed per sample.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_sample_ids(
+        &mut self,
+        t_us: u64,
+        thread: ThreadKey,
+        os_thread_id: Option<u64>,
+        thread_name: Option<&str>,
+        frames: &[u32],
+        flags: u8,
+        late_us: u32,
+    ) -> Result<()> {
+        let thread_row = self.thread_row(thread, os_thread_id, thread_name, t_us)?;
+        let stack = match self.stacks.get(frames) {
             Some(id) => *id,
             None => {
                 let id = self.stacks.len() as u32;
-                self.stacks.insert(buf.clone(), id);
+                self.stacks.insert(frames.to_vec(), id);
                 self.send(Msg::Stack {
                     id,
-                    frames: buf.clone(),
+                    frames: frames.to_vec(),
                 })?;
                 id
             }
         };
-        self.stack_buf = buf;
         if self.pending.is_empty() {
             self.chunk_start_us = t_us;
         }
@@ -229,6 +252,20 @@ impl SessionWriter {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// The id of a frame, sending it to the file the first time it is seen.
+    pub fn intern_frame(&mut self, key: &FrameKey) -> Result<u32> {
+        if let Some(id) = self.frames.get(key) {
+            return Ok(*id);
+        }
+        let id = self.frames.len() as u32;
+        self.frames.insert(key.clone(), id);
+        self.send(Msg::Frame {
+            id,
+            key: key.clone(),
+        })?;
+        Ok(id)
     }
 
     fn thread_row(
@@ -269,19 +306,6 @@ impl SessionWriter {
                 })?;
             }
         }
-        Ok(id)
-    }
-
-    fn frame_row(&mut self, key: &FrameKey) -> Result<u32> {
-        if let Some(id) = self.frames.get(key) {
-            return Ok(*id);
-        }
-        let id = self.frames.len() as u32;
-        self.frames.insert(key.clone(), id);
-        self.send(Msg::Frame {
-            id,
-            key: key.clone(),
-        })?;
         Ok(id)
     }
 
@@ -405,14 +429,15 @@ fn apply(conn: &Connection, msg: Msg, stats: &mut WriterStats) -> Result<()> {
         }
         Msg::Frame { id, key } => {
             conn.prepare_cached(
-                "INSERT INTO frames (id, function, qualname, filename, line, first_line, module) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO frames (id, function, qualname, filename, short_filename, line, \
+                 first_line, module) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 id,
                 &*key.function,
                 &*key.qualname,
                 &*key.filename,
+                key.short_filename.as_deref(),
                 key.line,
                 key.first_line,
                 key.module.as_deref()

@@ -1,0 +1,544 @@
+//! `py-spy capture`: sample a process (and, with `subprocesses`, its descendants) into a
+//! session file until the duration runs out, the program exits, or a stop is requested.
+//!
+//! Everything is recorded: every thread, idle or not, with its line numbers, GIL and activity
+//! flags, so the choices py-spy makes while recording (`--idle`, `--gil`, `--threads`,
+//! `--nolineno`, `--function`) are made later, when rendering. Frames are interned by code
+//! object and line here, on the sampling thread, so a sample costs a few hash lookups; the
+//! session writer encodes and commits on a thread of its own.
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::errors::AttachError;
+use super::spy::{PythonSpy, ThreadSample};
+use super::timer::Ticker;
+use super::trace::Pid;
+use crate::settings::{Config, LineNo, LockingStrategy, RecordDuration};
+use crate::store::{FrameKey, SessionWriter, ThreadKey, WriterStats};
+use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
+
+/// How long a spawned program may take to start its interpreter.
+const SPAWN_ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long an "unsupported version" answer must last before a spawned program is given up.
+const UNSUPPORTED_SETTLE: Duration = Duration::from_secs(2);
+/// How often descendants are looked for with `subprocesses`.
+const CHILD_SCAN_EVERY: Duration = Duration::from_millis(500);
+/// Attempts at attaching to a descendant before deciding it is not Python.
+const CHILD_ATTACH_TRIES: u32 = 6;
+/// How often the progress line is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// What to profile.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// A running process.
+    Attach(Pid),
+    /// A program to start (and stop again when the capture ends).
+    Spawn(Vec<String>),
+}
+
+/// How to capture. Serialised into the session's meta table.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureOptions {
+    /// Snapshots per second.
+    pub rate: u64,
+    pub duration: RecordDuration,
+    /// Pause the target while reading it (`Lock`, the default) or not (`--nonblocking`).
+    pub blocking: LockingStrategy,
+    pub native: bool,
+    pub subprocesses: bool,
+    /// Draw a progress line on stderr (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions {
+            rate: 100,
+            duration: RecordDuration::Unlimited,
+            blocking: LockingStrategy::Lock,
+            native: false,
+            subprocesses: false,
+            progress: true,
+        }
+    }
+}
+
+/// Why a capture ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Duration,
+    Interrupted,
+    ProcessExited,
+}
+
+impl StopReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StopReason::Duration => "duration",
+            StopReason::Interrupted => "interrupted",
+            StopReason::ProcessExited => "process_exited",
+        }
+    }
+}
+
+/// What a capture did.
+#[derive(Debug, Clone)]
+pub struct CaptureSummary {
+    /// The profiled process (the spawned one, or the one attached to).
+    pub pid: Pid,
+    pub python: String,
+    pub command_line: String,
+    /// Snapshot ticks taken (each covers every thread of every process).
+    pub snapshots: u64,
+    /// Thread stacks written.
+    pub samples: u64,
+    /// Snapshots of a process that failed while the process was alive.
+    pub errors: u64,
+    pub last_error: Option<String>,
+    /// Ticks taken more than a period late, and ticks skipped because sampling fell behind.
+    pub late: u64,
+    pub skipped: u64,
+    /// Largest lateness of a tick.
+    pub max_late: Duration,
+    pub stop: StopReason,
+    pub elapsed: Duration,
+    pub writer: WriterStats,
+    /// Size of the session file once closed.
+    pub file_bytes: u64,
+}
+
+/// One attached process.
+struct Attached {
+    spy: PythonSpy,
+    /// Frame ids by (code object, line): no string is hashed for a frame seen before.
+    frame_ids: HashMap<(u64, i32), u32>,
+}
+
+/// Run a capture into `path` (created, or replaced). `stop` ends it early, cleanly.
+pub fn capture(
+    launch: &Launch,
+    opts: &CaptureOptions,
+    path: &Path,
+    stop: &AtomicBool,
+) -> Result<CaptureSummary> {
+    let config = spy_config(opts);
+    let mut child = None;
+    let root = match launch {
+        Launch::Attach(pid) => PythonSpy::retry_new(*pid, &config, 3)?,
+        Launch::Spawn(argv) => {
+            let c = spawn(argv)?;
+            let pid = c.id() as Pid;
+            child = Some(c);
+            let attached = attach_spawned(pid, &config, child.as_mut().unwrap(), stop);
+            match attached {
+                Ok(spy) => spy,
+                Err(e) => {
+                    end_child(&mut child);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let result = run(launch, root, opts, &config, path, stop);
+    end_child(&mut child);
+    result
+}
+
+fn spy_config(opts: &CaptureOptions) -> Config {
+    Config {
+        blocking: opts.blocking,
+        native: opts.native,
+        sampling_rate: opts.rate,
+        include_idle: true,
+        gil_only: false,
+        lineno: LineNo::LastInstruction,
+        full_filenames: false,
+        dump_locals: 0,
+        ..Config::default()
+    }
+}
+
+fn spawn(argv: &[String]) -> Result<Child> {
+    let Some(program) = argv.first() else {
+        bail!("no program given to run (expected `-- python script.py ...`)");
+    };
+    Command::new(program)
+        .args(&argv[1..])
+        .spawn()
+        .with_context(|| format!("could not start '{program}'"))
+}
+
+/// Attach to a program we just started: retry while it loads and initialises Python.
+fn attach_spawned(
+    pid: Pid,
+    config: &Config,
+    child: &mut Child,
+    stop: &AtomicBool,
+) -> Result<PythonSpy> {
+    let begin = Instant::now();
+    loop {
+        let err = match PythonSpy::retry_new(pid, config, 1) {
+            Ok(spy) => return Ok(spy),
+            Err(e) => e,
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(err.context(format!(
+                "the program exited ({status}) before py-spy could attach to it"
+            )));
+        }
+        // While the program starts, its binaries are only partly loaded: a version read from
+        // the executable's name alone may look unsupported. Only a lasting answer counts.
+        let fatal = match err.downcast_ref::<AttachError>() {
+            Some(AttachError::PermissionDenied(_)) => true,
+            Some(AttachError::UnsupportedVersion { .. }) => begin.elapsed() > UNSUPPORTED_SETTLE,
+            _ => false,
+        };
+        if fatal
+            || begin.elapsed() > SPAWN_ATTACH_TIMEOUT
+            || stop.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(err.context(format!(
+                "could not attach to the program started as process {pid}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Stop a program we started, if it still runs, and reap it.
+fn end_child(child: &mut Option<Child>) {
+    if let Some(c) = child.as_mut() {
+        if let Ok(None) = c.try_wait() {
+            let _ = c.kill();
+        }
+        let _ = c.wait();
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn file_size(path: &Path) -> u64 {
+    let wal = path.with_extension(format!(
+        "{}-wal",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    size(path) + size(&wal)
+}
+
+/// Human-readable byte count.
+pub fn format_bytes(n: u64) -> String {
+    match n {
+        n if n >= 10 << 20 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 10 << 10 => format!("{} KiB", n >> 10),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn progress_bar(opts: &CaptureOptions) -> ProgressBar {
+    if !opts.progress || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match opts.duration {
+        RecordDuration::Seconds(s) => {
+            let bar = ProgressBar::with_draw_target(Some(s * 1000), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30.green/dim} {elapsed:>4} of {len_s}  {msg}")
+                    .expect("valid template")
+                    .with_key(
+                        "len_s",
+                        |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{}s", s.len().unwrap_or(0) / 1000);
+                        },
+                    ),
+            );
+            bar
+        }
+        RecordDuration::Unlimited => {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner:.green} {elapsed:>4}  {msg}  (Ctrl-C stops)",
+                )
+                .expect("valid template"),
+            );
+            bar
+        }
+    };
+    bar
+}
+
+fn run(
+    launch: &Launch,
+    root: PythonSpy,
+    opts: &CaptureOptions,
+    config: &Config,
+    path: &Path,
+    stop: &AtomicBool,
+) -> Result<CaptureSummary> {
+    let root_pid = root.pid;
+    let python = root.version.to_string();
+    let command_line = root.command_line();
+    let options = serde_json::to_string(opts).unwrap_or_default();
+    let meta: Vec<(&str, String)> = vec![
+        ("tool", "py-spy".to_string()),
+        ("tool_version", env!("CARGO_PKG_VERSION").to_string()),
+        ("command_line", command_line.clone()),
+        (
+            "started",
+            match launch {
+                Launch::Attach(_) => "attached",
+                Launch::Spawn(_) => "spawned",
+            }
+            .to_string(),
+        ),
+        ("pid", root_pid.to_string()),
+        ("python", python.clone()),
+        ("host", hostname()),
+        ("rate", opts.rate.to_string()),
+        ("options", options),
+    ];
+    let mut writer = SessionWriter::create(path, &meta)
+        .with_context(|| format!("could not create session file {}", path.display()))?;
+    writer.add_process(root_pid, None, &command_line, Some(&python))?;
+
+    let mut procs: Vec<Attached> = vec![Attached {
+        spy: root,
+        frame_ids: HashMap::new(),
+    }];
+    let mut known: HashSet<Pid> = HashSet::from([root_pid]);
+    let mut child_tries: HashMap<Pid, u32> = HashMap::new();
+    let mut last_scan = Instant::now();
+
+    let limit = match opts.duration {
+        RecordDuration::Unlimited => None,
+        RecordDuration::Seconds(s) => Some(s.saturating_mul(opts.rate.max(1))),
+    };
+    let bar = progress_bar(opts);
+    let mut last_draw = Instant::now();
+    let begin = Instant::now();
+    let mut ticker = Ticker::new(opts.rate);
+    let mut threads: Vec<ThreadSample> = Vec::new();
+    let mut ids: Vec<u32> = Vec::new();
+    let period = Duration::from_nanos(1_000_000_000 / opts.rate.max(1));
+    let (mut snapshots, mut samples, mut errors, mut late_count) = (0u64, 0u64, 0u64, 0u64);
+    let mut max_late = Duration::ZERO;
+    let mut last_error = None;
+
+    let stop_reason = loop {
+        if limit.is_some_and(|l| ticker.next_index() >= l) {
+            break StopReason::Duration;
+        }
+        let Some(late) = ticker.wait(stop) else {
+            break StopReason::Interrupted;
+        };
+        let t_us = writer.elapsed_us();
+        let late_us = late.as_micros().min(u32::MAX as u128) as u32;
+        if late > period {
+            late_count += 1;
+        }
+        max_late = max_late.max(late);
+
+        let mut gone = Vec::new();
+        for (i, p) in procs.iter_mut().enumerate() {
+            match p.spy.sample(&mut threads) {
+                Ok(()) => {
+                    for t in &threads {
+                        ids.clear();
+                        for f in &t.frames {
+                            let id = match p.frame_ids.get(&(f.code.id, f.line)) {
+                                Some(id) => *id,
+                                None => {
+                                    let key = FrameKey {
+                                        function: f.code.name.clone(),
+                                        qualname: f.code.qualname.clone(),
+                                        filename: f.code.filename.clone(),
+                                        short_filename: p
+                                            .spy
+                                            .short_filename(&f.code.filename)
+                                            .map(Arc::from),
+                                        line: f.line,
+                                        first_line: f.code.first_line,
+                                        module: None,
+                                    };
+                                    let id = writer.intern_frame(&key)?;
+                                    p.frame_ids.insert((f.code.id, f.line), id);
+                                    id
+                                }
+                            };
+                            ids.push(id);
+                        }
+                        let flags = if t.active { FLAG_ACTIVE } else { 0 }
+                            | if t.holds_gil { FLAG_GIL } else { 0 }
+                            | if t.truncated { FLAG_TRUNCATED } else { 0 };
+                        writer.add_sample_ids(
+                            t_us,
+                            ThreadKey {
+                                pid: p.spy.pid,
+                                thread_id: t.thread_id,
+                            },
+                            t.os_thread_id,
+                            p.spy.thread_name(t.thread_id),
+                            &ids,
+                            flags,
+                            late_us,
+                        )?;
+                        samples += 1;
+                    }
+                }
+                Err(e) => {
+                    if !process_alive(p.spy.pid) {
+                        gone.push(i);
+                    } else {
+                        errors += 1;
+                        last_error = Some(format!("process {}: {e:#}", p.spy.pid));
+                    }
+                }
+            }
+        }
+        snapshots += 1;
+        ticker.advance();
+        for i in gone.into_iter().rev() {
+            procs.remove(i);
+        }
+        if procs.is_empty() {
+            break StopReason::ProcessExited;
+        }
+
+        if opts.subprocesses && last_scan.elapsed() >= CHILD_SCAN_EVERY {
+            last_scan = Instant::now();
+            for (pid, parent) in descendants(root_pid) {
+                if known.contains(&pid) {
+                    continue;
+                }
+                let tries = child_tries.entry(pid).or_insert(0);
+                *tries += 1;
+                if *tries > CHILD_ATTACH_TRIES {
+                    continue;
+                }
+                if let Ok(spy) = PythonSpy::new(pid, config) {
+                    let cmd = spy.command_line();
+                    let version = spy.version.to_string();
+                    writer.add_process(pid, Some(parent), &cmd, Some(&version))?;
+                    known.insert(pid);
+                    procs.push(Attached {
+                        spy,
+                        frame_ids: HashMap::new(),
+                    });
+                }
+            }
+        }
+
+        if last_draw.elapsed() >= PROGRESS_EVERY && !bar.is_hidden() {
+            last_draw = Instant::now();
+            bar.set_position(begin.elapsed().as_millis() as u64);
+            let mut msg = format!(
+                "{samples} samples, {errors} errors, {}",
+                format_bytes(file_size(path))
+            );
+            if late > Duration::from_secs(1) {
+                msg.push_str(&format!("  ({late:.1?} behind: try a lower rate)"));
+            }
+            bar.set_message(msg);
+        }
+    };
+    bar.finish_and_clear();
+
+    let elapsed = begin.elapsed();
+    writer.set_meta("end_us", writer.elapsed_us().to_string())?;
+    writer.set_meta("snapshots", snapshots.to_string())?;
+    writer.set_meta("samples", samples.to_string())?;
+    writer.set_meta("errors", errors.to_string())?;
+    writer.set_meta("late_snapshots", late_count.to_string())?;
+    writer.set_meta("skipped_ticks", ticker.skipped.to_string())?;
+    writer.set_meta("stop_reason", stop_reason.as_str().to_string())?;
+    if let Some(e) = &last_error {
+        writer.set_meta("last_error", e.clone())?;
+    }
+    let stats = writer.finish()?;
+    Ok(CaptureSummary {
+        pid: root_pid,
+        python,
+        command_line,
+        snapshots,
+        samples,
+        errors,
+        last_error,
+        late: late_count,
+        skipped: ticker.skipped,
+        max_late,
+        stop: stop_reason,
+        elapsed,
+        writer: stats,
+        file_bytes: file_size(path),
+    })
+}
+
+fn process_alive(pid: Pid) -> bool {
+    // A zombie has exited: its /proc entry stays until it is reaped.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Every live descendant of `root`, with its parent.
+fn descendants(root: Pid) -> Vec<(Pid, Pid)> {
+    let mut parent_of: Vec<(Pid, Pid)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<Pid>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<Pid>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut found: HashSet<Pid> = HashSet::from([root]);
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for &(pid, ppid) in &parent_of {
+            if found.contains(&ppid) && !found.contains(&pid) {
+                found.insert(pid);
+                out.push((pid, ppid));
+            }
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    out
+}

@@ -1,0 +1,95 @@
+//! The sampling clock: keeps a requested rate without drift and says how late each tick was.
+//!
+//! Tick *n* is due at `start + n/rate`, whatever happened before it, so the rate does not
+//! drift with the time each sample takes. A tick taken after its due time reports how late
+//! it was; when sampling falls a whole period behind, the missed ticks are skipped (counted
+//! in [`Ticker::skipped`]) rather than taken in a burst.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Longest single sleep, so that a stop request is seen quickly even at low rates.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+pub struct Ticker {
+    start: Instant,
+    period_ns: u64,
+    next: u64,
+    /// Ticks skipped because sampling fell behind.
+    pub skipped: u64,
+}
+
+impl Ticker {
+    /// A clock ticking `rate` times a second, the first tick due now.
+    pub fn new(rate: u64) -> Ticker {
+        Ticker {
+            start: Instant::now(),
+            period_ns: (1_000_000_000 / rate.max(1)).max(1),
+            next: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Index of the next tick (the number of ticks taken or skipped so far).
+    pub fn next_index(&self) -> u64 {
+        self.next
+    }
+
+    /// When tick `n` is due.
+    pub fn due(&self, n: u64) -> Instant {
+        self.start + Duration::from_nanos(self.period_ns.saturating_mul(n))
+    }
+
+    /// Sleep until the next tick is due. Returns `None` if `stop` was set meanwhile,
+    /// otherwise how late the tick is (zero when on time).
+    pub fn wait(&mut self, stop: &AtomicBool) -> Option<Duration> {
+        let due = self.due(self.next);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= due {
+                return Some(now - due);
+            }
+            std::thread::sleep((due - now).min(MAX_SLEEP));
+        }
+    }
+
+    /// The tick was taken: move to the next one, skipping those already a period past due.
+    pub fn advance(&mut self) {
+        self.next += 1;
+        let behind = (self.start.elapsed().as_nanos() / self.period_ns as u128) as u64;
+        if behind > self.next {
+            self.skipped += behind - self.next;
+            self.next = behind;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_rate_and_skips_when_behind() {
+        let stop = AtomicBool::new(false);
+        let mut t = Ticker::new(1000);
+        let begin = Instant::now();
+        for _ in 0..50 {
+            t.wait(&stop).unwrap();
+            t.advance();
+        }
+        let took = begin.elapsed();
+        assert!(took >= Duration::from_millis(49), "{took:?}");
+        std::thread::sleep(Duration::from_millis(20));
+        let late = t.wait(&stop).unwrap();
+        assert!(late >= Duration::from_millis(15), "{late:?}");
+        t.advance();
+        assert!(t.skipped >= 15, "skipped {}", t.skipped);
+        stop.store(true, Ordering::Relaxed);
+        let mut slow = Ticker::new(1);
+        slow.advance();
+        assert!(slow.wait(&stop).is_none());
+    }
+}

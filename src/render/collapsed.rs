@@ -1,0 +1,107 @@
+//! Collapsed stacks (`root;...;leaf count` per line, what flamegraph.pl and inferno read) and
+//! the flamegraph SVG drawn from them with inferno, styled as py-spy draws it (icicle
+//! direction, frames narrower than 0.1 pixel left out, the command line as title).
+
+use anyhow::{anyhow, Result};
+use std::io::Write;
+
+use super::session_rate;
+use crate::analyze::Replay;
+
+/// Count samples per view stack; returns the lines, sorted, and the sample count.
+fn collapse(replay: &mut Replay) -> Result<(Vec<String>, u64)> {
+    let mut counts: Vec<u64> = Vec::new();
+    let mut total = 0u64;
+    replay.for_each(|_, s| {
+        let i = s.stack as usize;
+        if counts.len() <= i {
+            counts.resize(i + 1, 0);
+        }
+        counts[i] += 1;
+        total += 1;
+        Ok(())
+    })?;
+    let labels: Vec<String> = replay.frames.iter().map(|f| f.label()).collect();
+    let mut lines: Vec<String> = Vec::new();
+    for (stack, count) in counts.iter().enumerate() {
+        if *count == 0 {
+            continue;
+        }
+        let frames = &replay.stacks[stack];
+        let mut line = String::new();
+        for (i, f) in frames.iter().enumerate() {
+            if i > 0 {
+                line.push(';');
+            }
+            line.push_str(&labels[*f as usize]);
+        }
+        if frames.is_empty() {
+            // A thread with no Python frame at all: keep its time visible.
+            line.push_str("<no Python frames>");
+        }
+        line.push(' ');
+        line.push_str(&count.to_string());
+        lines.push(line);
+    }
+    lines.sort_unstable();
+    Ok((lines, total))
+}
+
+/// Raw collapsed stacks, one line per distinct stack.
+pub fn write_raw(replay: &mut Replay, out: &mut dyn Write) -> Result<u64> {
+    let (lines, total) = collapse(replay)?;
+    for line in &lines {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    Ok(total)
+}
+
+/// A flamegraph SVG.
+pub fn write_flamegraph(
+    replay: &mut Replay,
+    title: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let (lines, total) = collapse(replay)?;
+    if lines.is_empty() {
+        let hint = if replay.dropped > 0 {
+            format!(
+                " ({} samples of idle threads, or threads without the GIL, were left out: \
+                 try --idle, or drop --gil)",
+                replay.dropped
+            )
+        } else {
+            String::new()
+        };
+        return Err(anyhow!("no samples to draw a flamegraph from{hint}"));
+    }
+    let session = replay.session();
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.direction = inferno::flamegraph::Direction::Inverted;
+    opts.min_width = 0.1;
+    opts.title = title
+        .map(str::to_string)
+        .unwrap_or_else(|| "py-spy".to_string());
+    let span_s = session
+        .meta
+        .get("end_us")
+        .and_then(|e| e.parse::<f64>().ok())
+        .map(|us| us / 1e6);
+    let mut subtitle = match session.meta.get("command_line") {
+        Some(c) if !c.is_empty() => c.clone(),
+        _ => "profile".to_string(),
+    };
+    if let Some(v) = session.meta.get("python") {
+        subtitle.push_str(&format!(" (Python {v})"));
+    }
+    subtitle.push_str(&format!(": {total} samples"));
+    if let Some(s) = span_s {
+        subtitle.push_str(&format!(" in {s:.1} s"));
+    }
+    subtitle.push_str(&format!(" at {} Hz", session_rate(session)));
+    opts.subtitle = Some(subtitle);
+    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), out)
+        .map_err(|e| anyhow!("could not draw the flamegraph: {e}"))?;
+    Ok(total)
+}

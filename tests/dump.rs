@@ -228,7 +228,7 @@ fn library_api_reads_every_thread() {
         for blocking in [LockingStrategy::Lock, LockingStrategy::NonBlocking] {
             let target = spawn(&py.path, SCRIPT, &[]);
             let config = Config {
-                blocking: blocking,
+                blocking,
                 dump_locals: 1,
                 ..Config::default()
             };

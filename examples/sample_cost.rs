@@ -1,7 +1,7 @@
 //! Benchmark one thing: the profiler's CPU time and memory reads per sample against a live
 //! process, with the library API (no output, no storage).
 //!
-//!     cargo run --release --example sample_cost -- PID [SAMPLES] [--blocking]
+//!     cargo run --release --example sample_cost -- PID [SAMPLES] [--blocking] [--raw]
 //!
 //! Prints µs of CPU (user+sys of this process) per sample, reads (process_vm_readv calls)
 //! per sample, and frames per sample.
@@ -24,6 +24,15 @@ fn main() -> anyhow::Result<()> {
     };
     let samples: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5000);
     let blocking = args.iter().any(|a| a == "--blocking");
+    // --raw: the capture path (`PythonSpy::sample`, no strings built), as `capture` uses it.
+    let raw = args.iter().any(|a| a == "--raw");
+    // --sleep-us N: sleep between samples, as a sampler does (cold caches, wake-ups).
+    let sleep_us: u64 = args
+        .iter()
+        .position(|a| a == "--sleep-us")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let config = Config {
         blocking: if blocking {
             LockingStrategy::Lock
@@ -39,10 +48,22 @@ fn main() -> anyhow::Result<()> {
     let (reads0, cpu0) = (spy.stats.reads, cpu_seconds());
     let mut frames = 0usize;
     let mut stacks = 0usize;
+    let mut threads = Vec::new();
     for _ in 0..samples {
-        for t in spy.get_stack_traces()? {
-            frames += t.frames.len();
-            stacks += 1;
+        if sleep_us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(sleep_us));
+        }
+        if raw {
+            spy.sample(&mut threads)?;
+            for t in &threads {
+                frames += t.frames.len();
+                stacks += 1;
+            }
+        } else {
+            for t in spy.get_stack_traces()? {
+                frames += t.frames.len();
+                stacks += 1;
+            }
         }
     }
     let cpu = cpu_seconds() - cpu0;
@@ -50,7 +71,12 @@ fn main() -> anyhow::Result<()> {
         "{} snapshots ({} stacks, {} mode): {:.1} µs CPU per stack, {:.2} reads per snapshot, {:.1} frames per stack",
         samples,
         stacks,
-        if blocking { "blocking" } else { "nonblocking" },
+        match (blocking, raw) {
+            (true, false) => "blocking",
+            (false, false) => "nonblocking",
+            (true, true) => "blocking, raw",
+            (false, true) => "nonblocking, raw",
+        },
         cpu * 1e6 / stacks.max(1) as f64,
         (spy.stats.reads - reads0) as f64 / samples as f64,
         frames as f64 / stacks.max(1) as f64

@@ -8,6 +8,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod commands;
+pub mod fasthash;
 pub mod render;
 pub mod settings;
 pub mod store;

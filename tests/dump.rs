@@ -295,30 +295,11 @@ fn dump_binary_text_and_json() {
     });
 }
 
-/// py-spy 0.4.3, when installed (`.ci/run` installs it; `PYSPY_REFERENCE` names it).
-fn reference_py_spy() -> Option<std::path::PathBuf> {
-    let p = std::env::var("PYSPY_REFERENCE").ok()?;
-    let p = std::path::PathBuf::from(p);
-    p.exists().then_some(p)
-}
-
 /// Ours and py-spy 0.4.3's `dump --json --locals` of the same process agree thread by thread
 /// and frame by frame, but where we deliberately show more (see objects.rs).
 #[test]
 fn agrees_with_py_spy_043() {
-    let Some(reference) = reference_py_spy() else {
-        assert!(
-            std::env::var("PYSPY_REQUIRE_REFERENCE").is_err(),
-            "PYSPY_REQUIRE_REFERENCE is set but PYSPY_REFERENCE names no py-spy binary"
-        );
-        report(
-            "agrees_with_py_spy_043",
-            &[],
-            &[(
-                "all".into(),
-                "py-spy 0.4.3 not installed (set PYSPY_REFERENCE)".into(),
-            )],
-        );
+    let Some(reference) = reference_py_spy("agrees_with_py_spy_043") else {
         return;
     };
     on_each_supported("agrees_with_py_spy_043", |py| {

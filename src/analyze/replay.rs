@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use crate::settings::LineNo;
 use crate::store::{SampleFilter, Session};
+use crate::fasthash::FastMap;
 
 /// What to show, and which samples.
 #[derive(Debug, Clone)]
@@ -107,7 +108,7 @@ pub struct Replay<'s> {
     /// Stored frame id → view frame id.
     stored_frames: Vec<Option<u32>>,
     /// (stored stack, thread label frame or u32::MAX) → view stack.
-    stack_ids: HashMap<(u32, u32), u32>,
+    stack_ids: FastMap<(u32, u32), u32>,
     /// (thread row, name) → thread label frame.
     thread_labels: HashMap<(u32, Option<String>), u32>,
     /// Process row → its frames (ancestors first).
@@ -176,7 +177,7 @@ impl<'s> Replay<'s> {
             stacks: Vec::new(),
             frame_ids: HashMap::new(),
             stored_frames: vec![None; session.frames.len()],
-            stack_ids: HashMap::new(),
+            stack_ids: FastMap::default(),
             thread_labels: HashMap::new(),
             process_labels: HashMap::new(),
             dropped: 0,

@@ -11,9 +11,9 @@ use super::linetable;
 use super::memory::{Fields, Memory};
 use super::strings;
 use anyhow::{Context, Result};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use crate::fasthash::FastMap;
 
 /// Source of [`CodeInfo::id`].
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -49,7 +49,7 @@ struct Entry {
     /// The bytes compared on validation.
     signature: Vec<u8>,
     /// Line memo: byte offset in the bytecode → line.
-    lines: HashMap<u64, i32>,
+    lines: FastMap<u64, i32>,
     /// Sample generation in which this entry was last validated.
     checked: u64,
 }
@@ -57,7 +57,7 @@ struct Entry {
 /// Cache of decoded code objects, per target process.
 #[derive(Default)]
 pub struct CodeCache {
-    entries: HashMap<u64, Entry>,
+    entries: FastMap<u64, Entry>,
     generation: u64,
     /// Counters, for cost accounting and tests.
     pub loads: u64,
@@ -131,7 +131,7 @@ impl CodeCache {
             Entry {
                 info: info.clone(),
                 signature,
-                lines: HashMap::new(),
+                lines: FastMap::default(),
                 checked: self.generation,
             },
         );

@@ -36,9 +36,10 @@ pub const WANTED_SYMBOLS: &[&str] = &[
 impl LoadedBinary {
     /// Parse `file` (opened from `host_path`) that is mapped in the target at `maps`.
     pub fn load(target_path: &str, host_path: &Path, maps: &[MapRange]) -> Result<LoadedBinary> {
-        let bytes = std::fs::read(host_path)
+        let file = MappedFile::open(host_path)
             .with_context(|| format!("could not read {}", host_path.display()))?;
-        let elf = Elf::parse(&bytes)
+        let bytes: &[u8] = &file;
+        let elf = Elf::parse(bytes)
             .with_context(|| format!("{} is not an ELF file we can read", host_path.display()))?;
 
         let bias = load_bias(&elf, target_path, maps)
@@ -70,7 +71,8 @@ impl LoadedBinary {
             );
             match name {
                 ".data" | ".bss" | "PyRuntime" => data_ranges.push(range),
-                ".rodata" => {
+                // The version string is only needed when `Py_Version` is missing (< 3.11).
+                ".rodata" if !symbols.contains_key("Py_Version") => {
                     let start = sh.sh_offset as usize;
                     rodata_version = start
                         .checked_add(sh.sh_size as usize)
@@ -114,4 +116,58 @@ fn load_bias(elf: &Elf, target_path: &str, maps: &[MapRange]) -> Result<u64> {
         bail!("{target_path} has no mapping at file offset {page_offset:#x}");
     };
     Ok(map.start.wrapping_sub(page_vaddr))
+}
+
+/// A file mapped read-only into our memory: parsing a 20 MiB libpython touches only the
+/// pages of its headers and symbol tables, instead of copying the whole file.
+struct MappedFile {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl MappedFile {
+    fn open(path: &Path) -> std::io::Result<MappedFile> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len() as usize;
+        if len == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "empty file",
+            ));
+        }
+        // SAFETY: a private read-only mapping of a file we opened; the fd may close after.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(MappedFile { ptr, len })
+    }
+}
+
+impl std::ops::Deref for MappedFile {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes until drop. A file truncated under us could
+        // fault on access; interpreter binaries are not rewritten in place while loaded.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `open` mapped.
+        unsafe {
+            libc::munmap(self.ptr, self.len);
+        }
+    }
 }

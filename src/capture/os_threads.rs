@@ -3,22 +3,22 @@
 //! The stat files stay open between samples and are re-read with one `pread` each, instead of
 //! open/read/close every time.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use super::trace::Pid;
+use crate::fasthash::FastMap;
 
 pub struct OsThreads {
     pid: Pid,
-    files: HashMap<u64, File>,
+    files: FastMap<u64, File>,
 }
 
 impl OsThreads {
     pub fn new(pid: Pid) -> OsThreads {
         OsThreads {
             pid,
-            files: HashMap::new(),
+            files: FastMap::default(),
         }
     }
 

@@ -25,6 +25,7 @@ use super::trace::Pid;
 use crate::settings::{Config, LineNo, LockingStrategy, RecordDuration};
 use crate::store::{FrameKey, SessionWriter, ThreadKey, WriterStats};
 use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
+use crate::fasthash::FastMap;
 
 /// How long a spawned program may take to start its interpreter.
 const SPAWN_ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -122,7 +123,7 @@ pub struct CaptureSummary {
 struct Attached {
     spy: PythonSpy,
     /// Frame ids by (code object, line): no string is hashed for a frame seen before.
-    frame_ids: HashMap<(u64, i32), u32>,
+    frame_ids: FastMap<(u64, i32), u32>,
 }
 
 /// Run a capture into `path` (created, or replaced). `stop` ends it early, cleanly.
@@ -321,7 +322,7 @@ fn run(
 
     let mut procs: Vec<Attached> = vec![Attached {
         spy: root,
-        frame_ids: HashMap::new(),
+        frame_ids: FastMap::default(),
     }];
     let mut known: HashSet<Pid> = HashSet::from([root_pid]);
     let mut child_tries: HashMap<Pid, u32> = HashMap::new();
@@ -440,7 +441,7 @@ fn run(
                     known.insert(pid);
                     procs.push(Attached {
                         spy,
-                        frame_ids: HashMap::new(),
+                        frame_ids: FastMap::default(),
                     });
                 }
             }

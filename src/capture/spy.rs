@@ -18,6 +18,7 @@ use super::trace::{Frame, LocalVariable, Pid, StackTrace};
 use super::version::Version;
 use super::walker::{RawFrame, RawThread, Walker};
 use crate::settings::{Config, LineNo, LockingStrategy};
+use crate::fasthash::FastMap;
 
 /// Shortest time between two lookups of thread names triggered by unknown threads.
 const NAME_REFRESH: Duration = Duration::from_millis(250);
@@ -54,11 +55,11 @@ pub struct PythonSpy {
     walker: Walker,
     codes: CodeCache,
     os_threads: OsThreads,
-    thread_names: HashMap<u64, String>,
+    thread_names: FastMap<u64, String>,
     names_looked_up: Option<Instant>,
     short_filenames: HashMap<Arc<str>, Option<String>>,
     /// Reused between samples: OS thread states, and threads for `get_stack_traces`.
-    running: HashMap<u64, bool>,
+    running: FastMap<u64, bool>,
     scratch: Vec<ThreadSample>,
 }
 
@@ -114,10 +115,10 @@ impl PythonSpy {
             walker,
             codes: CodeCache::default(),
             os_threads: OsThreads::new(pid),
-            thread_names: HashMap::new(),
+            thread_names: FastMap::default(),
             names_looked_up: None,
             short_filenames: HashMap::new(),
-            running: HashMap::new(),
+            running: FastMap::default(),
             scratch: Vec::new(),
         };
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.
@@ -307,7 +308,7 @@ impl PythonSpy {
             if due {
                 let mut reader = ObjectReader::new(&self.mem, layout);
                 if let Ok(names) = thread_names(&mut reader, self.walker.interp) {
-                    self.thread_names = names;
+                    self.thread_names = names.into_iter().collect();
                 }
                 self.names_looked_up = Some(Instant::now());
             }

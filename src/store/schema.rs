@@ -118,9 +118,10 @@ pub fn create(path: &Path) -> Result<Connection> {
     // WAL with FULL sync: each commit (at least once a second) survives a kill or power loss.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "application_id", APPLICATION_ID)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    conn.execute_batch(CREATE)
-        .context("could not create the session tables")?;
+    // One transaction: one sync for the whole schema rather than one per statement.
+    conn.execute_batch(&format!(
+        "BEGIN; PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; {CREATE} COMMIT;"
+    ))
+    .context("could not create the session tables")?;
     Ok(conn)
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::chunk::{self, Sample};
 use super::schema;
+use crate::fasthash::FastMap;
 
 /// Samples buffered before a chunk is sent, whatever the time.
 const CHUNK_SAMPLES: usize = 16 * 1024;
@@ -97,10 +98,10 @@ pub struct SessionWriter {
     worker: Option<JoinHandle<Result<WriterStats>>>,
     start: Instant,
     processes: HashMap<i32, u32>,
-    threads: HashMap<ThreadKey, u32>,
-    names: HashMap<u32, String>,
+    threads: FastMap<ThreadKey, u32>,
+    names: FastMap<u32, String>,
     frames: HashMap<FrameKey, u32>,
-    stacks: HashMap<Vec<u32>, u32>,
+    stacks: FastMap<Vec<u32>, u32>,
     pending: Vec<Sample>,
     chunk_start_us: u64,
     last_flush: Instant,
@@ -116,11 +117,15 @@ impl SessionWriter {
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
         {
-            let mut stmt = conn.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
-            stmt.execute(params!["start_unix_us", start_unix_us.to_string()])?;
-            for (k, v) in meta {
-                stmt.execute(params![k, v])?;
+            let tx = conn.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
+                stmt.execute(params!["start_unix_us", start_unix_us.to_string()])?;
+                for (k, v) in meta {
+                    stmt.execute(params![k, v])?;
+                }
             }
+            tx.commit()?;
         }
         let (tx, rx) = channel();
         let worker = std::thread::Builder::new()
@@ -133,10 +138,10 @@ impl SessionWriter {
             worker: Some(worker),
             start: now,
             processes: HashMap::new(),
-            threads: HashMap::new(),
-            names: HashMap::new(),
+            threads: FastMap::default(),
+            names: FastMap::default(),
             frames: HashMap::new(),
-            stacks: HashMap::new(),
+            stacks: FastMap::default(),
             pending: Vec::new(),
             chunk_start_us: 0,
             last_flush: now,

@@ -225,3 +225,53 @@ pub fn line_of(script_name: &str, marker: &str) -> i32 {
     );
     found[0] as i32
 }
+
+/// py-spy 0.4.3, when installed (`.ci/run` installs it; `PYSPY_REFERENCE` names it). Without
+/// it a comparison test reports itself skipped, unless `PYSPY_REQUIRE_REFERENCE` is set (CI),
+/// where that is a failure.
+pub fn reference_py_spy(test: &str) -> Option<PathBuf> {
+    let found = std::env::var("PYSPY_REFERENCE")
+        .ok()
+        .map(PathBuf::from)
+        .filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("PYSPY_REQUIRE_REFERENCE").is_err(),
+            "PYSPY_REQUIRE_REFERENCE is set but PYSPY_REFERENCE names no py-spy binary"
+        );
+        report(
+            test,
+            &[],
+            &[(
+                "all".into(),
+                "py-spy 0.4.3 not installed (set PYSPY_REFERENCE)".into(),
+            )],
+        );
+    }
+    found
+}
+
+/// A test-only input that CI provides through environment variable `var` (a path): `None`
+/// (reported as skipped) when it is missing outside CI; a failure when it is missing in CI.
+pub fn ci_input(test: &str, var: &str) -> Option<PathBuf> {
+    let found = std::env::var(var).ok().map(PathBuf::from).filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{var} must name an existing path in CI (.ci/run sets it)"
+        );
+        report(test, &[], &[("all".into(), format!("{var} is not set"))]);
+    }
+    found
+}
+
+/// Collapsed stacks (`a;b;c count` lines) as (stack, count) pairs.
+pub fn parse_collapsed(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (stack, count) = l.rsplit_once(' ').expect("`stack count` line");
+            (stack.to_string(), count.parse().expect("count"))
+        })
+        .collect()
+}

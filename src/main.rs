@@ -239,11 +239,11 @@ struct RenderArgs {
     view: ViewArgs,
     /// Only samples of this process (repeat for more)
     #[arg(long = "pid", value_name = "PID")]
-    pids: Vec<i32>,
+    only_pids: Vec<i32>,
     /// Only samples of this thread: a name, a Python thread id or an OS thread id (repeat
     /// for more)
     #[arg(long = "thread", value_name = "NAME|ID")]
-    threads: Vec<String>,
+    only_threads: Vec<String>,
     /// Only samples taken at least this many seconds after the capture started
     #[arg(long, value_name = "SECONDS")]
     from: Option<f64>,
@@ -333,8 +333,8 @@ fn render(args: RenderArgs) -> Result<()> {
     let opts = RenderOptions {
         format: args.format,
         view: View {
-            pids: (!args.pids.is_empty()).then_some(args.pids),
-            threads: args.threads,
+            pids: (!args.only_pids.is_empty()).then_some(args.only_pids),
+            threads: args.only_threads,
             from_s: args.from,
             to_s: args.to,
             ..args.view.view()

@@ -110,14 +110,21 @@ fn one_capture_every_view() {
         // Default: active threads only, current lines, short file names.
         let stacks = parse_collapsed(&render(&session, &[]));
         let (s, total) = shares(&stacks);
-        assert!(total >= 450, "expected ~600 samples at 200 Hz for 3 s, got {total}");
+        assert!(
+            total >= 450,
+            "expected ~600 samples at 200 Hz for 3 s, got {total}"
+        );
         let h = s.get(&heavy).copied().unwrap_or(0.0);
         let li = s.get(&light).copied().unwrap_or(0.0);
         assert!(
             (h - 2.0 / 3.0).abs() < 0.12 && (li - 1.0 / 3.0).abs() < 0.12,
             "heavy {h:.3} light {li:.3} (expected ~0.67 / ~0.33) in {stacks:?}"
         );
-        assert!(h + li > 0.9, "other stacks took {:.3}: {stacks:?}", 1.0 - h - li);
+        assert!(
+            h + li > 0.9,
+            "other stacks took {:.3}: {stacks:?}",
+            1.0 - h - li
+        );
         assert!(
             stacks.iter().all(|(st, _)| !st.contains("nap (")),
             "the sleeping thread is idle and left out by default: {stacks:?}"
@@ -144,7 +151,10 @@ fn one_capture_every_view() {
         // --gil: only the main thread (it holds the GIL while it spins).
         let gil = parse_collapsed(&render(&session, &["--gil", "--idle"]));
         let (gs, gtotal) = shares(&gil);
-        assert!(gtotal as f64 >= total as f64 * 0.8, "--gil kept {gtotal} of {total}");
+        assert!(
+            gtotal as f64 >= total as f64 * 0.8,
+            "--gil kept {gtotal} of {total}"
+        );
         assert!(gil.iter().all(|(st, _)| !st.contains("nap (")), "{gil:?}");
         assert!(gs.get(&heavy).copied().unwrap_or(0.0) > 0.5, "{gil:?}");
 
@@ -169,7 +179,10 @@ fn one_capture_every_view() {
             .get("<module> (phases.py);main (phases.py);heavy (phases.py)")
             .copied()
             .unwrap_or(0.0);
-        assert!((h2 - h).abs() < 0.03, "nolineno heavy {h2} vs {h}: {nolineno:?}");
+        assert!(
+            (h2 - h).abs() < 0.03,
+            "nolineno heavy {h2} vs {h}: {nolineno:?}"
+        );
         assert!(nolineno.iter().all(|(st, _)| !st.contains(".py:")));
 
         // --function: first lines of the functions.
@@ -198,7 +211,10 @@ fn one_capture_every_view() {
         // Filters: --thread by name, --from/--to, --pid.
         let only_napper = parse_collapsed(&render(&session, &["--idle", "--thread", "napper"]));
         assert!(!only_napper.is_empty());
-        assert!(only_napper.iter().all(|(st, _)| st.contains("nap (")), "{only_napper:?}");
+        assert!(
+            only_napper.iter().all(|(st, _)| st.contains("nap (")),
+            "{only_napper:?}"
+        );
         let first_second = parse_collapsed(&render(&session, &["--to", "1"]));
         let n1: u64 = first_second.iter().map(|(_, c)| c).sum();
         assert!(
@@ -225,7 +241,10 @@ fn one_capture_every_view() {
             "no-such-thread",
         ]);
         assert_eq!(code, 1);
-        assert!(err.contains("no thread matches 'no-such-thread'") && err.contains("napper"), "{err}");
+        assert!(
+            err.contains("no thread matches 'no-such-thread'") && err.contains("napper"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
@@ -255,28 +274,48 @@ fn views_match_py_spy_at_record_time() {
         for (i, opts) in option_sets.iter().enumerate() {
             let out = dir.join(format!("py-spy-{i}.txt"));
             let mut cmd = Command::new(&reference);
-            cmd.args(["record", "--pid", &pid, "--nonblocking", "-r", "100", "-d", "3"])
-                .args(["-f", "raw", "--hideprogress", "-o"])
-                .arg(&out)
-                .args(opts)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
+            cmd.args([
+                "record",
+                "--pid",
+                &pid,
+                "--nonblocking",
+                "-r",
+                "100",
+                "-d",
+                "3",
+            ])
+            .args(["-f", "raw", "--hideprogress", "-o"])
+            .arg(&out)
+            .args(opts)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
             theirs.push((out, cmd.spawn().expect("run py-spy 0.4.3")));
         }
         capture_pid(target.pid, &session, "100", "3", &["--nonblocking"]);
         for (i, (out, mut child)) in theirs.into_iter().enumerate() {
             let status = child.wait().unwrap();
-            assert!(status.success(), "py-spy 0.4.3 failed with {:?}", option_sets[i]);
+            assert!(
+                status.success(),
+                "py-spy 0.4.3 failed with {:?}",
+                option_sets[i]
+            );
             let reference_text = std::fs::read_to_string(&out).unwrap();
             let ours_text = render(&session, &option_sets[i]);
             let (a, na) = shares(&parse_collapsed(&ours_text));
             let (b, nb) = shares(&parse_collapsed(&reference_text));
-            assert!(na > 0 && nb > 0, "{:?}: ours {na} samples, py-spy {nb}", option_sets[i]);
+            assert!(
+                na > 0 && nb > 0,
+                "{:?}: ours {na} samples, py-spy {nb}",
+                option_sets[i]
+            );
             let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
             keys.sort();
             keys.dedup();
             for k in keys {
-                let (x, y) = (a.get(k).copied().unwrap_or(0.0), b.get(k).copied().unwrap_or(0.0));
+                let (x, y) = (
+                    a.get(k).copied().unwrap_or(0.0),
+                    b.get(k).copied().unwrap_or(0.0),
+                );
                 if x.max(y) < 0.05 {
                     continue;
                 }
@@ -302,7 +341,14 @@ fn capture_killed_with_sigkill_keeps_its_samples() {
     let session = dir.join("killed.pyspy");
     let target = spawn(&py.path, SCRIPT, &["60"]);
     let mut capture = Command::new(py_spy_bin())
-        .args(["capture", "--pid", &target.pid.to_string(), "-r", "100", "-o"])
+        .args([
+            "capture",
+            "--pid",
+            &target.pid.to_string(),
+            "-r",
+            "100",
+            "-o",
+        ])
         .arg(&session)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -342,7 +388,7 @@ fn record_stopped_with_ctrl_c_writes_output() {
     let dir = tmpdir("ctrl-c");
     let out = dir.join("out.txt");
     let session = dir.join("kept.pyspy");
-    let mut rec = Command::new(py_spy_bin())
+    let rec = Command::new(py_spy_bin())
         .args(["record", "-f", "raw", "-r", "100", "--hideprogress", "-o"])
         .arg(&out)
         .arg("--session")
@@ -360,17 +406,34 @@ fn record_stopped_with_ctrl_c_writes_output() {
     }
     let begin = Instant::now();
     let o = rec.wait_with_output().unwrap();
-    assert!(begin.elapsed() < Duration::from_secs(10), "record took too long to stop");
+    assert!(
+        begin.elapsed() < Duration::from_secs(10),
+        "record took too long to stop"
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(stdout.contains("Stopped sampling because Control-C pressed"), "{stdout}");
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("Stopped sampling because Control-C pressed"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Wrote raw flamegraph data to"), "{stdout}");
     let text = std::fs::read_to_string(&out).unwrap();
     let stacks = parse_collapsed(&text);
     let total: u64 = stacks.iter().map(|(_, c)| c).sum();
     assert!(total >= 100, "{total} samples in {text}");
-    assert!(text.contains(&format!("heavy (phases.py:{})", line_of(SCRIPT, "HEAVY_LINE"))));
-    assert_eq!(render(&session, &[]), text, "the kept session renders the same");
+    assert!(text.contains(&format!(
+        "heavy (phases.py:{})",
+        line_of(SCRIPT, "HEAVY_LINE")
+    )));
+    assert_eq!(
+        render(&session, &[]),
+        text,
+        "the kept session renders the same"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -382,7 +445,10 @@ fn render_rejects_what_is_not_a_session() {
     std::fs::write(&text, "hello, this is not a database\n").unwrap();
     let (code, _, err) = run_py_spy(&["render", text.to_str().unwrap(), "-o", "-"]);
     assert_eq!(code, 1);
-    assert!(err.starts_with("Error: ") && err.contains("notes.txt"), "{err}");
+    assert!(
+        err.starts_with("Error: ") && err.contains("notes.txt"),
+        "{err}"
+    );
     let missing = dir.join("missing.pyspy");
     let (code, _, err) = run_py_spy(&["render", missing.to_str().unwrap(), "-o", "-"]);
     assert_eq!(code, 1);

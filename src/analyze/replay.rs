@@ -11,9 +11,9 @@
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 
+use crate::fasthash::FastMap;
 use crate::settings::LineNo;
 use crate::store::{SampleFilter, Session};
-use crate::fasthash::FastMap;
 
 /// What to show, and which samples.
 #[derive(Debug, Clone)]

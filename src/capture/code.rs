@@ -10,10 +10,10 @@ use super::layout::{CodeOffsets, Layout};
 use super::linetable;
 use super::memory::{Fields, Memory};
 use super::strings;
+use crate::fasthash::FastMap;
 use anyhow::{Context, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use crate::fasthash::FastMap;
 
 /// Source of [`CodeInfo::id`].
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);

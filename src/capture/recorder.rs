@@ -22,10 +22,10 @@ use super::errors::AttachError;
 use super::spy::{PythonSpy, ThreadSample};
 use super::timer::Ticker;
 use super::trace::Pid;
+use crate::fasthash::FastMap;
 use crate::settings::{Config, LineNo, LockingStrategy, RecordDuration};
 use crate::store::{FrameKey, SessionWriter, ThreadKey, WriterStats};
 use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
-use crate::fasthash::FastMap;
 
 /// How long a spawned program may take to start its interpreter.
 const SPAWN_ATTACH_TIMEOUT: Duration = Duration::from_secs(20);

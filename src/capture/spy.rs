@@ -17,8 +17,8 @@ use super::thread_names::thread_names;
 use super::trace::{Frame, LocalVariable, Pid, StackTrace};
 use super::version::Version;
 use super::walker::{RawFrame, RawThread, Walker};
-use crate::settings::{Config, LineNo, LockingStrategy};
 use crate::fasthash::FastMap;
+use crate::settings::{Config, LineNo, LockingStrategy};
 
 /// Shortest time between two lookups of thread names triggered by unknown threads.
 const NAME_REFRESH: Duration = Duration::from_millis(250);

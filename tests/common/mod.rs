@@ -254,7 +254,10 @@ pub fn reference_py_spy(test: &str) -> Option<PathBuf> {
 /// A test-only input that CI provides through environment variable `var` (a path): `None`
 /// (reported as skipped) when it is missing outside CI; a failure when it is missing in CI.
 pub fn ci_input(test: &str, var: &str) -> Option<PathBuf> {
-    let found = std::env::var(var).ok().map(PathBuf::from).filter(|p| p.exists());
+    let found = std::env::var(var)
+        .ok()
+        .map(PathBuf::from)
+        .filter(|p| p.exists());
     if found.is_none() {
         assert!(
             std::env::var("CI").is_err(),

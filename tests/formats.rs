@@ -14,13 +14,6 @@ use std::process::Command;
 
 const SCRIPT: &str = "phases.py";
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("py-spy-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// A 2-second capture of phases.py, 200 Hz.
 fn session(py: &Interpreter, dir: &Path) -> (PathBuf, i32) {
     let session = dir.join("run.pyspy");

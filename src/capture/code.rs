@@ -52,6 +52,8 @@ struct Entry {
     lines: FastMap<u64, i32>,
     /// Sample generation in which this entry was last validated.
     checked: u64,
+    /// Sample generation in which this entry was queued for validation (dedup).
+    queued: u64,
 }
 
 /// Cache of decoded code objects, per target process.
@@ -62,6 +64,9 @@ pub struct CodeCache {
     /// Counters, for cost accounting and tests.
     pub loads: u64,
     pub invalidations: u64,
+    /// Reused buffers of `validate`.
+    todo: Vec<u64>,
+    bufs: Vec<u8>,
 }
 
 impl CodeCache {
@@ -75,24 +80,31 @@ impl CodeCache {
 
     /// Re-check, in one batched read, every cached code object among `addrs` not yet checked
     /// in this generation; entries that changed or can't be read are dropped.
-    pub fn validate(&mut self, mem: &dyn Memory, layout: &Layout, addrs: &[u64]) {
+    pub fn validate(
+        &mut self,
+        mem: &dyn Memory,
+        layout: &Layout,
+        addrs: impl Iterator<Item = u64>,
+    ) {
         let c = &layout.code;
         let len = (c.validate_to - c.validate_from) as usize;
-        let mut todo: Vec<u64> = addrs
-            .iter()
-            .copied()
-            .filter(|a| {
-                self.entries
-                    .get(a)
-                    .is_some_and(|e| e.checked != self.generation)
-            })
-            .collect();
-        todo.sort_unstable();
-        todo.dedup();
+        let mut todo = std::mem::take(&mut self.todo);
+        todo.clear();
+        for a in addrs {
+            if let Some(e) = self.entries.get_mut(&a) {
+                if e.checked != self.generation && e.queued != self.generation {
+                    e.queued = self.generation;
+                    todo.push(a);
+                }
+            }
+        }
         if todo.is_empty() {
+            self.todo = todo;
             return;
         }
-        let mut bufs = vec![0u8; len * todo.len()];
+        let mut bufs = std::mem::take(&mut self.bufs);
+        bufs.clear();
+        bufs.resize(len * todo.len(), 0);
         let ok = {
             let mut reqs: Vec<(u64, &mut [u8])> = todo
                 .iter()
@@ -116,6 +128,8 @@ impl CodeCache {
                 self.invalidations += 1;
             }
         }
+        self.todo = todo;
+        self.bufs = bufs;
     }
 
     /// The code object at `addr`, from the cache or read now.
@@ -133,6 +147,7 @@ impl CodeCache {
                 signature,
                 lines: FastMap::default(),
                 checked: self.generation,
+                queued: self.generation,
             },
         );
         Ok(info)

@@ -60,7 +60,9 @@ pub struct PythonSpy {
     short_filenames: HashMap<Arc<str>, Option<String>>,
     /// Reused between samples: OS thread states, and threads for `get_stack_traces`.
     running: FastMap<u64, bool>,
+    last_running: FastMap<u64, bool>,
     scratch: Vec<ThreadSample>,
+    raw: Vec<RawThread>,
 }
 
 /// One thread's stack as [`PythonSpy::sample`] takes it: code objects rather than strings.
@@ -119,10 +121,13 @@ impl PythonSpy {
             names_looked_up: None,
             short_filenames: HashMap::new(),
             running: FastMap::default(),
+            last_running: FastMap::default(),
             scratch: Vec::new(),
+            raw: Vec::new(),
         };
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.
-        spy.walker.snapshot(&spy.mem).with_context(|| {
+        let mut raw = Vec::new();
+        spy.walker.snapshot(&spy.mem, &mut raw).with_context(|| {
             format!(
                 "found Python {} in process {pid} but could not walk its threads",
                 spy.version
@@ -203,9 +208,12 @@ impl PythonSpy {
     /// its allocations), without building strings: frames point at cached code objects.
     /// This is what `capture` uses; [`PythonSpy::get_stack_traces`] formats the same data.
     pub fn sample(&mut self, out: &mut Vec<ThreadSample>) -> Result<()> {
-        // OS thread states must be read before pausing the target: paused, every thread is 't'.
+        // In blocking mode, OS thread states must be read before pausing the target: paused,
+        // every thread is 't'. Without pausing they are read after the snapshot, and only for
+        // threads not holding the GIL.
         self.running.clear();
-        if !self.config.gil_only {
+        let blocking = self.config.blocking == LockingStrategy::Lock;
+        if !self.config.gil_only && blocking {
             if self.walker.threads_changed {
                 self.os_threads.rescan();
             }
@@ -221,26 +229,47 @@ impl PythonSpy {
         } else {
             None
         };
-        let threads = self.walker.snapshot(&self.mem);
-        let decoded = threads.and_then(|threads| self.decode(threads, out));
+        let mut raw = std::mem::take(&mut self.raw);
+        let decoded = self
+            .walker
+            .snapshot(&self.mem, &mut raw)
+            .and_then(|()| self.decode(&raw, out));
+        self.raw = raw;
         drop(lock);
         decoded?;
 
         // Threads seen for the first time: their state can only be read now.
         if !self.config.gil_only {
             for t in out.iter_mut() {
+                // The GIL holder is running Python code (or blocking every other thread in
+                // C code while holding it): active, unless parked in a known waiting call.
+                if t.holds_gil {
+                    t.active = !is_idle_frame(&t.frames);
+                    continue;
+                }
                 let Some(tid) = t.os_thread_id else {
                     continue;
                 };
                 let r = match self.running.get(&tid) {
                     Some(r) => Some(*r),
+                    // In blocking mode a thread whose state could not be read before the pause
+                    // is judged by its last known state: read now, just after the pause, every
+                    // thread looks runnable while it resumes its interrupted system call.
+                    None if blocking => match self.last_running.get(&tid) {
+                        Some(r) => Some(*r),
+                        None => self.os_threads.is_running(tid),
+                    },
                     None => self.os_threads.is_running(tid),
                 };
+                if let Some(r) = r {
+                    self.last_running.insert(tid, r);
+                }
                 t.active = r.unwrap_or(true) && !is_idle_frame(&t.frames);
             }
             if self.walker.threads_changed {
                 let tids: Vec<u64> = out.iter().filter_map(|t| t.os_thread_id).collect();
                 self.os_threads.retain(&tids);
+                self.last_running.retain(|t, _| tids.contains(t));
             }
         }
         self.stats.snapshots += 1;
@@ -289,14 +318,14 @@ impl PythonSpy {
     }
 
     /// Turn raw threads into samples: code objects, lines, locals.
-    fn decode(&mut self, threads: Vec<RawThread>, out: &mut Vec<ThreadSample>) -> Result<()> {
+    fn decode(&mut self, threads: &[RawThread], out: &mut Vec<ThreadSample>) -> Result<()> {
         let layout = self.target.layout;
         self.codes.next_generation();
-        let code_addrs: Vec<u64> = threads
-            .iter()
-            .flat_map(|t| t.frames.iter().map(|f| f.code))
-            .collect();
-        self.codes.validate(&self.mem, layout, &code_addrs);
+        self.codes.validate(
+            &self.mem,
+            layout,
+            threads.iter().flat_map(|t| t.frames.iter().map(|f| f.code)),
+        );
 
         let unknown_thread = threads
             .iter()

@@ -9,8 +9,8 @@
 
 use super::layout::{FrameShape, GilHolder, Layout};
 use super::memory::{Fields, Memory};
+use crate::fasthash::FastSet;
 use anyhow::{bail, Context, Result};
-use std::collections::{HashMap, HashSet};
 
 /// More threads than this means we are walking garbage.
 pub const MAX_THREADS: usize = 4096;
@@ -49,7 +49,8 @@ pub struct RawThread {
     pub truncated: bool,
 }
 
-/// Walks one interpreter of one process; keeps what it learned between snapshots.
+/// Walks one interpreter of one process; keeps what it learned between snapshots, and
+/// reuses its buffers so that a snapshot allocates nothing in the steady state.
 pub struct Walker {
     pub layout: &'static Layout,
     pub runtime: u64,
@@ -57,6 +58,21 @@ pub struct Walker {
     last_tstates: Vec<u64>,
     /// The set of thread states differs from the previous snapshot.
     pub threads_changed: bool,
+    /// Reused buffers: last snapshot's thread states as read again, this snapshot's thread
+    /// states, their addresses, the loop guard, and the frame-stack copies.
+    known: Vec<u8>,
+    states: Vec<u8>,
+    addrs: Vec<u64>,
+    seen: FastSet<u64>,
+    arena: Vec<u8>,
+    frame_bytes: Vec<u8>,
+}
+
+/// Per-thread bookkeeping between batch (2) and the frame walk.
+struct ThreadStack {
+    frame: u64,
+    unreadable: bool,
+    regions: StackRegions,
 }
 
 impl Walker {
@@ -67,11 +83,18 @@ impl Walker {
             interp,
             last_tstates: Vec::new(),
             threads_changed: true,
+            known: Vec::new(),
+            states: Vec::new(),
+            addrs: Vec::new(),
+            seen: FastSet::default(),
+            arena: Vec::new(),
+            frame_bytes: Vec::new(),
         }
     }
 
-    /// All threads of the interpreter and their frames.
-    pub fn snapshot(&mut self, mem: &dyn Memory) -> Result<Vec<RawThread>> {
+    /// All threads of the interpreter and their frames (innermost first), into `out`
+    /// (replaced; its allocations are reused).
+    pub fn snapshot(&mut self, mem: &dyn Memory, out: &mut Vec<RawThread>) -> Result<()> {
         let l = self.layout;
         let tsize = l.thread.size as usize;
 
@@ -81,13 +104,13 @@ impl Walker {
         };
         let mut head = [0u8; 8];
         let mut gil = [0u8; 8];
-        let mut known = vec![0u8; tsize * self.last_tstates.len()];
+        self.known.clear();
+        self.known.resize(tsize * self.last_tstates.len(), 0);
         let ok = {
-            let mut reqs: Vec<(u64, &mut [u8])> = vec![
-                (self.interp + l.interp.threads_head, &mut head),
-                (gil_addr, &mut gil),
-            ];
-            for (addr, buf) in self.last_tstates.iter().zip(known.chunks_mut(tsize)) {
+            let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(2 + self.last_tstates.len());
+            reqs.push((self.interp + l.interp.threads_head, &mut head));
+            reqs.push((gil_addr, &mut gil));
+            for (addr, buf) in self.last_tstates.iter().zip(self.known.chunks_mut(tsize)) {
                 reqs.push((*addr, buf));
             }
             mem.read_many(&mut reqs)
@@ -100,49 +123,61 @@ impl Walker {
         }
         let head = u64::from_le_bytes(head);
         let gil_holder = if ok[1] { u64::from_le_bytes(gil) } else { 0 };
-        let mut cached: HashMap<u64, &[u8]> = HashMap::new();
-        for (i, addr) in self.last_tstates.iter().enumerate() {
-            if ok[i + 2] {
-                cached.insert(*addr, &known[i * tsize..(i + 1) * tsize]);
-            }
-        }
 
-        // Follow the list, reading only thread states not already in hand.
-        let mut states: Vec<(u64, Vec<u8>)> = Vec::new();
-        let mut seen = HashSet::new();
+        // Follow the list, reading only thread states not already in hand (the list is
+        // usually in the same order as last time: look there first).
+        self.states.clear();
+        self.addrs.clear();
+        self.seen.clear();
         let mut addr = head;
         while addr != 0 {
-            if !seen.insert(addr) || states.len() >= MAX_THREADS {
+            if !self.seen.insert(addr) || self.addrs.len() >= MAX_THREADS {
                 bail!("the thread list of the interpreter loops or is implausibly long");
             }
-            let bytes = match cached.get(&addr) {
-                Some(b) => b.to_vec(),
-                None => mem
-                    .read_vec(addr, tsize)
-                    .with_context(|| format!("could not read thread state at {addr:#x}"))?,
+            let i = self.addrs.len();
+            let cached = if self.last_tstates.get(i) == Some(&addr) && ok[i + 2] {
+                Some(i)
+            } else {
+                self.last_tstates
+                    .iter()
+                    .position(|a| *a == addr)
+                    .filter(|j| ok[j + 2])
             };
-            let f = Fields(&bytes);
+            let at = self.states.len();
+            match cached {
+                Some(j) => self
+                    .states
+                    .extend_from_slice(&self.known[j * tsize..(j + 1) * tsize]),
+                None => {
+                    self.states.resize(at + tsize, 0);
+                    mem.read(addr, &mut self.states[at..])
+                        .with_context(|| format!("could not read thread state at {addr:#x}"))?;
+                }
+            }
+            let f = Fields(&self.states[at..at + tsize]);
             if f.u64(l.thread.interp as usize) != self.interp {
                 bail!("thread state at {addr:#x} does not belong to the interpreter");
             }
-            let next = f.u64(l.thread.next as usize);
-            states.push((addr, bytes));
-            addr = next;
+            self.addrs.push(addr);
+            addr = f.u64(l.thread.next as usize);
         }
-        let addrs: Vec<u64> = states.iter().map(|(a, _)| *a).collect();
-        self.threads_changed = addrs != self.last_tstates;
-        self.last_tstates = addrs;
+        self.threads_changed = self.addrs != self.last_tstates;
+        if self.threads_changed {
+            self.last_tstates.clone_from(&self.addrs);
+        }
+        let n = self.addrs.len();
 
-        // (2) every thread's frame pointer and frame stack, in one batch.
-        let mut stacks = Vec::with_capacity(states.len());
+        // (2) every thread's frame pointer and the used part of its frame stack, in one batch,
+        // into one arena.
+        let mut stacks: Vec<ThreadStack> = Vec::with_capacity(n);
         match l.frames {
             FrameShape::InterpreterFrame311 => {
-                let mut frame_ptrs = vec![[0u8; 8]; states.len()];
-                let mut chunk_bufs: Vec<Vec<u8>> = Vec::with_capacity(states.len());
-                let mut chunk_addrs = Vec::with_capacity(states.len());
+                let mut frame_ptrs = vec![[0u8; 8]; n];
                 let mut budget = MAX_CHUNKS_TOTAL;
-                for (_, bytes) in &states {
-                    let f = Fields(bytes);
+                let mut spans: Vec<(u64, usize, usize)> = Vec::with_capacity(n);
+                let mut total = 0usize;
+                for i in 0..n {
+                    let f = Fields(&self.states[i * tsize..(i + 1) * tsize]);
                     let chunk = f.u64(l.thread.datastack_chunk as usize);
                     let top = f.u64(l.thread.datastack_top as usize);
                     let len = if chunk != 0 && top > chunk && top - chunk <= MAX_CHUNK.min(budget) {
@@ -151,135 +186,168 @@ impl Walker {
                         0
                     };
                     budget -= len;
-                    chunk_addrs.push(chunk);
-                    chunk_bufs.push(vec![0u8; len as usize]);
+                    spans.push((chunk, total, len as usize));
+                    total += len as usize;
                 }
+                self.arena.clear();
+                self.arena.resize(total, 0);
                 let ok = {
-                    let mut reqs: Vec<(u64, &mut [u8])> = Vec::new();
-                    for (((_, bytes), ptr), (chunk, buf)) in states
-                        .iter()
-                        .zip(frame_ptrs.iter_mut())
-                        .zip(chunk_addrs.iter().zip(chunk_bufs.iter_mut()))
-                    {
-                        let cframe = Fields(bytes).u64(l.thread.cframe as usize);
+                    let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(2 * n);
+                    let mut rest: &mut [u8] = &mut self.arena;
+                    for (i, ptr) in frame_ptrs.iter_mut().enumerate() {
+                        let cframe = Fields(&self.states[i * tsize..(i + 1) * tsize])
+                            .u64(l.thread.cframe as usize);
                         reqs.push((cframe + l.frame.cframe_current_frame, ptr));
-                        reqs.push((*chunk, buf));
+                        let (buf, tail) = std::mem::take(&mut rest).split_at_mut(spans[i].2);
+                        rest = tail;
+                        reqs.push((spans[i].0, buf));
                     }
                     mem.read_many(&mut reqs)
                 };
-                for (i, (ptr, (chunk, buf))) in frame_ptrs
-                    .iter()
-                    .zip(chunk_addrs.into_iter().zip(chunk_bufs))
-                    .enumerate()
-                {
-                    let frame = if ok[2 * i] {
-                        u64::from_le_bytes(*ptr)
-                    } else {
-                        0
-                    };
+                for (i, ptr) in frame_ptrs.iter().enumerate() {
+                    let (chunk, at, len) = spans[i];
                     let mut regions = StackRegions::default();
-                    if ok[2 * i + 1] && !buf.is_empty() {
-                        let prev = Fields(&buf).u64(l.frame.chunk_previous as usize);
-                        regions.add(chunk, buf, prev);
+                    if ok[2 * i + 1] && len > 0 {
+                        let prev =
+                            Fields(&self.arena[at..at + len]).u64(l.frame.chunk_previous as usize);
+                        regions.add(chunk, at, len, prev);
                     }
-                    stacks.push((frame, regions, !ok[2 * i]));
+                    stacks.push(ThreadStack {
+                        frame: if ok[2 * i] {
+                            u64::from_le_bytes(*ptr)
+                        } else {
+                            0
+                        },
+                        unreadable: !ok[2 * i],
+                        regions,
+                    });
                 }
             }
         }
 
-        let mut threads = Vec::with_capacity(states.len());
-        for ((addr, bytes), (first_frame, mut regions, unreadable)) in states.iter().zip(stacks) {
-            let f = Fields(bytes);
-            let mut thread = RawThread {
-                tstate: *addr,
-                thread_id: f.u64(l.thread.thread_id as usize),
-                native_thread_id: f.u64(l.thread.native_thread_id as usize),
-                holds_gil: gil_holder != 0 && gil_holder == *addr,
-                frames: Vec::new(),
-                truncated: unreadable,
-            };
-            walk_frames(mem, l, first_frame, &mut regions, &mut thread);
-            threads.push(thread);
+        if out.len() < n {
+            out.resize_with(n, RawThread::default);
         }
-        Ok(threads)
+        out.truncate(n);
+        for (i, mut stack) in stacks.into_iter().enumerate() {
+            let f = Fields(&self.states[i * tsize..(i + 1) * tsize]);
+            let addr = self.addrs[i];
+            let thread = &mut out[i];
+            thread.tstate = addr;
+            thread.thread_id = f.u64(l.thread.thread_id as usize);
+            thread.native_thread_id = f.u64(l.thread.native_thread_id as usize);
+            thread.holds_gil = gil_holder != 0 && gil_holder == addr;
+            thread.frames.clear();
+            thread.truncated = stack.unreadable;
+            walk_frames(
+                mem,
+                l,
+                stack.frame,
+                &mut stack.regions,
+                &mut self.arena,
+                &mut self.frame_bytes,
+                thread,
+            );
+        }
+        Ok(())
     }
 }
 
-/// Copies of the target's frame stack memory made during one snapshot.
+/// Where one thread's frame stack was copied: ranges of the walker's arena.
 #[derive(Default)]
 struct StackRegions {
-    regions: Vec<(u64, Vec<u8>)>,
+    /// (target address, arena offset, length)
+    regions: Vec<(u64, usize, usize)>,
     /// The next older chunk not copied yet (0: none).
     older: u64,
 }
 
 impl StackRegions {
-    fn add(&mut self, base: u64, bytes: Vec<u8>, older: u64) {
-        self.regions.push((base, bytes));
+    fn add(&mut self, base: u64, at: usize, len: usize, older: u64) {
+        self.regions.push((base, at, len));
         self.older = older;
     }
 
-    fn find(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        self.regions.iter().find_map(|(base, bytes)| {
+    fn find<'a>(&self, arena: &'a [u8], addr: u64, len: usize) -> Option<&'a [u8]> {
+        self.regions.iter().find_map(|(base, at, size)| {
             let off = addr.checked_sub(*base)? as usize;
-            bytes.get(off..off.checked_add(len)?)
+            if off.checked_add(len)? > *size {
+                return None;
+            }
+            arena.get(at + off..at + off + len)
         })
     }
 
     /// Fill `out` from `addr`: from a copied chunk, after copying older chunks as needed, or
     /// read alone (a generator's frame lives in the generator object, outside the chunks).
-    fn get(&mut self, mem: &dyn Memory, layout: &Layout, addr: u64, out: &mut [u8]) -> bool {
+    fn get(
+        &mut self,
+        mem: &dyn Memory,
+        layout: &Layout,
+        arena: &mut Vec<u8>,
+        addr: u64,
+        out: &mut [u8],
+    ) -> bool {
         loop {
-            if let Some(b) = self.find(addr, out.len()) {
+            if let Some(b) = self.find(arena, addr, out.len()) {
                 out.copy_from_slice(b);
                 return true;
             }
-            if self.older == 0 || self.regions.len() > 64 {
+            if self.older == 0 || self.regions.len() > 64 || arena.len() as u64 > MAX_CHUNKS_TOTAL {
                 break;
             }
             let base = self.older;
             self.older = 0;
-            let mut buf = vec![0u8; DEFAULT_CHUNK];
-            if mem.read(base, &mut buf).is_err() {
+            let at = arena.len();
+            arena.resize(at + DEFAULT_CHUNK, 0);
+            if mem.read(base, &mut arena[at..]).is_err() {
+                arena.truncate(at);
                 break;
             }
-            let f = Fields(&buf);
+            let f = Fields(&arena[at..]);
             let size = f.u64(layout.frame.chunk_size as usize);
             let older = f.u64(layout.frame.chunk_previous as usize);
+            let mut len = DEFAULT_CHUNK;
             if size > DEFAULT_CHUNK as u64 && size <= MAX_CHUNK {
-                match mem.read_vec(base, size as usize) {
-                    Ok(b) => buf = b,
-                    Err(_) => break,
+                arena.resize(at + size as usize, 0);
+                if mem.read(base, &mut arena[at..]).is_err() {
+                    arena.truncate(at);
+                    break;
                 }
+                len = size as usize;
             }
-            self.add(base, buf, older);
+            self.add(base, at, len, older);
         }
         mem.read(addr, out).is_ok()
     }
 }
 
+/// Follow `previous` links from `first`, innermost frame first.
 fn walk_frames(
     mem: &dyn Memory,
     l: &Layout,
     first: u64,
     regions: &mut StackRegions,
+    arena: &mut Vec<u8>,
+    bytes: &mut Vec<u8>,
     thread: &mut RawThread,
 ) {
     match l.frames {
         FrameShape::InterpreterFrame311 => {
             let fo = &l.frame;
-            let mut bytes = vec![0u8; fo.localsplus as usize];
+            bytes.clear();
+            bytes.resize(fo.localsplus as usize, 0);
             let mut addr = first;
             while addr != 0 {
                 if thread.frames.len() >= MAX_DEPTH {
                     thread.truncated = true;
                     return;
                 }
-                if !regions.get(mem, l, addr, &mut bytes) {
+                if !regions.get(mem, l, arena, addr, bytes) {
                     thread.truncated = true;
                     return;
                 }
-                let f = Fields(&bytes);
+                let f = Fields(bytes);
                 let code = f.u64(fo.code as usize);
                 let instr = f.u64(fo.instr_ptr as usize);
                 let bytecode = code.wrapping_add(l.code.code_adaptive);
@@ -338,8 +406,9 @@ mod tests {
             }
             let mut walker = Walker::new(&V3_11, 0x10000, 0x20000 + (seed % 64) * 8);
             let mut codes = CodeCache::default();
+            let mut threads = Vec::new();
             for _ in 0..2 {
-                if let Ok(threads) = walker.snapshot(&mem) {
+                if walker.snapshot(&mem, &mut threads).is_ok() {
                     for t in &threads {
                         assert!(t.frames.len() <= MAX_DEPTH);
                         for f in &t.frames {

@@ -278,3 +278,11 @@ pub fn parse_collapsed(text: &str) -> Vec<(String, u64)> {
         })
         .collect()
 }
+
+/// A fresh, empty scratch directory for one test.
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("py-spy-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# Build py-spy, start the demo program, and dump its threads (with locals), as a user would.
+# Build py-spy and profile the demo program as a user would: record it for 3 seconds into a
+# flamegraph (keeping the session file), render the same session again as speedscope JSON and
+# raw stacks with other options, then dump a live snapshot of its threads with locals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release
+bin=target/release/py-spy
+out=target/demo
+mkdir -p "$out"
+
+"$bin" record -d 3 -o "$out/demo.svg" --session "$out/demo.pyspy" -- python3 examples/demo.py
+"$bin" render "$out/demo.pyspy" -f speedscope -o "$out/demo.speedscope.json" --idle --threads
+echo "== busiest stacks, idle threads included, one root frame per thread:"
+"$bin" render "$out/demo.pyspy" -f raw -o - --idle --threads | sort -t' ' -k2 -nr | head -5
+
 python3 examples/demo.py &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 sleep 1
-target/release/py-spy dump --pid "$pid" --locals
+echo "== live dump:"
+"$bin" dump --pid "$pid" --locals
+echo "== open $out/demo.svg in a browser, or load $out/demo.speedscope.json in https://www.speedscope.app"

@@ -456,3 +456,63 @@ fn render_rejects_what_is_not_a_session() {
     assert!(err.contains("missing.pyspy"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--subprocesses`: a child Python process started by the target is found and sampled;
+/// its stacks sit under the parent's and its own process frames, as py-spy draws them.
+#[test]
+fn subprocesses_are_followed() {
+    let py = first_supported();
+    let dir = tmpdir("subprocesses");
+    let out = dir.join("out.txt");
+    let o = Command::new(py_spy_bin())
+        .args([
+            "record",
+            "-s",
+            "-f",
+            "raw",
+            "-r",
+            "100",
+            "-d",
+            "3",
+            "--hideprogress",
+            "-o",
+        ])
+        .arg(&out)
+        .arg("--")
+        .arg(&py.path)
+        .arg(script("parent_child.py"))
+        .arg("20")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stacks = parse_collapsed(&std::fs::read_to_string(&out).unwrap());
+    let parent_line = line_of("parent_child.py", "PARENT_LINE");
+    let child_line = line_of("parent_child.py", "CHILD_LINE");
+    let in_parent: u64 = stacks
+        .iter()
+        .filter(|(s, _)| {
+            s.starts_with("process ")
+                && s.contains(&format!("parent_work (parent_child.py:{parent_line})"))
+        })
+        .map(|(_, c)| c)
+        .sum();
+    let child: Vec<&(String, u64)> = stacks
+        .iter()
+        .filter(|(s, _)| s.contains(&format!("child_work (parent_child.py:{child_line})")))
+        .collect();
+    let in_child: u64 = child.iter().map(|(_, c)| c).sum();
+    assert!(in_parent >= 50, "parent samples {in_parent}: {stacks:?}");
+    assert!(in_child >= 50, "child samples {in_child}: {stacks:?}");
+    for (s, _) in child {
+        let frames: Vec<&str> = s.split(';').collect();
+        assert!(
+            frames[0].starts_with("process ") && frames[0].ends_with("parent_child.py 20\""),
+            "root is the parent process: {s}"
+        );
+        assert!(
+            frames[1].starts_with("process ") && frames[1].contains("parent_child.py child 20"),
+            "then the child process: {s}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

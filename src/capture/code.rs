@@ -52,8 +52,8 @@ struct Entry {
     lines: FastMap<u64, i32>,
     /// Sample generation in which this entry was last validated.
     checked: u64,
-    /// Sample generation in which this entry was queued for validation (dedup).
-    queued: u64,
+    /// Sample generation in which this entry was last used (dedup of `used_now`).
+    used: u64,
 }
 
 /// Cache of decoded code objects, per target process.
@@ -67,6 +67,11 @@ pub struct CodeCache {
     /// Reused buffers of `validate`.
     todo: Vec<u64>,
     bufs: Vec<u8>,
+    /// Code objects used by the previous sample and by this one: the previous sample's are
+    /// re-validated with the next snapshot's first read ([`CodeCache::prefetch_requests`]).
+    used_last: Vec<u64>,
+    used_now: Vec<u64>,
+    prefetched: Vec<u64>,
 }
 
 impl CodeCache {
@@ -76,6 +81,44 @@ impl CodeCache {
         if self.entries.len() > MAX_ENTRIES {
             self.entries.clear();
         }
+        std::mem::swap(&mut self.used_last, &mut self.used_now);
+        self.used_now.clear();
+    }
+
+    /// Reads that re-validate the code objects the previous sample used, to be made with
+    /// the next snapshot's first batch; hand the results to [`CodeCache::accept_prefetch`].
+    pub fn prefetch_requests(&mut self, layout: &Layout, out: &mut Vec<(u64, usize)>) {
+        let c = &layout.code;
+        let len = (c.validate_to - c.validate_from) as usize;
+        self.prefetched.clear();
+        for a in &self.used_last {
+            if self.entries.contains_key(a) {
+                self.prefetched.push(*a);
+                out.push((a + c.validate_from, len));
+            }
+        }
+    }
+
+    /// Apply the prefetched validation reads (`buf`: the bytes back to back, `ok` per read,
+    /// in the order [`CodeCache::prefetch_requests`] gave them).
+    pub fn accept_prefetch(&mut self, layout: &Layout, buf: &[u8], ok: &[bool]) {
+        let c = &layout.code;
+        let len = (c.validate_to - c.validate_from) as usize;
+        let prefetched = std::mem::take(&mut self.prefetched);
+        for (i, addr) in prefetched.iter().enumerate() {
+            let same = ok.get(i).copied().unwrap_or(false)
+                && buf
+                    .get(i * len..(i + 1) * len)
+                    .is_some_and(|b| self.entries.get(addr).is_some_and(|e| e.signature == b));
+            if same {
+                if let Some(e) = self.entries.get_mut(addr) {
+                    e.checked = self.generation;
+                }
+            } else if self.entries.remove(addr).is_some() {
+                self.invalidations += 1;
+            }
+        }
+        self.prefetched = prefetched;
     }
 
     /// Re-check, in one batched read, every cached code object among `addrs` not yet checked
@@ -92,9 +135,12 @@ impl CodeCache {
         todo.clear();
         for a in addrs {
             if let Some(e) = self.entries.get_mut(&a) {
-                if e.checked != self.generation && e.queued != self.generation {
-                    e.queued = self.generation;
-                    todo.push(a);
+                if e.used != self.generation {
+                    e.used = self.generation;
+                    self.used_now.push(a);
+                    if e.checked != self.generation {
+                        todo.push(a);
+                    }
                 }
             }
         }
@@ -147,9 +193,10 @@ impl CodeCache {
                 signature,
                 lines: FastMap::default(),
                 checked: self.generation,
-                queued: self.generation,
+                used: self.generation,
             },
         );
+        self.used_now.push(addr);
         Ok(info)
     }
 

@@ -16,7 +16,7 @@ use super::target::PythonTarget;
 use super::thread_names::thread_names;
 use super::trace::{Frame, LocalVariable, Pid, StackTrace};
 use super::version::Version;
-use super::walker::{RawFrame, RawThread, Walker};
+use super::walker::{Prefetch, RawFrame, RawThread, Walker};
 use crate::fasthash::FastMap;
 use crate::settings::{Config, LineNo, LockingStrategy};
 
@@ -63,6 +63,7 @@ pub struct PythonSpy {
     last_running: FastMap<u64, bool>,
     scratch: Vec<ThreadSample>,
     raw: Vec<RawThread>,
+    prefetch: Prefetch,
 }
 
 /// One thread's stack as [`PythonSpy::sample`] takes it: code objects rather than strings.
@@ -124,15 +125,18 @@ impl PythonSpy {
             last_running: FastMap::default(),
             scratch: Vec::new(),
             raw: Vec::new(),
+            prefetch: Prefetch::default(),
         };
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.
         let mut raw = Vec::new();
-        spy.walker.snapshot(&spy.mem, &mut raw).with_context(|| {
-            format!(
-                "found Python {} in process {pid} but could not walk its threads",
-                spy.version
-            )
-        })?;
+        spy.walker
+            .snapshot(&spy.mem, &mut raw, &mut Prefetch::default())
+            .with_context(|| {
+                format!(
+                    "found Python {} in process {pid} but could not walk its threads",
+                    spy.version
+                )
+            })?;
         Ok(spy)
     }
 
@@ -229,11 +233,20 @@ impl PythonSpy {
         } else {
             None
         };
+        let layout = self.target.layout;
         let mut raw = std::mem::take(&mut self.raw);
+        self.codes.next_generation();
+        self.prefetch.reqs.clear();
+        self.codes
+            .prefetch_requests(layout, &mut self.prefetch.reqs);
         let decoded = self
             .walker
-            .snapshot(&self.mem, &mut raw)
-            .and_then(|()| self.decode(&raw, out));
+            .snapshot(&self.mem, &mut raw, &mut self.prefetch)
+            .and_then(|()| {
+                self.codes
+                    .accept_prefetch(layout, &self.prefetch.buf, &self.prefetch.ok);
+                self.decode(&raw, out)
+            });
         self.raw = raw;
         drop(lock);
         decoded?;
@@ -320,7 +333,6 @@ impl PythonSpy {
     /// Turn raw threads into samples: code objects, lines, locals.
     fn decode(&mut self, threads: &[RawThread], out: &mut Vec<ThreadSample>) -> Result<()> {
         let layout = self.target.layout;
-        self.codes.next_generation();
         self.codes.validate(
             &self.mem,
             layout,

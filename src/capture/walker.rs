@@ -1,11 +1,13 @@
 //! Walking the interpreter: thread states, then each thread's frames.
 //!
-//! One snapshot costs a fixed handful of batched reads, whatever the number of threads or
-//! frames: (1) the thread-list head, the GIL word and the thread states seen last time, in one
-//! `read_many`; (2) every thread's current-frame pointer and the used part of its frame stack
-//! (3.11+ keeps frames in "datastack chunks"), in one `read_many`; (3) the check of cached
-//! code objects ([`super::code::CodeCache::validate`]). Only what changed costs more: a new
-//! thread state, a frame outside the chunks (a generator's), a code object not seen before.
+//! A snapshot costs one batched read (`process_vm_readv` with many ranges) in the steady
+//! state, whatever the number of threads or frames: the thread-list head, the GIL word, the
+//! thread states seen last time, and for each thread its frame pointer and its frame stack
+//! (3.11+ keeps frames in "datastack chunks") where they were last time, older chunks
+//! included, plus whatever the caller prefetches (the code cache's re-check of the code
+//! objects last used: [`Prefetch`]). A thread whose stack moved to another chunk or grew past
+//! the guessed length is read in a second batch; a new thread state, a frame outside the
+//! chunks (a generator's) or a code object not seen before costs a read of its own.
 
 use super::layout::{FrameShape, GilHolder, Layout};
 use super::memory::{Fields, Memory};
@@ -24,6 +26,10 @@ const MAX_CHUNKS_TOTAL: u64 = 64 << 20;
 /// Size of CPython's default datastack chunk (`DATA_STACK_CHUNK_SIZE`): what is read first
 /// when an older chunk is needed.
 const DEFAULT_CHUNK: usize = 16 * 1024;
+/// Room for a stack to grow between two samples and still be served by the first read.
+const GUESS_SLACK: usize = 1024;
+/// Older chunks of one thread read with the first batch at most.
+const MAX_GUESSED_OLDER: usize = 8;
 
 /// One Python frame as found in the target, before names and lines are decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +72,8 @@ pub struct Walker {
     seen: FastSet<u64>,
     arena: Vec<u8>,
     frame_bytes: Vec<u8>,
+    /// Per thread of `last_tstates`: where its stack was.
+    guesses: Vec<Guess>,
 }
 
 /// Per-thread bookkeeping between batch (2) and the frame walk.
@@ -89,28 +97,82 @@ impl Walker {
             seen: FastSet::default(),
             arena: Vec::new(),
             frame_bytes: Vec::new(),
+            guesses: Vec::new(),
         }
     }
 
     /// All threads of the interpreter and their frames (innermost first), into `out`
-    /// (replaced; its allocations are reused).
-    pub fn snapshot(&mut self, mem: &dyn Memory, out: &mut Vec<RawThread>) -> Result<()> {
+    /// (replaced; its allocations are reused). `prefetch` rides along with the first read
+    /// (see [`Prefetch`]).
+    pub fn snapshot(
+        &mut self,
+        mem: &dyn Memory,
+        out: &mut Vec<RawThread>,
+        prefetch: &mut Prefetch,
+    ) -> Result<()> {
         let l = self.layout;
         let tsize = l.thread.size as usize;
 
-        // (1) head pointer, GIL word and last time's thread states, in one batch.
+        // (1) head pointer, GIL word, last time's thread states and, guessing that each
+        // thread's stack is where it was, its frame pointer and frame stack; plus the
+        // caller's prefetch. One batch.
         let gil_addr = match l.runtime.gil {
             GilHolder::RuntimeTstateCurrent(off) => self.runtime + off,
         };
         let mut head = [0u8; 8];
         let mut gil = [0u8; 8];
+        let last = self.last_tstates.len();
         self.known.clear();
-        self.known.resize(tsize * self.last_tstates.len(), 0);
+        self.known.resize(tsize * last, 0);
+        if self.guesses.len() != last {
+            self.guesses.clear();
+        }
+        let mut spec_ptrs = vec![[0u8; 8]; self.guesses.len()];
+        self.arena.clear();
+        // Arena offsets of each guess's current chunk, then of its older chunks.
+        let mut spec_at = Vec::with_capacity(self.guesses.len());
+        let mut older_at: Vec<Vec<usize>> = Vec::with_capacity(self.guesses.len());
+        for g in &self.guesses {
+            spec_at.push(self.arena.len());
+            self.arena.resize(self.arena.len() + g.len, 0);
+            let mut ats = Vec::with_capacity(g.older.len());
+            for (_, len) in &g.older {
+                ats.push(self.arena.len());
+                self.arena.resize(self.arena.len() + len, 0);
+            }
+            older_at.push(ats);
+        }
+        let n_older: usize = self.guesses.iter().map(|g| g.older.len()).sum();
+        prefetch.buf.clear();
+        prefetch
+            .buf
+            .resize(prefetch.reqs.iter().map(|r| r.1).sum(), 0);
         let ok = {
-            let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(2 + self.last_tstates.len());
+            let mut reqs: Vec<(u64, &mut [u8])> =
+                Vec::with_capacity(2 + 3 * last + n_older + prefetch.reqs.len());
             reqs.push((self.interp + l.interp.threads_head, &mut head));
             reqs.push((gil_addr, &mut gil));
             for (addr, buf) in self.last_tstates.iter().zip(self.known.chunks_mut(tsize)) {
+                reqs.push((*addr, buf));
+            }
+            let mut rest: &mut [u8] = &mut self.arena;
+            for (g, ptr) in self.guesses.iter().zip(spec_ptrs.iter_mut()) {
+                reqs.push((g.cframe + l.frame.cframe_current_frame, ptr));
+                let (buf, tail) = std::mem::take(&mut rest).split_at_mut(g.len);
+                rest = tail;
+                reqs.push((g.chunk, buf));
+            }
+            for g in &self.guesses {
+                for (base, len) in &g.older {
+                    let (buf, tail) = std::mem::take(&mut rest).split_at_mut(*len);
+                    rest = tail;
+                    reqs.push((*base, buf));
+                }
+            }
+            let mut rest: &mut [u8] = &mut prefetch.buf;
+            for (addr, len) in &prefetch.reqs {
+                let (buf, tail) = std::mem::take(&mut rest).split_at_mut(*len);
+                rest = tail;
                 reqs.push((*addr, buf));
             }
             mem.read_many(&mut reqs)
@@ -121,6 +183,17 @@ impl Walker {
                 self.interp
             );
         }
+        let spec_ok = |j: usize| ok[2 + last + 2 * j] && ok[2 + last + 2 * j + 1];
+        // ok flags of the older chunks, per guess
+        let mut older_ok: Vec<Vec<bool>> = Vec::with_capacity(self.guesses.len());
+        let mut k = 2 + last + 2 * self.guesses.len();
+        for g in &self.guesses {
+            older_ok.push(ok[k..k + g.older.len()].to_vec());
+            k += g.older.len();
+        }
+        let pre = k;
+        prefetch.ok.clear();
+        prefetch.ok.extend_from_slice(&ok[pre..]);
         let head = u64::from_le_bytes(head);
         let gil_holder = if ok[1] { u64::from_le_bytes(gil) } else { 0 };
 
@@ -129,6 +202,7 @@ impl Walker {
         self.states.clear();
         self.addrs.clear();
         self.seen.clear();
+        let mut from_cache: Vec<Option<usize>> = Vec::new();
         let mut addr = head;
         while addr != 0 {
             if !self.seen.insert(addr) || self.addrs.len() >= MAX_THREADS {
@@ -159,25 +233,23 @@ impl Walker {
                 bail!("thread state at {addr:#x} does not belong to the interpreter");
             }
             self.addrs.push(addr);
+            from_cache.push(cached);
             addr = f.u64(l.thread.next as usize);
-        }
-        self.threads_changed = self.addrs != self.last_tstates;
-        if self.threads_changed {
-            self.last_tstates.clone_from(&self.addrs);
         }
         let n = self.addrs.len();
 
-        // (2) every thread's frame pointer and the used part of its frame stack, in one batch,
-        // into one arena.
+        // (2) for threads whose guess missed: frame pointer and the used part of the frame
+        // stack, in one batch, appended to the arena.
         let mut stacks: Vec<ThreadStack> = Vec::with_capacity(n);
+        let mut new_guesses: Vec<Guess> = Vec::with_capacity(n);
         match l.frames {
             FrameShape::InterpreterFrame311 => {
-                let mut frame_ptrs = vec![[0u8; 8]; n];
                 let mut budget = MAX_CHUNKS_TOTAL;
-                let mut spans: Vec<(u64, usize, usize)> = Vec::with_capacity(n);
-                let mut total = 0usize;
+                // (thread, chunk, arena offset, len) of the threads that need batch (2)
+                let mut missing: Vec<(usize, u64, usize, usize)> = Vec::new();
                 for i in 0..n {
                     let f = Fields(&self.states[i * tsize..(i + 1) * tsize]);
+                    let cframe = f.u64(l.thread.cframe as usize);
                     let chunk = f.u64(l.thread.datastack_chunk as usize);
                     let top = f.u64(l.thread.datastack_top as usize);
                     let len = if chunk != 0 && top > chunk && top - chunk <= MAX_CHUNK.min(budget) {
@@ -186,41 +258,101 @@ impl Walker {
                         0
                     };
                     budget -= len;
-                    spans.push((chunk, total, len as usize));
-                    total += len as usize;
-                }
-                self.arena.clear();
-                self.arena.resize(total, 0);
-                let ok = {
-                    let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(2 * n);
-                    let mut rest: &mut [u8] = &mut self.arena;
-                    for (i, ptr) in frame_ptrs.iter_mut().enumerate() {
-                        let cframe = Fields(&self.states[i * tsize..(i + 1) * tsize])
-                            .u64(l.thread.cframe as usize);
-                        reqs.push((cframe + l.frame.cframe_current_frame, ptr));
-                        let (buf, tail) = std::mem::take(&mut rest).split_at_mut(spans[i].2);
-                        rest = tail;
-                        reqs.push((spans[i].0, buf));
-                    }
-                    mem.read_many(&mut reqs)
-                };
-                for (i, ptr) in frame_ptrs.iter().enumerate() {
-                    let (chunk, at, len) = spans[i];
-                    let mut regions = StackRegions::default();
-                    if ok[2 * i + 1] && len > 0 {
-                        let prev =
-                            Fields(&self.arena[at..at + len]).u64(l.frame.chunk_previous as usize);
-                        regions.add(chunk, at, len, prev);
-                    }
-                    stacks.push(ThreadStack {
-                        frame: if ok[2 * i] {
-                            u64::from_le_bytes(*ptr)
-                        } else {
-                            0
-                        },
-                        unreadable: !ok[2 * i],
-                        regions,
+                    let len = len as usize;
+                    new_guesses.push(Guess {
+                        cframe,
+                        chunk,
+                        len: 0,
+                        older: Vec::new(),
                     });
+                    let hit = from_cache[i].filter(|&j| {
+                        let g = &self.guesses[j];
+                        spec_ok(j) && g.cframe == cframe && g.chunk == chunk && len <= g.len
+                    });
+                    match hit {
+                        Some(j) => {
+                            let mut regions = StackRegions::default();
+                            if len > 0 {
+                                let at = spec_at[j];
+                                let mut prev = Fields(&self.arena[at..at + len])
+                                    .u64(l.frame.chunk_previous as usize);
+                                regions.add(chunk, at, len, prev);
+                                // Older chunks read with the guess, while the chain agrees.
+                                let g = &self.guesses[j];
+                                for (k, (base, olen)) in g.older.iter().enumerate() {
+                                    if prev != *base || !older_ok[j][k] {
+                                        break;
+                                    }
+                                    let oat = older_at[j][k];
+                                    prev = Fields(&self.arena[oat..oat + olen])
+                                        .u64(l.frame.chunk_previous as usize);
+                                    regions.add(*base, oat, *olen, prev);
+                                }
+                            }
+                            stacks.push(ThreadStack {
+                                frame: u64::from_le_bytes(spec_ptrs[j]),
+                                unreadable: false,
+                                regions,
+                            });
+                        }
+                        None => {
+                            missing.push((i, chunk, self.arena.len(), len));
+                            self.arena.resize(self.arena.len() + len, 0);
+                            stacks.push(ThreadStack {
+                                frame: 0,
+                                unreadable: true,
+                                regions: StackRegions::default(),
+                            });
+                        }
+                    }
+                }
+                if !missing.is_empty() {
+                    let mut frame_ptrs = vec![[0u8; 8]; missing.len()];
+                    let ok = {
+                        let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(2 * missing.len());
+                        let first = missing[0].2;
+                        let mut rest: &mut [u8] = &mut self.arena[first..];
+                        for (&(i, chunk, _, len), ptr) in missing.iter().zip(frame_ptrs.iter_mut())
+                        {
+                            let cframe = Fields(&self.states[i * tsize..(i + 1) * tsize])
+                                .u64(l.thread.cframe as usize);
+                            reqs.push((cframe + l.frame.cframe_current_frame, ptr));
+                            let (buf, tail) = std::mem::take(&mut rest).split_at_mut(len);
+                            rest = tail;
+                            reqs.push((chunk, buf));
+                        }
+                        mem.read_many(&mut reqs)
+                    };
+                    for (k, &(i, chunk, at, len)) in missing.iter().enumerate() {
+                        let mut regions = StackRegions::default();
+                        if ok[2 * k + 1] && len > 0 {
+                            let prev = Fields(&self.arena[at..at + len])
+                                .u64(l.frame.chunk_previous as usize);
+                            regions.add(chunk, at, len, prev);
+                        }
+                        stacks[i] = ThreadStack {
+                            frame: if ok[2 * k] {
+                                u64::from_le_bytes(frame_ptrs[k])
+                            } else {
+                                0
+                            },
+                            unreadable: !ok[2 * k],
+                            regions,
+                        };
+                    }
+                }
+                // Next time, guess the same stack plus some room to grow, within the chunk.
+                for (i, g) in new_guesses.iter_mut().enumerate() {
+                    let Some(&(_, at, len)) = stacks[i].regions.regions.first() else {
+                        continue;
+                    };
+                    let size = Fields(&self.arena[at..at + len]).u64(l.frame.chunk_size as usize);
+                    let want = (len + GUESS_SLACK) as u64;
+                    g.len = if size >= len as u64 && size <= MAX_CHUNK {
+                        want.min(size) as usize
+                    } else {
+                        len
+                    };
                 }
             }
         }
@@ -248,9 +380,52 @@ impl Walker {
                 &mut self.frame_bytes,
                 thread,
             );
+            // Older chunks the walk needed: guessed next time too.
+            if let Some(g) = new_guesses.get_mut(i) {
+                g.older.clear();
+                g.older.extend(
+                    stack
+                        .regions
+                        .regions
+                        .iter()
+                        .skip(1)
+                        .take(MAX_GUESSED_OLDER)
+                        .map(|&(base, _, len)| (base, len)),
+                );
+            }
         }
+        self.threads_changed = self.addrs != self.last_tstates;
+        if self.threads_changed {
+            self.last_tstates.clone_from(&self.addrs);
+        }
+        self.guesses = new_guesses;
         Ok(())
     }
+}
+
+/// Reads a caller wants made together with a snapshot's first batch (the code cache's
+/// re-validation of the code objects the last snapshot used), so that a steady-state
+/// sample costs one `process_vm_readv`.
+#[derive(Debug, Default)]
+pub struct Prefetch {
+    /// (address, length) to read.
+    pub reqs: Vec<(u64, usize)>,
+    /// The bytes read, back to back in request order.
+    pub buf: Vec<u8>,
+    /// Whether each request was read.
+    pub ok: Vec<bool>,
+}
+
+/// Where a thread's stack was last time: its `cframe`, its datastack chunk and how much of
+/// the chunk to copy. A thread whose `cframe` and chunk are unchanged, and whose stack still
+/// fits, is served from the first batch.
+#[derive(Debug, Clone)]
+struct Guess {
+    cframe: u64,
+    chunk: u64,
+    len: usize,
+    /// Older chunks the walk needed last time (deep stacks): (address, length).
+    older: Vec<(u64, usize)>,
 }
 
 /// Where one thread's frame stack was copied: ranges of the walker's arena.
@@ -408,7 +583,10 @@ mod tests {
             let mut codes = CodeCache::default();
             let mut threads = Vec::new();
             for _ in 0..2 {
-                if walker.snapshot(&mem, &mut threads).is_ok() {
+                if walker
+                    .snapshot(&mem, &mut threads, &mut Prefetch::default())
+                    .is_ok()
+                {
                     for t in &threads {
                         assert!(t.frames.len() <= MAX_DEPTH);
                         for f in &t.frames {

@@ -247,7 +247,7 @@ impl Walker {
                 let mut budget = MAX_CHUNKS_TOTAL;
                 // (thread, chunk, arena offset, len) of the threads that need batch (2)
                 let mut missing: Vec<(usize, u64, usize, usize)> = Vec::new();
-                for i in 0..n {
+                for (i, cached) in from_cache.iter().enumerate() {
                     let f = Fields(&self.states[i * tsize..(i + 1) * tsize]);
                     let cframe = f.u64(l.thread.cframe as usize);
                     let chunk = f.u64(l.thread.datastack_chunk as usize);
@@ -265,7 +265,7 @@ impl Walker {
                         len: 0,
                         older: Vec::new(),
                     });
-                    let hit = from_cache[i].filter(|&j| {
+                    let hit = cached.filter(|&j| {
                         let g = &self.guesses[j];
                         spec_ok(j) && g.cframe == cframe && g.chunk == chunk && len <= g.len
                     });

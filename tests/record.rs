@@ -516,3 +516,67 @@ fn subprocesses_are_followed() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Errors of `record` and `capture` that a user can act on: one line, exit status 1, no
+/// output file left behind, and no hang.
+#[test]
+fn record_and_capture_errors() {
+    let dir = tmpdir("record-errors");
+    let out = dir.join("out.svg");
+    let out_s = out.to_str().unwrap();
+
+    let (code, _, err) = run_py_spy(&["record", "--pid", "999999", "-o", out_s, "-d", "1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("Error: ") && err.contains("999999"),
+        "{err}"
+    );
+
+    let begin = Instant::now();
+    let (code, _, err) = run_py_spy(&["record", "-o", out_s, "-d", "1", "--", "/bin/sleep", "30"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a Python program"), "{err}");
+    assert!(
+        begin.elapsed() < Duration::from_secs(15),
+        "gave up after {:?}",
+        begin.elapsed()
+    );
+
+    let (code, _, err) = run_py_spy(&["record", "-o", out_s, "--", "/no/such/program"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("could not start '/no/such/program'"), "{err}");
+
+    let py = first_supported();
+    let target = spawn(&py.path, SCRIPT, &["60"]);
+    let pid = target.pid.to_string();
+    let session = dir.join("s.pyspy");
+    let (code, _, err) = run_py_spy(&[
+        "capture",
+        "--pid",
+        &pid,
+        "--native",
+        "-o",
+        session.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--native") && err.contains("not supported yet"),
+        "{err}"
+    );
+    let (code, _, err) = run_py_spy(&[
+        "capture",
+        "--pid",
+        &pid,
+        "-d",
+        "0",
+        "-o",
+        session.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--duration"), "{err}");
+    assert!(
+        !out.exists(),
+        "no output file is written when nothing was recorded"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

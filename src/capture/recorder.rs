@@ -29,8 +29,9 @@ use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
 
 /// How long a spawned program may take to start its interpreter.
 const SPAWN_ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long an "unsupported version" answer must last before a spawned program is given up.
-const UNSUPPORTED_SETTLE: Duration = Duration::from_secs(2);
+/// How long a "not Python" or "unsupported version" answer must last before a spawned
+/// program is given up (a wrapper may exec Python only after a while).
+const UNSUPPORTED_SETTLE: Duration = Duration::from_secs(5);
 /// How often descendants are looked for with `subprocesses`.
 const CHILD_SCAN_EVERY: Duration = Duration::from_millis(500);
 /// Attempts at attaching to a descendant before deciding it is not Python.
@@ -133,6 +134,9 @@ pub fn capture(
     path: &Path,
     stop: &AtomicBool,
 ) -> Result<CaptureSummary> {
+    if opts.native {
+        bail!("native stack traces (--native) are not supported yet");
+    }
     let config = spy_config(opts);
     let mut child = None;
     let root = match launch {
@@ -202,7 +206,9 @@ fn attach_spawned(
         // the executable's name alone may look unsupported. Only a lasting answer counts.
         let fatal = match err.downcast_ref::<AttachError>() {
             Some(AttachError::PermissionDenied(_)) => true,
-            Some(AttachError::UnsupportedVersion { .. }) => begin.elapsed() > UNSUPPORTED_SETTLE,
+            Some(AttachError::UnsupportedVersion { .. }) | Some(AttachError::NotPython { .. }) => {
+                begin.elapsed() > UNSUPPORTED_SETTLE
+            }
             _ => false,
         };
         if fatal

@@ -12,7 +12,8 @@ mkdir -p "$out"
 "$bin" record -d 3 -o "$out/demo.svg" --session "$out/demo.pyspy" -- python3 examples/demo.py
 "$bin" render "$out/demo.pyspy" -f speedscope -o "$out/demo.speedscope.json" --idle --threads
 echo "== busiest stacks, idle threads included, one root frame per thread:"
-"$bin" render "$out/demo.pyspy" -f raw -o - --idle --threads | sort -t' ' -k2 -nr | head -5
+"$bin" render "$out/demo.pyspy" -f raw -o - --idle --threads \
+  | awk '{print $NF "\t" $0}' | sort -nr | cut -f2- | head -5 | cut -c1-240
 
 python3 examples/demo.py &
 pid=$!

@@ -14,23 +14,21 @@ use std::process::Command;
 
 const SCRIPT: &str = "phases.py";
 
-/// A 2-second capture of phases.py, 200 Hz.
-fn session(py: &Interpreter, dir: &Path) -> (PathBuf, i32) {
+/// A 2-second capture of phases.py, 200 Hz, with `extra` capture options.
+fn session_with(py: &Interpreter, dir: &Path, extra: &[&str]) -> (PathBuf, i32) {
     let session = dir.join("run.pyspy");
     let target = spawn(&py.path, SCRIPT, &["60"]);
-    let (code, _, err) = run_py_spy(&[
-        "capture",
-        "--pid",
-        &target.pid.to_string(),
-        "-o",
-        session.to_str().unwrap(),
-        "-r",
-        "200",
-        "-d",
-        "2",
-    ]);
+    let pid = target.pid.to_string();
+    let mut argv = vec!["capture", "--pid", &pid, "-o", session.to_str().unwrap()];
+    argv.extend_from_slice(&["-r", "200", "-d", "2"]);
+    argv.extend_from_slice(extra);
+    let (code, _, err) = run_py_spy(&argv);
     assert_eq!(code, 0, "{err}");
     (session, target.pid)
+}
+
+fn session(py: &Interpreter, dir: &Path) -> (PathBuf, i32) {
+    session_with(py, dir, &[])
 }
 
 fn render_file(session: &Path, format: &str, out: &Path, args: &[&str]) {
@@ -232,7 +230,8 @@ fn chrometrace_is_well_nested_trace_event_json() {
 fn flamegraph_is_an_svg_with_our_frames() {
     let py = first_supported();
     let dir = tmpdir("flamegraph");
-    let (session, _) = session(&py, &dir);
+    // Without pausing the target, its sleeping thread is never woken, so never active.
+    let (session, _) = session_with(&py, &dir, &["--nonblocking"]);
     let out = dir.join("flame.svg");
     render_file(&session, "flamegraph", &out, &[]);
     let svg = std::fs::read_to_string(&out).unwrap();

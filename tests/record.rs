@@ -156,7 +156,13 @@ fn one_capture_every_view() {
             gtotal as f64 >= total as f64 * 0.8,
             "--gil kept {gtotal} of {total}"
         );
-        assert!(gil.iter().all(|(st, _)| !st.contains("nap (")), "{gil:?}");
+        // (the napper holds the GIL only for the instant a pause wakes it: see above)
+        let napping_gil: u64 = gil
+            .iter()
+            .filter(|(st, _)| st.contains("nap ("))
+            .map(|(_, c)| c)
+            .sum();
+        assert!(napping_gil * 100 <= gtotal * 2, "{gil:?}");
         assert!(gs.get(&heavy).copied().unwrap_or(0.0) > 0.5, "{gil:?}");
 
         // --threads: a thread root frame, named as py-spy names it.

@@ -140,7 +140,7 @@ pub fn capture(
     let config = spy_config(opts);
     let mut child = None;
     let root = match launch {
-        Launch::Attach(pid) => PythonSpy::retry_new(*pid, &config, 3)?,
+        Launch::Attach(pid) => attach(*pid, &config)?,
         Launch::Spawn(argv) => {
             let c = spawn(argv)?;
             let pid = c.id() as Pid;
@@ -184,6 +184,32 @@ fn spawn(argv: &[String]) -> Result<Child> {
         .with_context(|| format!("could not start '{program}'"))
 }
 
+/// Attach to a running process. `PythonSpy::new` checks the layout with one walk that does
+/// not pause the target (a pause right before the first sample would wake its sleeping
+/// threads and make them look busy in it).
+fn attach(pid: Pid, config: &Config) -> Result<PythonSpy> {
+    let mut tries = 0;
+    loop {
+        match PythonSpy::new(pid, config) {
+            Ok(spy) => return Ok(spy),
+            Err(e) => {
+                tries += 1;
+                let fatal = matches!(
+                    e.downcast_ref::<AttachError>(),
+                    Some(AttachError::NoSuchProcess(_))
+                        | Some(AttachError::PermissionDenied(_))
+                        | Some(AttachError::NotPython { .. })
+                        | Some(AttachError::UnsupportedVersion { .. })
+                );
+                if fatal || tries >= 3 {
+                    return Err(e);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
 /// Attach to a program we just started: retry while it loads and initialises Python.
 fn attach_spawned(
     pid: Pid,
@@ -193,7 +219,7 @@ fn attach_spawned(
 ) -> Result<PythonSpy> {
     let begin = Instant::now();
     loop {
-        let err = match PythonSpy::retry_new(pid, config, 1) {
+        let err = match PythonSpy::new(pid, config) {
             Ok(spy) => return Ok(spy),
             Err(e) => e,
         };

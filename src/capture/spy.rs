@@ -254,9 +254,12 @@ impl PythonSpy {
         // Threads seen for the first time: their state can only be read now.
         if !self.config.gil_only {
             for t in out.iter_mut() {
-                // The GIL holder is running Python code (or blocking every other thread in
-                // C code while holding it): active, unless parked in a known waiting call.
-                if t.holds_gil {
+                // Without pausing, the GIL holder is running Python code (or blocking every
+                // other thread in C code while holding it): active, unless parked in a known
+                // waiting call. (A pause wakes sleeping threads, which then take the GIL for an
+                // instant to check for signals: in blocking mode the OS state read before the
+                // pause is what counts, as in py-spy.)
+                if t.holds_gil && !blocking {
                     t.active = !is_idle_frame(&t.frames);
                     continue;
                 }

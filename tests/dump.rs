@@ -260,8 +260,19 @@ fn dump_binary_text_and_json() {
         check_main_locals(&traces);
 
         // Text: header lines, then threads oldest first, frames and locals indented.
-        let (code, out, err) = run_py_spy(&["dump", "--pid", &pid, "--locals"]);
-        assert_eq!(code, 0, "{err}");
+        // The main thread wakes every 50 ms (and a pause wakes it too): like the JSON checks,
+        // retry a few times for a snapshot that catches it asleep.
+        let idle_main = format!("Thread {pid} (idle): \"MainThread\"");
+        let mut out = String::new();
+        for _ in 0..5 {
+            let (code, o, err) = run_py_spy(&["dump", "--pid", &pid, "--locals"]);
+            assert_eq!(code, 0, "{err}");
+            out = o;
+            if out.lines().nth(3) == Some(idle_main.as_str()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines[0].starts_with(&format!("Process {pid}: ")) && lines[0].contains(SCRIPT));
         let (a, b, c) = py.version;

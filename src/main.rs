@@ -177,13 +177,9 @@ impl ViewArgs {
     }
 }
 
+/// `-f/--format`, shared by `record` and `render`.
 #[derive(clap::Args)]
-struct RecordArgs {
-    #[command(flatten)]
-    target: TargetArgs,
-    /// Output filename
-    #[arg(short, long, value_name = "filename")]
-    output: Option<PathBuf>,
+struct FormatArg {
     /// Output file format
     #[arg(
         short,
@@ -194,6 +190,17 @@ struct RecordArgs {
         default_value = "flamegraph"
     )]
     format: FileFormat,
+}
+
+#[derive(clap::Args)]
+struct RecordArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Output filename
+    #[arg(short, long, value_name = "filename")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    format: FormatArg,
     #[command(flatten)]
     sampling: SamplingArgs,
     #[command(flatten)]
@@ -221,16 +228,8 @@ struct CaptureArgs {
 struct RenderArgs {
     /// Session file written by `py-spy capture` (or `record --session`)
     session: PathBuf,
-    /// Output file format
-    #[arg(
-        short,
-        long,
-        value_name = "format",
-        value_enum,
-        ignore_case = true,
-        default_value = "flamegraph"
-    )]
-    format: FileFormat,
+    #[command(flatten)]
+    format: FormatArg,
     /// Output filename ("-" for standard output) [default: the session's name, with the
     /// format's extension]
     #[arg(short, long, value_name = "filename")]
@@ -301,7 +300,7 @@ fn record(args: RecordArgs) -> Result<()> {
         launch: args.target.launch()?,
         capture: args.sampling.options()?,
         render: RenderOptions {
-            format: args.format,
+            format: args.format.format,
             view: View {
                 full_filenames: args.view.full_filenames,
                 ..args.view.view()
@@ -328,10 +327,10 @@ fn render(args: RenderArgs) -> Result<()> {
     let session = Session::open(&args.session)?;
     let output = args.output.unwrap_or_else(|| {
         args.session
-            .with_extension(commands::extension(args.format))
+            .with_extension(commands::extension(args.format.format))
     });
     let opts = RenderOptions {
-        format: args.format,
+        format: args.format.format,
         view: View {
             pids: (!args.only_pids.is_empty()).then_some(args.only_pids),
             threads: args.only_threads,

@@ -479,7 +479,7 @@ fn run(
             }
         }
 
-        if last_draw.elapsed() >= PROGRESS_EVERY && !bar.is_hidden() {
+        if !bar.is_hidden() && last_draw.elapsed() >= PROGRESS_EVERY {
             last_draw = Instant::now();
             bar.set_position(begin.elapsed().as_millis() as u64);
             let mut msg = format!(
@@ -524,15 +524,24 @@ fn run(
     })
 }
 
+/// The fields of `/proc/PID/stat` after the `(comm)`, which may itself hold ')': state first,
+/// then the parent's pid.
+fn stat_fields(pid: Pid) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(
+        rest.split_whitespace()
+            .take(2)
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
 fn process_alive(pid: Pid) -> bool {
     // A zombie has exited: its /proc entry stays until it is reaped.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    stat_fields(pid)
+        .and_then(|f| f.first().cloned())
+        .is_some_and(|state| state != "Z" && state != "X")
 }
 
 /// Every live descendant of `root`, with its parent.
@@ -547,12 +556,8 @@ fn descendants(root: Pid) -> Vec<(Pid, Pid)> {
             else {
                 continue;
             };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            let ppid = stat_fields(pid)
+                .and_then(|f| f.get(1).cloned())
                 .and_then(|p| p.parse::<Pid>().ok());
             if let Some(ppid) = ppid {
                 parent_of.push((pid, ppid));

@@ -301,25 +301,35 @@ impl PythonSpy {
         self.thread_names.get(&thread_id).map(String::as_str)
     }
 
-    /// The file name relative to its package root, py-spy's rule (see `--full-filenames`).
+    /// The file name relative to its package root (py-spy's rule): strip the directories
+    /// above the outermost one that still holds an `__init__.py`. Cached per file.
     pub fn short_filename(&mut self, filename: &Arc<str>) -> Option<String> {
-        let full = std::mem::replace(&mut self.config.full_filenames, false);
-        let short = self.shorten(filename);
-        self.config.full_filenames = full;
+        if let Some(s) = self.short_filenames.get(filename) {
+            return s.clone();
+        }
+        let on_host = if self.target.dockerized {
+            format!("/proc/{}/root{}", self.pid, filename)
+        } else {
+            filename.to_string()
+        };
+        let mut root = Path::new(&on_host);
+        while let Some(parent) = root.parent() {
+            root = parent;
+            if !parent.join("__init__.py").exists() {
+                break;
+            }
+        }
+        let short = Path::new(&on_host)
+            .strip_prefix(root)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        self.short_filenames.insert(filename.clone(), short.clone());
         short
     }
 
     /// The command line of the target, arguments joined by spaces.
     pub fn command_line(&self) -> String {
-        std::fs::read(format!("/proc/{}/cmdline", self.pid))
-            .map(|raw| {
-                raw.split(|b| *b == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
+        self.process.cmdline().unwrap_or_default().join(" ")
     }
 
     fn lock_error(&self, e: remoteprocess::Error) -> anyhow::Error {
@@ -441,33 +451,13 @@ impl PythonSpy {
         Ok(out)
     }
 
-    /// File name relative to the root of its package (py-spy's rule): strip the directories
-    /// above the outermost one that still holds an `__init__.py`.
+    /// The file name as `Frame::short_filename` shows it: shortened unless full file names
+    /// were asked for.
     fn shorten(&mut self, filename: &Arc<str>) -> Option<String> {
         if self.config.full_filenames {
             return Some(filename.to_string());
         }
-        if let Some(s) = self.short_filenames.get(filename) {
-            return s.clone();
-        }
-        let on_host = if self.target.dockerized {
-            format!("/proc/{}/root{}", self.pid, filename)
-        } else {
-            filename.to_string()
-        };
-        let mut root = Path::new(&on_host);
-        while let Some(parent) = root.parent() {
-            root = parent;
-            if !parent.join("__init__.py").exists() {
-                break;
-            }
-        }
-        let short = Path::new(&on_host)
-            .strip_prefix(root)
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
-        self.short_filenames.insert(filename.clone(), short.clone());
-        short
+        self.short_filename(filename)
     }
 }
 

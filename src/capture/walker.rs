@@ -128,28 +128,24 @@ impl Walker {
             self.guesses.clear();
         }
         let mut spec_ptrs = vec![[0u8; 8]; self.guesses.len()];
+        // Each guess reads, back to back both in the request list and in the arena: the frame
+        // pointer, the current chunk, then its older chunks. `spec` keeps, per guess, the
+        // index of its first request and the arena offset of its current chunk.
         self.arena.clear();
-        // Arena offsets of each guess's current chunk, then of its older chunks.
-        let mut spec_at = Vec::with_capacity(self.guesses.len());
-        let mut older_at: Vec<Vec<usize>> = Vec::with_capacity(self.guesses.len());
+        let mut spec: Vec<(usize, usize)> = Vec::with_capacity(self.guesses.len());
+        let mut req = 2 + last;
         for g in &self.guesses {
-            spec_at.push(self.arena.len());
-            self.arena.resize(self.arena.len() + g.len, 0);
-            let mut ats = Vec::with_capacity(g.older.len());
-            for (_, len) in &g.older {
-                ats.push(self.arena.len());
-                self.arena.resize(self.arena.len() + len, 0);
-            }
-            older_at.push(ats);
+            spec.push((req, self.arena.len()));
+            req += 2 + g.older.len();
+            let bytes = g.len + g.older.iter().map(|(_, len)| len).sum::<usize>();
+            self.arena.resize(self.arena.len() + bytes, 0);
         }
-        let n_older: usize = self.guesses.iter().map(|g| g.older.len()).sum();
         prefetch.buf.clear();
         prefetch
             .buf
             .resize(prefetch.reqs.iter().map(|r| r.1).sum(), 0);
         let ok = {
-            let mut reqs: Vec<(u64, &mut [u8])> =
-                Vec::with_capacity(2 + 3 * last + n_older + prefetch.reqs.len());
+            let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(req + prefetch.reqs.len());
             reqs.push((self.interp + l.interp.threads_head, &mut head));
             reqs.push((gil_addr, &mut gil));
             for (addr, buf) in self.last_tstates.iter().zip(self.known.chunks_mut(tsize)) {
@@ -158,15 +154,11 @@ impl Walker {
             let mut rest: &mut [u8] = &mut self.arena;
             for (g, ptr) in self.guesses.iter().zip(spec_ptrs.iter_mut()) {
                 reqs.push((g.cframe + l.frame.cframe_current_frame, ptr));
-                let (buf, tail) = std::mem::take(&mut rest).split_at_mut(g.len);
-                rest = tail;
-                reqs.push((g.chunk, buf));
-            }
-            for g in &self.guesses {
-                for (base, len) in &g.older {
-                    let (buf, tail) = std::mem::take(&mut rest).split_at_mut(*len);
+                for (base, len) in std::iter::once((g.chunk, g.len)).chain(g.older.iter().copied())
+                {
+                    let (buf, tail) = std::mem::take(&mut rest).split_at_mut(len);
                     rest = tail;
-                    reqs.push((*base, buf));
+                    reqs.push((base, buf));
                 }
             }
             let mut rest: &mut [u8] = &mut prefetch.buf;
@@ -183,17 +175,9 @@ impl Walker {
                 self.interp
             );
         }
-        let spec_ok = |j: usize| ok[2 + last + 2 * j] && ok[2 + last + 2 * j + 1];
-        // ok flags of the older chunks, per guess
-        let mut older_ok: Vec<Vec<bool>> = Vec::with_capacity(self.guesses.len());
-        let mut k = 2 + last + 2 * self.guesses.len();
-        for g in &self.guesses {
-            older_ok.push(ok[k..k + g.older.len()].to_vec());
-            k += g.older.len();
-        }
-        let pre = k;
+        let spec_ok = |j: usize| ok[spec[j].0] && ok[spec[j].0 + 1];
         prefetch.ok.clear();
-        prefetch.ok.extend_from_slice(&ok[pre..]);
+        prefetch.ok.extend_from_slice(&ok[req..]);
         let head = u64::from_le_bytes(head);
         let gil_holder = if ok[1] { u64::from_le_bytes(gil) } else { 0 };
 
@@ -273,20 +257,21 @@ impl Walker {
                         Some(j) => {
                             let mut regions = StackRegions::default();
                             if len > 0 {
-                                let at = spec_at[j];
+                                let (first_req, at) = spec[j];
                                 let mut prev = Fields(&self.arena[at..at + len])
                                     .u64(l.frame.chunk_previous as usize);
                                 regions.add(chunk, at, len, prev);
                                 // Older chunks read with the guess, while the chain agrees.
                                 let g = &self.guesses[j];
-                                for (k, (base, olen)) in g.older.iter().enumerate() {
-                                    if prev != *base || !older_ok[j][k] {
+                                let mut oat = at + g.len;
+                                for (k, &(base, olen)) in g.older.iter().enumerate() {
+                                    if prev != base || !ok[first_req + 2 + k] {
                                         break;
                                     }
-                                    let oat = older_at[j][k];
                                     prev = Fields(&self.arena[oat..oat + olen])
                                         .u64(l.frame.chunk_previous as usize);
-                                    regions.add(*base, oat, *olen, prev);
+                                    regions.add(base, oat, olen, prev);
+                                    oat += olen;
                                 }
                             }
                             stacks.push(ThreadStack {

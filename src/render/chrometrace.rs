@@ -63,7 +63,6 @@ impl Writer<'_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn frame(
         &mut self,
         f: &ViewFrame,

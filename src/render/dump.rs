@@ -15,7 +15,7 @@ pub fn write_dump<W: Write>(out: &mut W, spy: &mut PythonSpy, json: bool) -> Res
         writeln!(out, "{}", serde_json::to_string_pretty(&traces)?)?;
         return Ok(());
     }
-    let cmdline = spy.process.cmdline().unwrap_or_default().join(" ");
+    let cmdline = spy.command_line();
     writeln!(out, "Process {}: {}", spy.pid, cmdline)?;
     writeln!(out, "Python v{} ({})", spy.version, spy.exe())?;
     writeln!(out)?;

@@ -81,7 +81,7 @@ pub fn write(replay: &mut Replay, out: &mut dyn Write) -> Result<u64> {
                 if k > 0 {
                     buf.push(',');
                 }
-                buf.push_str(itoa(*f).as_str());
+                buf.push_str(&f.to_string());
             }
             buf.push(']');
             out.write_all(buf.as_bytes())?;
@@ -118,8 +118,4 @@ pub fn write(replay: &mut Replay, out: &mut dyn Write) -> Result<u64> {
     )?;
     out.write_all(b"\n")?;
     Ok(total)
-}
-
-fn itoa(n: u32) -> String {
-    n.to_string()
 }

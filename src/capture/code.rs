@@ -244,7 +244,7 @@ fn load(mem: &dyn Memory, layout: &Layout, addr: u64) -> Result<(CodeInfo, Vec<u
     let name: Arc<str> = strings::read_name(mem, layout, f.u64(c.name as usize))
         .context("could not read a code object's name")?
         .into();
-    let qualname: Arc<str> = match f.u64(c.qualname as usize) {
+    let qualname: Arc<str> = match c.qualname.map_or(0, |q| f.u64(q as usize)) {
         0 => name.clone(),
         q => strings::read_name(mem, layout, q)
             .context("could not read a code object's qualified name")?
@@ -267,7 +267,7 @@ fn load(mem: &dyn Memory, layout: &Layout, addr: u64) -> Result<(CodeInfo, Vec<u
             linetable,
             argcount: f.u32(c.argcount as usize),
             nlocals: f.u32(c.nlocals as usize),
-            varnames: f.u64(c.localsplusnames as usize),
+            varnames: f.u64(c.varnames as usize),
         },
         signature,
     ))

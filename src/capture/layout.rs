@@ -9,19 +9,81 @@
 //! Behaviour that differs between versions is a named flag ([`FrameShape`],
 //! [`LineTableFormat`], ...), never a version comparison in the walkers.
 
+use super::tables;
 use super::version::Version;
 
-/// How a thread's frames are linked.
+/// Where the walk starts: the symbol whose address is the base of [`RuntimeOffsets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    /// `_PyRuntime` (3.7+): the interpreter list head is at `interpreters_head`.
+    Runtime,
+    /// `interp_head` (2.7, 3.6): a static `PyInterpreterState *` in pystate.c.
+    InterpHead,
+}
+
+impl Root {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Root::Runtime => "_PyRuntime",
+            Root::InterpHead => "interp_head",
+        }
+    }
+}
+
+/// How a thread's frames are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameShape {
-    /// 3.11: `tstate->cframe->current_frame` → `_PyInterpreterFrame`, `f_code`, `prev_instr`,
-    /// `is_entry` marks frames entered from C.
-    InterpreterFrame311,
+    /// Up to 3.10: `PyFrameObject`s, each its own heap object, linked by `f_back`.
+    FrameObject,
+    /// 3.11+: `_PyInterpreterFrame`s packed in the thread's datastack chunks.
+    InterpreterFrame,
+}
+
+/// Where a thread state keeps its innermost frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramePtr {
+    /// A field of the thread state (`frame` up to 3.10, `current_frame` in 3.13+).
+    InThread(u64),
+    /// 3.11–3.12: `tstate->cframe` points at a `_PyCFrame` whose `current_frame` is it.
+    ViaCFrame { cframe: u64, current_frame: u64 },
+}
+
+/// Where a frame's current instruction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstrPos {
+    /// `f_lasti` (an `int`): index of the last instruction in units of `scale` bytes (1 up
+    /// to 3.9, 2 in 3.10); negative before the first one.
+    Lasti { offset: u64, scale: i64 },
+    /// `prev_instr` / `instr_ptr`: a pointer into the code object's bytecode, which starts at
+    /// `code.code_adaptive`.
+    Pointer(u64),
+}
+
+/// How frames called from C are marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryMark {
+    /// Not marked (up to 3.10: every `PyFrameObject` is a real frame).
+    None,
+    /// 3.11: a byte `is_entry` in the frame.
+    IsEntryByte(u64),
+    /// 3.12+: C code pushes a shim frame owned by the C stack (`owner` == `cstack`, and in
+    /// 3.14+ also frames owned by the interpreter, `interpreter`): these are skipped, and the
+    /// frame above one is an entry frame.
+    ShimOwner {
+        owner: u64,
+        cstack: u8,
+        interpreter: u8,
+    },
 }
 
 /// How a code object maps instructions to lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineTableFormat {
+    /// Up to 3.9: `co_lnotab`, (bytecode delta, line delta) byte pairs; line deltas are
+    /// signed from 3.6 on, unsigned in 2.7.
+    Lnotab { signed: bool },
+    /// 3.10: `co_linetable`, (bytecode delta, signed line delta) pairs, -128 meaning no line.
+    Linetable310,
     /// 3.11+: `co_linetable` location table (PEP 657), code units of 2 bytes.
     Locations311,
 }
@@ -29,77 +91,138 @@ pub enum LineTableFormat {
 /// How the thread holding the GIL is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GilHolder {
+    /// 2.7, 3.6: the exported variable `_PyThreadState_Current` holds it (or 0).
+    CurrentSymbol,
     /// `_PyRuntime.gilstate.tstate_current` (3.7–3.11): the running thread state, or 0.
     RuntimeTstateCurrent(u64),
+    /// 3.12+: `interp->ceval.gil` points at the GIL; its `last_holder` holds it while
+    /// `locked` is set.
+    InterpGil {
+        gil_ptr: u64,
+        locked: u64,
+        holder: u64,
+    },
 }
 
-#[derive(Debug, Clone, Copy)]
+/// How `str` objects are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrFormat {
+    /// 2.7: names are byte strings (`PyStringObject`: size at `object.ob_size`, bytes at
+    /// `object.bytes_sval`).
+    Bytes27,
+    /// 3.3+: PEP 393 compact strings ([`UnicodeOffsets`]).
+    Pep393,
+}
+
+/// How `int` objects keep their size and sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntFormat {
+    /// Up to 3.11: `ob_size` is the digit count, negative for negative numbers (2.7's small
+    /// `int` type keeps a C long at `object.int27_value`).
+    ObSize,
+    /// 3.12+: `lv_tag` at `object.ob_size`: digit count in bits 3.., sign in bits 0–1
+    /// (0 positive, 1 zero, 2 negative).
+    LvTag,
+}
+
+/// How dicts store their entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DictFormat {
+    /// 2.7: `ma_table` of `ma_mask + 1` (hash, key, value) entries, some empty.
+    Table27 { mask: u64, table: u64 },
+    /// 3.6–3.10: keys object with `dk_size` (a `Py_ssize_t`) and an index array of
+    /// 1/2/4/8-byte slots before the entries.
+    Keys36 { dk_size: u64 },
+    /// 3.11+: keys object with `dk_log2_size`, `dk_log2_index_bytes` and `dk_kind`.
+    Keys311,
+}
+
+/// Where objects of types flagged `Py_TPFLAGS_MANAGED_DICT` keep their attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedDict {
+    /// No managed dicts (up to 3.10): the dict is at `tp_dictoffset`.
+    None,
+    /// 3.11: dict pointer `dict_back` bytes before the object, values pointer `values_back`.
+    Split311 { dict_back: u64, values_back: u64 },
+    /// 3.12: one word `back` bytes before the object: a dict pointer, or a values pointer
+    /// plus 1.
+    Tagged312 { back: u64 },
+    /// 3.13+: dict pointer `dict_back` bytes before the object; without one, the values are
+    /// inline at `tp_basicsize` when the type has `Py_TPFLAGS_INLINE_VALUES` (1 << 2).
+    Inline313 { dict_back: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuntimeOffsets {
-    /// `_PyRuntime.interpreters.head`
+    /// From the root symbol: the first interpreter state (`_PyRuntime.interpreters.head`,
+    /// or 0 for `interp_head`).
     pub interpreters_head: u64,
     pub gil: GilHolder,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InterpreterOffsets {
     pub next: u64,
-    /// `interp->threads.head`: the newest thread state.
+    /// `interp->threads.head` / `tstate_head`: the newest thread state.
     pub threads_head: u64,
-    /// `interp->modules`: `sys.modules`.
+    /// `interp->modules` / `interp->imports.modules`: `sys.modules`.
     pub modules: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadOffsets {
     /// Bytes to copy for one thread state (covers every field below).
     pub size: u64,
     pub next: u64,
     pub interp: u64,
-    /// `tstate->cframe` (3.11–3.12); the current frame is `cframe + frame.cframe_current_frame`.
-    pub cframe: u64,
+    pub frame: FramePtr,
+    /// `thread_id`: the `pthread_t` (`threading.get_ident()`).
     pub thread_id: u64,
-    pub native_thread_id: u64,
-    /// `tstate->datastack_chunk` and `tstate->datastack_top`: where frames live (3.11+).
-    pub datastack_chunk: u64,
-    pub datastack_top: u64,
+    /// `native_thread_id` (3.8+): the OS thread id.
+    pub native_thread_id: Option<u64>,
+    /// `datastack_chunk` and `datastack_top`: where frames live (3.11+).
+    pub datastack_chunk: Option<u64>,
+    pub datastack_top: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameOffsets {
-    /// `_PyCFrame.current_frame`
-    pub cframe_current_frame: u64,
+    /// Bytes to copy for one frame (covers every field below but the locals).
+    pub read_size: u64,
+    /// `f_code` / `f_executable`.
     pub code: u64,
+    /// Low bits of the code pointer that are tags, not address (3.14's stack references).
+    pub code_tag_bits: u64,
+    /// `f_back` / `previous`.
     pub previous: u64,
-    /// `prev_instr` (3.11–3.12) / `instr_ptr` (3.13+): pointer into the code's bytecode.
-    pub instr_ptr: u64,
-    pub is_entry: u64,
-    pub owner: u64,
+    pub instr: InstrPos,
+    pub entry: EntryMark,
+    /// `f_localsplus` / `localsplus`: the local variables, in `co_varnames` order.
     pub localsplus: u64,
-    /// Size of `_PyStackChunk`'s header; frames follow it.
+    /// Size of `_PyStackChunk`'s header (frames follow it), and its `previous` and `size`.
     pub chunk_header: u64,
-    /// `_PyStackChunk.previous` and `.size`.
     pub chunk_previous: u64,
     pub chunk_size: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CodeOffsets {
     /// Bytes to copy for one code object (covers every field below).
     pub size: u64,
     pub argcount: u64,
-    pub posonlyargcount: u64,
-    pub kwonlyargcount: u64,
     pub flags: u64,
     pub firstlineno: u64,
-    pub nlocalsplus: u64,
     pub nlocals: u64,
-    pub localsplusnames: u64,
-    pub localspluskinds: u64,
+    /// `co_localsplusnames` (3.11+) / `co_varnames`: a tuple whose first `nlocals` items
+    /// name the locals.
+    pub varnames: u64,
     pub filename: u64,
     pub name: u64,
-    pub qualname: u64,
+    /// `co_qualname` (3.11+).
+    pub qualname: Option<u64>,
+    /// `co_linetable` / `co_lnotab`.
     pub linetable: u64,
-    /// Start of the bytecode inside the code object (`co_code_adaptive`).
+    /// Start of the bytecode inside the code object (`co_code_adaptive`, 3.11+).
     pub code_adaptive: u64,
     /// The part of the object compared to check that a cached code object is still the same:
     /// `[validate_from, validate_to)` covers the names, file, line table and counts.
@@ -107,11 +230,12 @@ pub struct CodeOffsets {
     pub validate_to: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnicodeOffsets {
+    pub format: StrFormat,
     pub length: u64,
     pub state: u64,
-    /// Bit position and width of `state.kind`, and the `compact` / `ascii` bits.
+    /// Bit position of `state.kind` (3 bits), and of the `compact` / `ascii` bits.
     pub kind_shift: u32,
     pub compact_bit: u32,
     pub ascii_bit: u32,
@@ -123,27 +247,32 @@ pub struct UnicodeOffsets {
     pub data_any: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjectOffsets {
     pub ob_type: u64,
     pub ob_size: u64,
     pub tp_name: u64,
     pub tp_flags: u64,
+    pub tp_basicsize: u64,
     pub tp_dictoffset: u64,
-    /// `PyHeapTypeObject.ht_cached_keys`: the shared keys of instance dicts.
-    pub ht_cached_keys: u64,
+    /// `PyHeapTypeObject.ht_cached_keys`: the shared keys of instance dicts (3.3+).
+    pub ht_cached_keys: Option<u64>,
     pub bytes_sval: u64,
     pub tuple_items: u64,
     pub list_items: u64,
     pub float_fval: u64,
     pub long_digits: u64,
+    pub ints: IntFormat,
+    /// 2.7's `int` type: the flag marking it and its subclasses, and where its value is.
+    pub int27: Option<(u64, u64)>,
     /// `PyModuleObject.md_dict`
     pub module_dict: u64,
 }
 
-/// Dict layout of 3.11+ (`PyDictObject`, `PyDictKeysObject`, split and combined tables).
-#[derive(Debug, Clone, Copy)]
+/// Dict layout (`PyDictObject`, `PyDictKeysObject`, split and combined tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DictOffsets {
+    pub format: DictFormat,
     pub ma_used: u64,
     pub ma_keys: u64,
     pub ma_values: u64,
@@ -155,18 +284,18 @@ pub struct DictOffsets {
     /// Size of a general entry (hash, key, value) and of a unicode-keys entry (key, value).
     pub entry_size: u64,
     pub unicode_entry_size: u64,
-    /// Distance before an object of its managed-dict pointer and of its values pointer
-    /// (3.11: `dict` at -3 words, `values` at -4 words).
-    pub managed_dict_back: u64,
-    pub managed_values_back: u64,
+    /// Offset of the first value pointer in a split table's values (`PyDictValues`).
+    pub values_start: u64,
+    pub managed: ManagedDict,
 }
 
 /// Everything version-specific the capture layer needs about one CPython layout.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
-    /// First and last version (inclusive, by (major, minor, patch)) the table was checked on.
+    /// First and last version (inclusive, by (major, minor, patch)) the table applies to.
     pub first: (u64, u64, u64),
     pub last: (u64, u64, u64),
+    pub root: Root,
     pub frames: FrameShape,
     pub linetable: LineTableFormat,
     pub runtime: RuntimeOffsets,
@@ -181,6 +310,9 @@ pub struct Layout {
 
 /// Type flags (`tp_flags`) used to recognise builtin types and their subclasses.
 pub mod tpflags {
+    /// 3.13+: instance attributes are stored inline, after the object.
+    pub const INLINE_VALUES: u64 = 1 << 2;
+    /// 3.11+ (with a layout's `ManagedDict`): the instance dict is managed by the VM.
     pub const MANAGED_DICT: u64 = 1 << 4;
     pub const LONG_SUBCLASS: u64 = 1 << 24;
     pub const LIST_SUBCLASS: u64 = 1 << 25;
@@ -190,105 +322,8 @@ pub mod tpflags {
     pub const DICT_SUBCLASS: u64 = 1 << 29;
 }
 
-/// CPython 3.11.0–3.11.x (Include/cpython/pystate.h, Include/internal/pycore_frame.h,
-/// Include/cpython/code.h, Include/internal/pycore_runtime.h, pycore_interp.h, pycore_dict.h).
-pub const V3_11: Layout = Layout {
-    first: (3, 11, 0),
-    last: (3, 11, 99),
-    frames: FrameShape::InterpreterFrame311,
-    linetable: LineTableFormat::Locations311,
-    runtime: RuntimeOffsets {
-        interpreters_head: 40,
-        gil: GilHolder::RuntimeTstateCurrent(576),
-    },
-    interp: InterpreterOffsets {
-        next: 0,
-        threads_head: 16,
-        modules: 888,
-    },
-    thread: ThreadOffsets {
-        size: 320,
-        next: 8,
-        interp: 16,
-        cframe: 56,
-        thread_id: 152,
-        native_thread_id: 160,
-        datastack_chunk: 296,
-        datastack_top: 304,
-    },
-    frame: FrameOffsets {
-        cframe_current_frame: 8,
-        code: 32,
-        previous: 48,
-        instr_ptr: 56,
-        is_entry: 68,
-        owner: 69,
-        localsplus: 72,
-        chunk_header: 24,
-        chunk_previous: 0,
-        chunk_size: 8,
-    },
-    code: CodeOffsets {
-        size: 192,
-        argcount: 56,
-        posonlyargcount: 60,
-        kwonlyargcount: 64,
-        flags: 48,
-        firstlineno: 72,
-        nlocalsplus: 76,
-        nlocals: 80,
-        localsplusnames: 96,
-        localspluskinds: 104,
-        filename: 112,
-        name: 120,
-        qualname: 128,
-        linetable: 136,
-        code_adaptive: 184,
-        validate_from: 8,
-        validate_to: 144,
-    },
-    unicode: UnicodeOffsets {
-        length: 16,
-        state: 32,
-        kind_shift: 2,
-        compact_bit: 5,
-        ascii_bit: 6,
-        ascii_size: 48,
-        compact_size: 72,
-        data_any: 72,
-    },
-    object: ObjectOffsets {
-        ob_type: 8,
-        ob_size: 16,
-        tp_name: 24,
-        tp_flags: 168,
-        tp_dictoffset: 288,
-        ht_cached_keys: 872,
-        bytes_sval: 32,
-        tuple_items: 24,
-        list_items: 24,
-        float_fval: 16,
-        long_digits: 24,
-        module_dict: 16,
-    },
-    dict: DictOffsets {
-        ma_used: 16,
-        ma_keys: 32,
-        ma_values: 40,
-        dk_log2_size: 8,
-        dk_log2_index_bytes: 9,
-        dk_kind: 10,
-        dk_nentries: 24,
-        dk_indices: 32,
-        entry_size: 24,
-        unicode_entry_size: 16,
-        managed_dict_back: 24,
-        managed_values_back: 32,
-    },
-};
-
 /// Every table we have, oldest first.
-pub const TABLES: &[&Layout] = &[&V3_11];
+pub const TABLES: &[&Layout] = tables::ALL;
 
 /// The layout for `version`, if we have one.
 pub fn for_version(version: &Version) -> Option<&'static Layout> {
@@ -301,30 +336,70 @@ impl Layout {
     /// table in tests, and on tables read from a target (3.13+) before they are trusted.
     pub fn check(&self) -> Result<(), String> {
         let t = &self.thread;
-        for (name, off) in [
+        let frame_field = match t.frame {
+            FramePtr::InThread(off) => off,
+            FramePtr::ViaCFrame { cframe, .. } => cframe,
+        };
+        let mut fields = vec![
             ("thread.next", t.next),
             ("thread.interp", t.interp),
-            ("thread.cframe", t.cframe),
+            ("thread.frame", frame_field),
             ("thread.thread_id", t.thread_id),
-            ("thread.native_thread_id", t.native_thread_id),
-            ("thread.datastack_chunk", t.datastack_chunk),
-            ("thread.datastack_top", t.datastack_top),
-        ] {
+        ];
+        fields.extend(t.native_thread_id.map(|o| ("thread.native_thread_id", o)));
+        fields.extend(t.datastack_chunk.map(|o| ("thread.datastack_chunk", o)));
+        fields.extend(t.datastack_top.map(|o| ("thread.datastack_top", o)));
+        for (name, off) in fields {
             if off + 8 > t.size || off % 8 != 0 {
                 return Err(format!(
-                    "{name} = {off} is outside thread state size {}",
+                    "{name} = {off} is outside thread state size {} or misaligned",
                     t.size
                 ));
             }
         }
+        if t.size > 1 << 16 {
+            return Err(format!("thread state size {} is implausible", t.size));
+        }
+        if self.frames == FrameShape::InterpreterFrame
+            && (t.datastack_chunk.is_none() || t.datastack_top.is_none())
+        {
+            return Err("frames in datastack chunks need datastack_chunk and _top".into());
+        }
+        let f = &self.frame;
+        let instr_end = match f.instr {
+            InstrPos::Lasti { offset, .. } => offset + 4,
+            InstrPos::Pointer(offset) => offset + 8,
+        };
+        let entry_end = match f.entry {
+            EntryMark::None => 0,
+            EntryMark::IsEntryByte(off) => off + 1,
+            EntryMark::ShimOwner { owner, .. } => owner + 1,
+        };
+        for (name, end) in [
+            ("frame.code", f.code + 8),
+            ("frame.previous", f.previous + 8),
+            ("frame.instr", instr_end),
+            ("frame.entry", entry_end),
+        ] {
+            if end > f.read_size {
+                return Err(format!(
+                    "{name} ends past the frame bytes read ({end} > {})",
+                    f.read_size
+                ));
+            }
+        }
+        if f.read_size > 4096 || f.code_tag_bits > 7 {
+            return Err("frame offsets are implausible".into());
+        }
         let c = &self.code;
-        for (name, off) in [
+        let mut names = vec![
             ("code.filename", c.filename),
             ("code.name", c.name),
-            ("code.qualname", c.qualname),
             ("code.linetable", c.linetable),
-            ("code.localsplusnames", c.localsplusnames),
-        ] {
+            ("code.varnames", c.varnames),
+        ];
+        names.extend(c.qualname.map(|q| ("code.qualname", q)));
+        for (name, off) in names {
             if off + 8 > c.size || off % 8 != 0 {
                 return Err(format!(
                     "{name} = {off} is outside code object size {}",
@@ -335,8 +410,31 @@ impl Layout {
                 return Err(format!("{name} is not covered by the cache check"));
             }
         }
-        if c.code_adaptive > c.size || c.validate_to > c.size {
+        for (name, off) in [
+            ("code.argcount", c.argcount),
+            ("code.firstlineno", c.firstlineno),
+            ("code.nlocals", c.nlocals),
+            ("code.flags", c.flags),
+        ] {
+            if off + 4 > c.size {
+                return Err(format!(
+                    "{name} = {off} is outside code object size {}",
+                    c.size
+                ));
+            }
+        }
+        if c.code_adaptive > c.size || c.validate_to > c.size || c.size > 4096 {
             return Err("code object bytecode offset outside its size".into());
+        }
+        let u = &self.unicode;
+        if u.format == StrFormat::Pep393
+            && (u.kind_shift > 29
+                || u.compact_bit > 31
+                || u.ascii_bit > 31
+                || u.ascii_size > 256
+                || u.compact_size > 256)
+        {
+            return Err("str offsets are implausible".into());
         }
         Ok(())
     }

@@ -10,7 +10,50 @@ use super::layout::LineTableFormat;
 pub fn line_for(format: LineTableFormat, table: &[u8], first_line: i32, addr: u64) -> Option<i32> {
     match format {
         LineTableFormat::Locations311 => locations_311(table, first_line, addr),
+        LineTableFormat::Linetable310 => linetable_310(table, first_line, addr),
+        LineTableFormat::Lnotab { signed } => lnotab(table, signed, first_line, addr),
     }
+}
+
+/// `co_lnotab` (Objects/lnotab_notes.txt up to 3.9): byte pairs (bytecode delta, line
+/// delta). The line of `addr` is the first line plus the line deltas of every pair whose
+/// bytecode start is at or before `addr`.
+fn lnotab(table: &[u8], signed: bool, first_line: i32, addr: u64) -> Option<i32> {
+    let mut line = first_line;
+    let mut start: u64 = 0;
+    for pair in table.chunks_exact(2) {
+        start += pair[0] as u64;
+        if start > addr {
+            break;
+        }
+        line += if signed {
+            pair[1] as i8 as i32
+        } else {
+            pair[1] as i32
+        };
+    }
+    Some(line)
+}
+
+/// 3.10's `co_linetable` (PEP 626): byte pairs (bytecode length, signed line delta), each
+/// pair covering `[start, start + length)`; a delta of -128 means "no line" for that range,
+/// and the line carries on from the last real delta.
+fn linetable_310(table: &[u8], first_line: i32, addr: u64) -> Option<i32> {
+    let mut line = first_line;
+    let mut start: u64 = 0;
+    for pair in table.chunks_exact(2) {
+        let len = pair[0] as u64;
+        let delta = pair[1] as i8;
+        if delta != -128 {
+            line += delta as i32;
+        }
+        let end = start + len;
+        if start <= addr && addr < end {
+            return (delta != -128).then_some(line);
+        }
+        start = end;
+    }
+    None
 }
 
 fn varint(table: &[u8], i: &mut usize) -> Option<u32> {

@@ -8,6 +8,7 @@
 //! py-spy's `Sampler` API over the same clock.
 
 pub mod code;
+pub mod debug_offsets;
 pub mod elf;
 pub mod errors;
 pub mod layout;
@@ -20,6 +21,7 @@ pub mod recorder;
 pub mod sampling;
 pub mod spy;
 pub mod strings;
+pub mod tables;
 pub mod target;
 pub mod thread_names;
 pub mod timer;

@@ -6,7 +6,7 @@
 //! prints `?` from 4096 characters), ints of any size in full (py-spy: `+bigint`), and bytes
 //! as `b"..."` (py-spy: `<bytes at 0x..>`).
 
-use super::layout::{tpflags, Layout};
+use super::layout::{tpflags, DictFormat, IntFormat, Layout, ManagedDict, StrFormat};
 use super::memory::{Fields, Memory};
 use super::strings;
 use anyhow::{bail, Context, Result};
@@ -21,6 +21,7 @@ const MAX_INT_DIGITS: usize = 2048;
 pub struct TypeInfo {
     pub name: String,
     pub flags: u64,
+    pub basicsize: i64,
     pub dictoffset: i64,
     pub cached_keys: u64,
 }
@@ -51,7 +52,7 @@ impl<'a> ObjectReader<'a> {
         if let Some(t) = self.types.get(&tp) {
             return Ok((tp, t.clone()));
         }
-        let size = (o.ht_cached_keys + 8) as usize;
+        let size = (o.ht_cached_keys.unwrap_or(o.tp_dictoffset) + 8) as usize;
         let raw = self.mem.read_vec(tp, size).or_else(|_| {
             // static types are smaller than heap types
             self.mem.read_vec(tp, (o.tp_dictoffset + 8) as usize)
@@ -75,8 +76,12 @@ impl<'a> ObjectReader<'a> {
         let info = TypeInfo {
             name,
             flags: f.u64(o.tp_flags as usize),
+            basicsize: f.i64(o.tp_basicsize as usize),
             dictoffset: f.i64(o.tp_dictoffset as usize),
-            cached_keys: f.u64(o.ht_cached_keys as usize),
+            cached_keys: o
+                .ht_cached_keys
+                .filter(|k| (*k as usize) + 8 <= raw.len())
+                .map_or(0, |k| f.u64(k as usize)),
         };
         self.types.insert(tp, info.clone());
         Ok((tp, info))
@@ -90,29 +95,73 @@ impl<'a> ObjectReader<'a> {
             .read(addr, &mut head)
             .with_context(|| format!("could not read dict at {addr:#x}"))?;
         let f = Fields(&head);
-        self.keys_items(f.u64(d.ma_keys as usize), f.u64(d.ma_values as usize))
+        if let DictFormat::Table27 { mask, table } = d.format {
+            return self.table27_items(f.u64(mask as usize), f.u64(table as usize));
+        }
+        let values = f.u64(d.ma_values as usize);
+        let values = if values != 0 {
+            values + d.values_start
+        } else {
+            0
+        };
+        self.keys_items(f.u64(d.ma_keys as usize), values)
     }
 
-    /// Items of a keys table, with values from `values` when the dict is split.
+    /// 2.7: `mask + 1` entries (hash, key, value), empty ones with a null key or value.
+    fn table27_items(&mut self, mask: u64, table: u64) -> Result<Vec<(u64, u64)>> {
+        if mask >= MAX_DICT_ENTRIES || (mask + 1) & mask != 0 {
+            bail!("dict table at {table:#x} looks corrupt");
+        }
+        let entry = self.layout.dict.entry_size as usize;
+        let raw = self.mem.read_vec(table, (mask as usize + 1) * entry)?;
+        Ok(raw
+            .chunks_exact(entry)
+            .map(|e| (Fields(e).u64(8), Fields(e).u64(16)))
+            .filter(|&(k, v)| k != 0 && v != 0)
+            .collect())
+    }
+
+    /// Items of a keys table, with values from `values` (the first value pointer) when the
+    /// dict is split.
     fn keys_items(&mut self, keys: u64, values: u64) -> Result<Vec<(u64, u64)>> {
         let d = &self.layout.dict;
-        let mut kh = [0u8; 40];
+        let mut kh = [0u8; 48];
         self.mem
             .read(keys, &mut kh)
             .with_context(|| format!("could not read dict keys at {keys:#x}"))?;
         let f = Fields(&kh);
-        let index_bytes = f.u8(d.dk_log2_index_bytes as usize);
-        let kind = f.u8(d.dk_kind as usize);
         let n = f.i64(d.dk_nentries as usize);
-        if index_bytes > 40 || !(0..=MAX_DICT_ENTRIES as i64).contains(&n) {
+        if !(0..=MAX_DICT_ENTRIES as i64).contains(&n) {
             bail!("dict keys at {keys:#x} look corrupt");
         }
-        let entry = if kind == 0 {
-            d.entry_size
-        } else {
-            d.unicode_entry_size
+        let (index_bytes, unicode) = match d.format {
+            DictFormat::Keys36 { dk_size } => {
+                let size = f.u64(dk_size as usize);
+                if size > MAX_DICT_ENTRIES * 2 || size & size.wrapping_sub(1) != 0 {
+                    bail!("dict keys at {keys:#x} look corrupt");
+                }
+                let width = match size {
+                    0..=0xff => 1,
+                    0x100..=0xffff => 2,
+                    0x1_0000..=0xffff_ffff => 4,
+                    _ => 8,
+                };
+                (size * width, false)
+            }
+            _ => {
+                let log2 = f.u8(d.dk_log2_index_bytes as usize);
+                if log2 > 40 {
+                    bail!("dict keys at {keys:#x} look corrupt");
+                }
+                (1u64 << log2, f.u8(d.dk_kind as usize) != 0)
+            }
         };
-        let entries = keys + d.dk_indices + (1u64 << index_bytes);
+        let entry = if unicode {
+            d.unicode_entry_size
+        } else {
+            d.entry_size
+        };
+        let entries = keys + d.dk_indices + index_bytes;
         let raw = self.mem.read_vec(entries, (n as u64 * entry) as usize)?;
         let vals = if values != 0 {
             Some(self.mem.read_vec(values, n as usize * 8)?)
@@ -122,10 +171,10 @@ impl<'a> ObjectReader<'a> {
         let mut out = Vec::new();
         for i in 0..n as usize {
             let e = Fields(&raw[i * entry as usize..(i + 1) * entry as usize]);
-            let (key, value) = if kind == 0 {
-                (e.u64(8), e.u64(16))
-            } else {
+            let (key, value) = if unicode {
                 (e.u64(0), e.u64(8))
+            } else {
+                (e.u64(8), e.u64(16))
             };
             let value = match &vals {
                 Some(v) => Fields(v).u64(i * 8),
@@ -142,23 +191,56 @@ impl<'a> ObjectReader<'a> {
     pub fn instance_dict_items(&mut self, addr: u64) -> Result<Vec<(u64, u64)>> {
         let (_, t) = self.type_of(addr)?;
         let d = &self.layout.dict;
-        if t.flags & tpflags::MANAGED_DICT != 0 {
-            let dict = self.mem.read_u64(addr.wrapping_sub(d.managed_dict_back))?;
-            if dict != 0 {
-                return self.dict_items(dict);
+        let managed = t.flags & tpflags::MANAGED_DICT != 0;
+        let no_dict = || anyhow::anyhow!("object at {addr:#x} has no instance dict");
+        match d.managed {
+            ManagedDict::Split311 {
+                dict_back,
+                values_back,
+            } if managed => {
+                let dict = self.mem.read_u64(addr.wrapping_sub(dict_back))?;
+                if dict != 0 {
+                    return self.dict_items(dict);
+                }
+                let values = self.mem.read_u64(addr.wrapping_sub(values_back))?;
+                if values == 0 || t.cached_keys == 0 {
+                    return Err(no_dict());
+                }
+                return self.keys_items(t.cached_keys, values + d.values_start);
             }
-            let values = self
-                .mem
-                .read_u64(addr.wrapping_sub(d.managed_values_back))?;
-            if values == 0 || t.cached_keys == 0 {
-                bail!("object at {addr:#x} has no instance dict");
+            ManagedDict::Tagged312 { back } if managed => {
+                let word = self.mem.read_u64(addr.wrapping_sub(back))?;
+                if word & 1 == 0 {
+                    if word == 0 {
+                        return Err(no_dict());
+                    }
+                    return self.dict_items(word);
+                }
+                if t.cached_keys == 0 {
+                    return Err(no_dict());
+                }
+                return self.keys_items(t.cached_keys, (word - 1) + d.values_start);
             }
-            return self.keys_items(t.cached_keys, values);
+            ManagedDict::Inline313 { dict_back } if managed => {
+                let dict = self.mem.read_u64(addr.wrapping_sub(dict_back))?;
+                if dict != 0 {
+                    return self.dict_items(dict);
+                }
+                if t.flags & tpflags::INLINE_VALUES == 0 || t.cached_keys == 0 || t.basicsize <= 0 {
+                    return Err(no_dict());
+                }
+                let values = addr + t.basicsize as u64;
+                return self.keys_items(t.cached_keys, values + d.values_start);
+            }
+            _ => {}
         }
         if t.dictoffset <= 0 {
             bail!("objects of type {} have no instance dict", t.name);
         }
         let dict = self.mem.read_u64(addr.wrapping_add(t.dictoffset as u64))?;
+        if dict == 0 {
+            return Err(no_dict());
+        }
         self.dict_items(dict)
     }
 
@@ -172,6 +254,9 @@ impl<'a> ObjectReader<'a> {
 
     /// Value of an int object, if it fits in i128.
     pub fn int_value(&mut self, addr: u64) -> Result<i128> {
+        if let Some(v) = self.small_int27(addr)? {
+            return Ok(v as i128);
+        }
         let (neg, digits) = self.int_digits(addr, 5)?;
         if digits.len() > 4 {
             bail!("int too large");
@@ -183,17 +268,35 @@ impl<'a> ObjectReader<'a> {
         Ok(if neg { -v } else { v })
     }
 
+    /// 2.7's `int` (a C long), or `None` for other objects.
+    fn small_int27(&mut self, addr: u64) -> Result<Option<i64>> {
+        let Some((flag, value)) = self.layout.object.int27 else {
+            return Ok(None);
+        };
+        let (_, t) = self.type_of(addr)?;
+        if t.flags & flag == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.mem.read_u64(addr + value)? as i64))
+    }
+
     fn int_digits(&mut self, addr: u64, max: usize) -> Result<(bool, Vec<u32>)> {
         let o = &self.layout.object;
-        let size = self.mem.read_u64(addr + o.ob_size)? as i64;
-        let n = size.unsigned_abs() as usize;
+        let word = self.mem.read_u64(addr + o.ob_size)?;
+        let (neg, n) = match o.ints {
+            IntFormat::ObSize => {
+                let size = word as i64;
+                (size < 0, size.unsigned_abs() as usize)
+            }
+            IntFormat::LvTag => (word & 3 == 2, (word >> 3) as usize),
+        };
         let take = n.min(max);
         let raw = self.mem.read_vec(addr + o.long_digits, take * 4)?;
         let digits = raw
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & ((1 << 30) - 1))
             .collect();
-        Ok((size < 0, digits))
+        Ok((neg, digits))
     }
 
     /// The text shown for a local variable, within `max_len` characters where possible.
@@ -203,7 +306,21 @@ impl<'a> ObjectReader<'a> {
         }
         let (_, t) = self.type_of(addr)?;
         let flags = t.flags;
-        let out = if flags & tpflags::LONG_SUBCLASS != 0 {
+        let int27 = self
+            .layout
+            .object
+            .int27
+            .is_some_and(|(flag, _)| flags & flag != 0);
+        // 2.7's `str` is text: shown like 3's `str`.
+        let text27 = self.layout.unicode.format == StrFormat::Bytes27;
+        let out = if int27 {
+            let v = self.small_int27(addr)?.unwrap_or(0);
+            if t.name == "bool" {
+                (if v > 0 { "True" } else { "False" }).to_owned()
+            } else {
+                v.to_string()
+            }
+        } else if flags & tpflags::LONG_SUBCLASS != 0 {
             if t.name == "bool" {
                 let v = self.int_value(addr)?;
                 (if v > 0 { "True" } else { "False" }).to_owned()
@@ -215,7 +332,9 @@ impl<'a> ObjectReader<'a> {
                 }
                 s
             }
-        } else if flags & tpflags::UNICODE_SUBCLASS != 0 {
+        } else if flags & tpflags::UNICODE_SUBCLASS != 0
+            || (text27 && flags & tpflags::BYTES_SUBCLASS != 0)
+        {
             let keep = (max_len - 5) as usize;
             let s = strings::read_str(self.mem, self.layout, addr, keep + 1)?;
             let text = s.text.replace('\'', "\\\"").replace('\n', "\\n");

@@ -75,6 +75,79 @@ impl OsThreads {
     }
 }
 
+/// Thread ids of the process now.
+pub fn task_ids(pid: Pid) -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// glibc's offset of `tid` in `struct pthread` on x86_64, preferred when the search below
+/// finds several candidates (the main thread's `pthread_t` can hold its tid twice).
+const GLIBC_TID_OFFSET: usize = 0x2d0;
+/// How much of `struct pthread` is searched.
+const PTHREAD_SEARCH: usize = 2048;
+
+/// Where the OS thread id is in the `struct pthread` that a `pthread_t` (Python's
+/// `thread_id` before 3.8, which has no `native_thread_id`) points at: the offset at which
+/// every thread's struct holds a distinct id of one of the process's tasks. `structs` are
+/// the first [`PTHREAD_SEARCH`] bytes of each thread's struct.
+pub fn find_tid_offset(structs: &[Vec<u8>], tids: &[u64]) -> Option<usize> {
+    if structs.is_empty() {
+        return None;
+    }
+    let mut candidates = Vec::new();
+    for off in (0..PTHREAD_SEARCH).step_by(4) {
+        let mut seen = Vec::with_capacity(structs.len());
+        let all = structs.iter().all(|s| {
+            let Some(b) = s.get(off..off + 4) else {
+                return false;
+            };
+            let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64;
+            let fresh = !seen.contains(&v);
+            seen.push(v);
+            v != 0 && fresh && tids.contains(&v)
+        });
+        if all {
+            candidates.push(off);
+        }
+    }
+    if candidates.contains(&GLIBC_TID_OFFSET) {
+        return Some(GLIBC_TID_OFFSET);
+    }
+    candidates.first().copied()
+}
+
+/// Read the `struct pthread` of each of `pthread_ids` and map them to OS thread ids.
+pub fn map_pthreads(
+    mem: &dyn super::memory::Memory,
+    pid: Pid,
+    pthread_ids: &[u64],
+) -> FastMap<u64, u64> {
+    let mut out = FastMap::default();
+    let tids = task_ids(pid);
+    let structs: Vec<Vec<u8>> = pthread_ids
+        .iter()
+        .map(|&p| mem.read_vec(p, PTHREAD_SEARCH).unwrap_or_default())
+        .collect();
+    let readable: Vec<Vec<u8>> = structs.iter().filter(|s| !s.is_empty()).cloned().collect();
+    let Some(off) = find_tid_offset(&readable, &tids) else {
+        return out;
+    };
+    for (p, s) in pthread_ids.iter().zip(&structs) {
+        if let Some(b) = s.get(off..off + 4) {
+            let tid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64;
+            if tids.contains(&tid) {
+                out.insert(*p, tid);
+            }
+        }
+    }
+    out
+}
+
 /// The state letter of a stat line: the field after the `(comm)`, which may itself hold ')'.
 fn state_of(stat: &[u8]) -> Option<u8> {
     let close = stat.iter().rposition(|&b| b == b')')?;

@@ -10,7 +10,7 @@ use super::code::{CodeCache, CodeInfo};
 use super::errors::AttachError;
 use super::memory::{Fields, LiveMemory, Memory};
 use super::objects::ObjectReader;
-use super::os_threads::OsThreads;
+use super::os_threads::{self, OsThreads};
 use super::strings;
 use super::target::PythonTarget;
 use super::thread_names::thread_names;
@@ -56,6 +56,8 @@ pub struct PythonSpy {
     codes: CodeCache,
     os_threads: OsThreads,
     thread_names: FastMap<u64, String>,
+    /// `pthread_t` → OS thread id, for versions whose thread states lack the latter.
+    pthread_tids: FastMap<u64, u64>,
     names_looked_up: Option<Instant>,
     short_filenames: HashMap<Arc<str>, Option<String>>,
     /// Reused between samples: OS thread states, and threads for `get_stack_traces`.
@@ -101,10 +103,9 @@ impl PythonSpy {
         let process =
             remoteprocess::Process::new(pid).map_err(|_| AttachError::NoSuchProcess(pid))?;
         let interp = target.interpreter_address(&mem)?;
-        let walker = Walker::new(target.layout, target.runtime, interp);
-        let gil_word = match target.layout.runtime.gil {
-            super::layout::GilHolder::RuntimeTstateCurrent(off) => target.runtime + off,
-        };
+        let gil = target.gil_words(&mem, interp);
+        let walker = Walker::new(target.layout, interp, gil);
+        let gil_word = gil.holder;
         let mut spy = PythonSpy {
             pid,
             process,
@@ -119,6 +120,7 @@ impl PythonSpy {
             codes: CodeCache::default(),
             os_threads: OsThreads::new(pid),
             thread_names: FastMap::default(),
+            pthread_tids: FastMap::default(),
             names_looked_up: None,
             short_filenames: HashMap::new(),
             running: FastMap::default(),
@@ -352,6 +354,18 @@ impl PythonSpy {
             threads.iter().flat_map(|t| t.frames.iter().map(|f| f.code)),
         );
 
+        // Before 3.8 thread states have no OS thread id: it is found through the pthread_t.
+        if layout.thread.native_thread_id.is_none()
+            && (self.walker.threads_changed
+                || threads
+                    .iter()
+                    .any(|t| !self.pthread_tids.contains_key(&t.thread_id)))
+        {
+            let ids: Vec<u64> = threads.iter().map(|t| t.thread_id).collect();
+            if self.walker.threads_changed || self.pthread_tids.len() < ids.len() {
+                self.pthread_tids = os_threads::map_pthreads(&self.mem, self.pid, &ids);
+            }
+        }
         let unknown_thread = threads
             .iter()
             .any(|t| !self.thread_names.contains_key(&t.thread_id));
@@ -382,7 +396,11 @@ impl PythonSpy {
             let slot = &mut out[used];
             used += 1;
             slot.thread_id = thread.thread_id;
-            slot.os_thread_id = (thread.native_thread_id != 0).then_some(thread.native_thread_id);
+            slot.os_thread_id = if thread.native_thread_id != 0 {
+                Some(thread.native_thread_id)
+            } else {
+                self.pthread_tids.get(&thread.thread_id).copied()
+            };
             slot.holds_gil = thread.holds_gil;
             slot.active = true;
             slot.truncated = thread.truncated;

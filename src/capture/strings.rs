@@ -1,6 +1,6 @@
 //! Decoding `str` and `bytes` objects out of the target.
 
-use super::layout::Layout;
+use super::layout::{Layout, StrFormat};
 use super::memory::{Fields, Memory};
 use anyhow::{bail, Context, Result};
 
@@ -19,6 +19,14 @@ pub struct PyStr {
 /// Read a `str` object at `addr`, keeping at most `max_chars` characters.
 pub fn read_str(mem: &dyn Memory, layout: &Layout, addr: u64, max_chars: usize) -> Result<PyStr> {
     let u = &layout.unicode;
+    if u.format == StrFormat::Bytes27 {
+        // 2.7: identifiers and file names are byte strings.
+        let (data, len) = read_bytes(mem, layout, addr, max_chars)?;
+        return Ok(PyStr {
+            text: String::from_utf8_lossy(&data).into_owned(),
+            len,
+        });
+    }
     let mut buf = vec![0u8; u.compact_size as usize + SPECULATIVE];
     if mem.read(addr, &mut buf).is_err() {
         // Near the end of a mapping: read just the smallest header, the data comes separately.
@@ -107,8 +115,8 @@ pub fn read_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::layout::V3_11;
     use crate::capture::memory::ImageMemory;
+    use crate::capture::tables::V3_11;
 
     /// Build a compact 3.11 str object the way CPython lays it out.
     fn str_object(text: &str) -> Vec<u8> {

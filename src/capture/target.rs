@@ -2,13 +2,15 @@
 
 use anyhow::{Context, Result};
 
+use super::debug_offsets;
 use super::elf::LoadedBinary;
 use super::errors::{from_proc_io, AttachError};
-use super::layout::{self, Layout};
+use super::layout::{self, GilHolder, Layout, Root};
 use super::maps::{self, MapRange};
 use super::memory::Memory;
 use super::trace::Pid;
 use super::version::Version;
+use super::walker::GilWords;
 
 /// What attaching learned about the target's interpreter.
 #[derive(Debug, Clone)]
@@ -20,7 +22,7 @@ pub struct PythonTarget {
     pub interpreter_binary: LoadedBinary,
     pub version: Version,
     pub layout: &'static Layout,
-    /// Address of `_PyRuntime`.
+    /// Address of the layout's root symbol: `_PyRuntime` (3.7+) or `interp_head`.
     pub runtime: u64,
     /// Runs in another mount namespace (container, chroot): its files are under /proc/PID/root.
     pub dockerized: bool,
@@ -64,7 +66,6 @@ impl PythonTarget {
             candidates.push(m);
         }
         let mut last_err = None;
-        let mut found_version = None;
         for cand in candidates {
             let host = maps::host_path(pid, &cand.path);
             let bin = match LoadedBinary::load(&cand.path, &host, &maps) {
@@ -74,36 +75,65 @@ impl PythonTarget {
                     continue;
                 }
             };
+            let named_python =
+                maps::is_libpython(&cand.path) || maps::file_name(&cand.path).starts_with("python");
+            let has_python_symbols = ["_PyRuntime", "interp_head", "_PyThreadState_Current"]
+                .iter()
+                .any(|s| bin.symbol(s).is_some());
+            if !named_python && !has_python_symbols {
+                continue;
+            }
             let version = detect_version(mem, &bin)
                 .or_else(|| Version::from_file_name(maps::file_name(&cand.path)));
-            let Some(runtime) = bin.symbol("_PyRuntime") else {
-                // No _PyRuntime: a Python before 3.7, or not Python at all (then a version-like
-                // string in its data means nothing).
-                let looks_like_python = !bin.symbols.is_empty()
-                    || maps::is_libpython(&cand.path)
-                    || maps::file_name(&cand.path).starts_with("python");
-                if looks_like_python {
-                    found_version = found_version.or(version);
-                }
+            let Some(version) = version else {
                 continue;
             };
-            let version = version.ok_or_else(not_python)?;
-            let layout = layout::for_version(&version).ok_or(AttachError::UnsupportedVersion {
+            let unsupported = || AttachError::UnsupportedVersion {
                 pid,
                 version: version.clone(),
-            })?;
+            };
+            let runtime_symbol = bin.symbol("_PyRuntime");
+            let (layout, root) = if (version.major, version.minor) >= (3, 13) {
+                // 3.13+: the interpreter describes itself in `_PyRuntime.debug_offsets`.
+                let runtime = match runtime_symbol {
+                    Some(r) => r,
+                    None => {
+                        debug_offsets::scan_for_runtime(mem, &bin.data_ranges).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "found Python {version} in {} but no _PyRuntime (no symbol, \
+                                 and no debug offsets in its data)",
+                                cand.path
+                            )
+                        })?
+                    }
+                };
+                let layout = debug_offsets::read_layout(mem, runtime, &version)
+                    .map_err(|e| anyhow::Error::from(unsupported()).context(e))?;
+                (layout, runtime)
+            } else {
+                let layout = layout::for_version(&version).ok_or_else(unsupported)?;
+                let root = match bin.symbol(layout.root.symbol()) {
+                    Some(r) => r,
+                    None => scan_for_root(mem, layout, &bin.data_ranges).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "found Python {version} in {} but neither the symbol {} nor, in \
+                             its data, a pointer to a live interpreter",
+                            cand.path,
+                            layout.root.symbol()
+                        )
+                    })?,
+                };
+                (layout, root)
+            };
             return Ok(PythonTarget {
                 pid,
                 exe,
                 interpreter_binary: bin,
                 version,
                 layout,
-                runtime,
+                runtime: root,
                 dockerized,
             });
-        }
-        if let Some(version) = found_version {
-            return Err(AttachError::UnsupportedVersion { pid, version }.into());
         }
         if let Some(e) = last_err {
             if maps.iter().any(|m| maps::is_libpython(&m.path)) {
@@ -111,6 +141,34 @@ impl PythonTarget {
             }
         }
         Err(not_python().into())
+    }
+
+    /// Where the GIL holder is read, for the interpreter at `interp`.
+    pub fn gil_words(&self, mem: &dyn Memory, interp: u64) -> GilWords {
+        match self.layout.runtime.gil {
+            GilHolder::CurrentSymbol => GilWords {
+                holder: self
+                    .interpreter_binary
+                    .symbol("_PyThreadState_Current")
+                    .unwrap_or(0),
+                locked: None,
+            },
+            GilHolder::RuntimeTstateCurrent(off) => GilWords {
+                holder: self.runtime + off,
+                locked: None,
+            },
+            GilHolder::InterpGil {
+                gil_ptr,
+                locked,
+                holder,
+            } => match mem.read_u64(interp + gil_ptr) {
+                Ok(gil) if gil != 0 => GilWords {
+                    holder: gil + holder,
+                    locked: Some(gil + locked),
+                },
+                _ => GilWords::default(),
+            },
+        }
     }
 
     /// Address of the first interpreter state.
@@ -146,6 +204,57 @@ fn detect_version(mem: &dyn Memory, bin: &LoadedBinary) -> Option<Version> {
             Version::scan_bytes(&mem.read_vec(*start, len).ok()?)
         })
     })
+}
+
+/// Without the root symbol (stripped or embedded builds): look through the binary's data for
+/// a word pointing at a live interpreter state, as its thread list proves (the first thread
+/// state names it as its interpreter). Returns the root address the layout expects: the
+/// word's address, less `interpreters_head` for `_PyRuntime`.
+fn scan_for_root(mem: &dyn Memory, layout: &Layout, ranges: &[(u64, u64)]) -> Option<u64> {
+    let head_off = match layout.root {
+        Root::Runtime => layout.runtime.interpreters_head,
+        Root::InterpHead => 0,
+    };
+    for &(start, end) in ranges {
+        let len = end.saturating_sub(start).min(64 << 20) as usize;
+        let Ok(bytes) = mem.read_vec(start, len) else {
+            continue;
+        };
+        for (i, word) in bytes.chunks_exact(8).enumerate() {
+            let interp = u64::from_le_bytes(word.try_into().ok()?);
+            if interp < 0x10000 || interp % 8 != 0 || interp >> 48 != 0 {
+                continue;
+            }
+            if is_interpreter(mem, layout, interp) {
+                return Some(start + (i as u64) * 8 - head_off);
+            }
+        }
+    }
+    None
+}
+
+/// Does `interp` look like a live interpreter state: its first thread state points back at
+/// it, and so does the next one if there is one.
+fn is_interpreter(mem: &dyn Memory, layout: &Layout, interp: u64) -> bool {
+    let Ok(tstate) = mem.read_u64(interp + layout.interp.threads_head) else {
+        return false;
+    };
+    if tstate < 0x10000 || tstate % 8 != 0 {
+        return false;
+    }
+    let Ok(back) = mem.read_u64(tstate + layout.thread.interp) else {
+        return false;
+    };
+    if back != interp {
+        return false;
+    }
+    match mem.read_u64(tstate + layout.thread.next) {
+        Ok(0) => true,
+        Ok(next) => mem
+            .read_u64(next + layout.thread.interp)
+            .is_ok_and(|b| b == interp),
+        Err(_) => false,
+    }
 }
 
 /// Does the process see another root than we do?

@@ -9,7 +9,7 @@
 //! the guessed length is read in a second batch; a new thread state, a frame outside the
 //! chunks (a generator's) or a code object not seen before costs a read of its own.
 
-use super::layout::{FrameShape, GilHolder, Layout};
+use super::layout::{EntryMark, FramePtr, FrameShape, InstrPos, Layout};
 use super::memory::{Fields, Memory};
 use crate::fasthash::FastSet;
 use anyhow::{bail, Context, Result};
@@ -30,6 +30,8 @@ const DEFAULT_CHUNK: usize = 16 * 1024;
 const GUESS_SLACK: usize = 1024;
 /// Older chunks of one thread read with the first batch at most.
 const MAX_GUESSED_OLDER: usize = 8;
+/// Frame objects (up to 3.10) of one thread read with the first batch at most.
+const MAX_GUESSED_FRAMES: usize = 256;
 
 /// One Python frame as found in the target, before names and lines are decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,17 +57,26 @@ pub struct RawThread {
     pub truncated: bool,
 }
 
+/// Where the GIL's holder is read, in absolute addresses of the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GilWords {
+    /// A `PyThreadState *` that names the holder (0: unknown, nobody is reported holding it).
+    pub holder: u64,
+    /// An `int` that must be non-zero for `holder` to count (3.12+'s `gil->locked`).
+    pub locked: Option<u64>,
+}
+
 /// Walks one interpreter of one process; keeps what it learned between snapshots, and
 /// reuses its buffers so that a snapshot allocates nothing in the steady state.
 pub struct Walker {
     pub layout: &'static Layout,
-    pub runtime: u64,
     pub interp: u64,
+    pub gil: GilWords,
     last_tstates: Vec<u64>,
     /// The set of thread states differs from the previous snapshot.
     pub threads_changed: bool,
     /// Reused buffers: last snapshot's thread states as read again, this snapshot's thread
-    /// states, their addresses, the loop guard, and the frame-stack copies.
+    /// states, their addresses, the loop guard, and the frame copies.
     known: Vec<u8>,
     states: Vec<u8>,
     addrs: Vec<u64>,
@@ -83,12 +94,24 @@ struct ThreadStack {
     regions: StackRegions,
 }
 
+/// What a guess put in the first batch: request indices (or `usize::MAX`) and arena offsets.
+#[derive(Clone, Copy)]
+struct Spec {
+    ptr_req: usize,
+    chunk_req: usize,
+    chunk_at: usize,
+    older_req: usize,
+    older_at: usize,
+}
+
+const NONE: usize = usize::MAX;
+
 impl Walker {
-    pub fn new(layout: &'static Layout, runtime: u64, interp: u64) -> Walker {
+    pub fn new(layout: &'static Layout, interp: u64, gil: GilWords) -> Walker {
         Walker {
             layout,
-            runtime,
             interp,
+            gil,
             last_tstates: Vec::new(),
             threads_changed: true,
             known: Vec::new(),
@@ -113,14 +136,12 @@ impl Walker {
         let l = self.layout;
         let tsize = l.thread.size as usize;
 
-        // (1) head pointer, GIL word, last time's thread states and, guessing that each
-        // thread's stack is where it was, its frame pointer and frame stack; plus the
-        // caller's prefetch. One batch.
-        let gil_addr = match l.runtime.gil {
-            GilHolder::RuntimeTstateCurrent(off) => self.runtime + off,
-        };
+        // (1) head pointer, GIL words, last time's thread states and, guessing that each
+        // thread's stack is where it was, its frame pointer and frames; plus the caller's
+        // prefetch. One batch.
         let mut head = [0u8; 8];
         let mut gil = [0u8; 8];
+        let mut locked = [0u8; 4];
         let last = self.last_tstates.len();
         self.known.clear();
         self.known.resize(tsize * last, 0);
@@ -128,17 +149,31 @@ impl Walker {
             self.guesses.clear();
         }
         let mut spec_ptrs = vec![[0u8; 8]; self.guesses.len()];
-        // Each guess reads, back to back both in the request list and in the arena: the frame
-        // pointer, the current chunk, then its older chunks. `spec` keeps, per guess, the
-        // index of its first request and the arena offset of its current chunk.
         self.arena.clear();
-        let mut spec: Vec<(usize, usize)> = Vec::with_capacity(self.guesses.len());
-        let mut req = 2 + last;
+        let mut spec: Vec<Spec> = Vec::with_capacity(self.guesses.len());
+        let mut req = 3 + last;
         for g in &self.guesses {
-            spec.push((req, self.arena.len()));
-            req += 2 + g.older.len();
+            let mut sp = Spec {
+                ptr_req: NONE,
+                chunk_req: NONE,
+                chunk_at: self.arena.len(),
+                older_req: NONE,
+                older_at: 0,
+            };
+            if g.ptr_addr != 0 {
+                sp.ptr_req = req;
+                req += 1;
+            }
+            if g.len > 0 {
+                sp.chunk_req = req;
+                req += 1;
+            }
+            sp.older_req = req;
+            sp.older_at = sp.chunk_at + g.len;
+            req += g.older.len();
             let bytes = g.len + g.older.iter().map(|(_, len)| len).sum::<usize>();
             self.arena.resize(self.arena.len() + bytes, 0);
+            spec.push(sp);
         }
         prefetch.buf.clear();
         prefetch
@@ -147,15 +182,19 @@ impl Walker {
         let ok = {
             let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(req + prefetch.reqs.len());
             reqs.push((self.interp + l.interp.threads_head, &mut head));
-            reqs.push((gil_addr, &mut gil));
+            // An address of 0 fails the read, which reads as "nobody holds the GIL".
+            reqs.push((self.gil.holder, &mut gil));
+            reqs.push((self.gil.locked.unwrap_or(0), &mut locked));
             for (addr, buf) in self.last_tstates.iter().zip(self.known.chunks_mut(tsize)) {
                 reqs.push((*addr, buf));
             }
             let mut rest: &mut [u8] = &mut self.arena;
             for (g, ptr) in self.guesses.iter().zip(spec_ptrs.iter_mut()) {
-                reqs.push((g.cframe + l.frame.cframe_current_frame, ptr));
-                for (base, len) in std::iter::once((g.chunk, g.len)).chain(g.older.iter().copied())
-                {
+                if g.ptr_addr != 0 {
+                    reqs.push((g.ptr_addr, ptr));
+                }
+                let chunk = (g.len > 0).then_some((g.chunk, g.len));
+                for (base, len) in chunk.into_iter().chain(g.older.iter().copied()) {
                     let (buf, tail) = std::mem::take(&mut rest).split_at_mut(len);
                     rest = tail;
                     reqs.push((base, buf));
@@ -175,11 +214,14 @@ impl Walker {
                 self.interp
             );
         }
-        let spec_ok = |j: usize| ok[spec[j].0] && ok[spec[j].0 + 1];
         prefetch.ok.clear();
         prefetch.ok.extend_from_slice(&ok[req..]);
         let head = u64::from_le_bytes(head);
-        let gil_holder = if ok[1] { u64::from_le_bytes(gil) } else { 0 };
+        let holder = if ok[1] { u64::from_le_bytes(gil) } else { 0 };
+        let gil_holder = match self.gil.locked {
+            Some(_) if !(ok[2] && u32::from_le_bytes(locked) != 0) => 0,
+            _ => holder,
+        };
 
         // Follow the list, reading only thread states not already in hand (the list is
         // usually in the same order as last time: look there first).
@@ -193,13 +235,13 @@ impl Walker {
                 bail!("the thread list of the interpreter loops or is implausibly long");
             }
             let i = self.addrs.len();
-            let cached = if self.last_tstates.get(i) == Some(&addr) && ok[i + 2] {
+            let cached = if self.last_tstates.get(i) == Some(&addr) && ok[i + 3] {
                 Some(i)
             } else {
                 self.last_tstates
                     .iter()
                     .position(|a| *a == addr)
-                    .filter(|j| ok[j + 2])
+                    .filter(|j| ok[j + 3])
             };
             let at = self.states.len();
             match cached {
@@ -226,118 +268,141 @@ impl Walker {
         // stack, in one batch, appended to the arena.
         let mut stacks: Vec<ThreadStack> = Vec::with_capacity(n);
         let mut new_guesses: Vec<Guess> = Vec::with_capacity(n);
-        match l.frames {
-            FrameShape::InterpreterFrame311 => {
-                let mut budget = MAX_CHUNKS_TOTAL;
-                // (thread, chunk, arena offset, len) of the threads that need batch (2)
-                let mut missing: Vec<(usize, u64, usize, usize)> = Vec::new();
-                for (i, cached) in from_cache.iter().enumerate() {
-                    let f = Fields(&self.states[i * tsize..(i + 1) * tsize]);
-                    let cframe = f.u64(l.thread.cframe as usize);
-                    let chunk = f.u64(l.thread.datastack_chunk as usize);
-                    let top = f.u64(l.thread.datastack_top as usize);
+        let mut budget = MAX_CHUNKS_TOTAL;
+        // (thread, frame pointer address or 0, chunk, arena offset, len) of the threads that
+        // need batch (2)
+        let mut missing: Vec<(usize, u64, u64, usize, usize)> = Vec::new();
+        for (i, cached) in from_cache.iter().enumerate() {
+            let f = Fields(&self.states[i * tsize..(i + 1) * tsize]);
+            // Where the frame pointer is: known now, or to be read.
+            let (known_frame, ptr_addr) = match l.thread.frame {
+                FramePtr::InThread(off) => (Some(f.u64(off as usize)), 0),
+                FramePtr::ViaCFrame {
+                    cframe,
+                    current_frame,
+                } => {
+                    let cf = f.u64(cframe as usize);
+                    (None, if cf == 0 { 0 } else { cf + current_frame })
+                }
+            };
+            let (chunk, len) = match (l.thread.datastack_chunk, l.thread.datastack_top) {
+                (Some(c), Some(t)) if l.frames == FrameShape::InterpreterFrame => {
+                    let chunk = f.u64(c as usize);
+                    let top = f.u64(t as usize);
                     let len = if chunk != 0 && top > chunk && top - chunk <= MAX_CHUNK.min(budget) {
                         top - chunk
                     } else {
                         0
                     };
                     budget -= len;
-                    let len = len as usize;
-                    new_guesses.push(Guess {
-                        cframe,
-                        chunk,
-                        len: 0,
-                        older: Vec::new(),
-                    });
-                    let hit = cached.filter(|&j| {
-                        let g = &self.guesses[j];
-                        spec_ok(j) && g.cframe == cframe && g.chunk == chunk && len <= g.len
-                    });
-                    match hit {
-                        Some(j) => {
-                            let mut regions = StackRegions::default();
-                            if len > 0 {
-                                let (first_req, at) = spec[j];
-                                let mut prev = Fields(&self.arena[at..at + len])
-                                    .u64(l.frame.chunk_previous as usize);
-                                regions.add(chunk, at, len, prev);
-                                // Older chunks read with the guess, while the chain agrees.
-                                let g = &self.guesses[j];
-                                let mut oat = at + g.len;
-                                for (k, &(base, olen)) in g.older.iter().enumerate() {
-                                    if prev != base || !ok[first_req + 2 + k] {
-                                        break;
-                                    }
-                                    prev = Fields(&self.arena[oat..oat + olen])
-                                        .u64(l.frame.chunk_previous as usize);
-                                    regions.add(base, oat, olen, prev);
-                                    oat += olen;
-                                }
+                    (chunk, len as usize)
+                }
+                _ => (0, 0),
+            };
+            new_guesses.push(Guess {
+                ptr_addr,
+                chunk,
+                len: 0,
+                older: Vec::new(),
+            });
+            let guess = cached.map(|j| (j, &self.guesses[j], spec[j]));
+            let mut regions = StackRegions::default();
+            // Frame pointer from the guess, if it was read from the same place.
+            let frame = known_frame.or_else(|| {
+                let (j, g, sp) = guess?;
+                (ptr_addr != 0 && g.ptr_addr == ptr_addr && sp.ptr_req != NONE && ok[sp.ptr_req])
+                    .then(|| u64::from_le_bytes(spec_ptrs[j]))
+            });
+            // The current chunk from the guess, if it is the same chunk and still fits.
+            let chunk_hit = len == 0
+                || guess.is_some_and(|(_, g, sp)| {
+                    g.chunk == chunk && len <= g.len && sp.chunk_req != NONE && ok[sp.chunk_req]
+                });
+            if let Some((_, g, sp)) = guess {
+                let mut prev = 0;
+                if len > 0 && chunk_hit {
+                    let at = sp.chunk_at;
+                    prev = Fields(&self.arena[at..at + len]).u64(l.frame.chunk_previous as usize);
+                    regions.add(chunk, at, len, prev);
+                }
+                // Older chunks (or, for frame objects, frames) read with the guess.
+                let mut oat = sp.older_at;
+                for (k, &(base, olen)) in g.older.iter().enumerate() {
+                    let good = ok[sp.older_req + k];
+                    match l.frames {
+                        FrameShape::InterpreterFrame => {
+                            if !chunk_hit || prev != base || !good {
+                                break;
                             }
-                            stacks.push(ThreadStack {
-                                frame: u64::from_le_bytes(spec_ptrs[j]),
-                                unreadable: false,
-                                regions,
-                            });
-                        }
-                        None => {
-                            missing.push((i, chunk, self.arena.len(), len));
-                            self.arena.resize(self.arena.len() + len, 0);
-                            stacks.push(ThreadStack {
-                                frame: 0,
-                                unreadable: true,
-                                regions: StackRegions::default(),
-                            });
-                        }
-                    }
-                }
-                if !missing.is_empty() {
-                    let mut frame_ptrs = vec![[0u8; 8]; missing.len()];
-                    let ok = {
-                        let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(2 * missing.len());
-                        let first = missing[0].2;
-                        let mut rest: &mut [u8] = &mut self.arena[first..];
-                        for (&(i, chunk, _, len), ptr) in missing.iter().zip(frame_ptrs.iter_mut())
-                        {
-                            let cframe = Fields(&self.states[i * tsize..(i + 1) * tsize])
-                                .u64(l.thread.cframe as usize);
-                            reqs.push((cframe + l.frame.cframe_current_frame, ptr));
-                            let (buf, tail) = std::mem::take(&mut rest).split_at_mut(len);
-                            rest = tail;
-                            reqs.push((chunk, buf));
-                        }
-                        mem.read_many(&mut reqs)
-                    };
-                    for (k, &(i, chunk, at, len)) in missing.iter().enumerate() {
-                        let mut regions = StackRegions::default();
-                        if ok[2 * k + 1] && len > 0 {
-                            let prev = Fields(&self.arena[at..at + len])
+                            prev = Fields(&self.arena[oat..oat + olen])
                                 .u64(l.frame.chunk_previous as usize);
-                            regions.add(chunk, at, len, prev);
+                            regions.add(base, oat, olen, prev);
                         }
-                        stacks[i] = ThreadStack {
-                            frame: if ok[2 * k] {
-                                u64::from_le_bytes(frame_ptrs[k])
-                            } else {
-                                0
-                            },
-                            unreadable: !ok[2 * k],
-                            regions,
-                        };
+                        FrameShape::FrameObject => {
+                            if good {
+                                regions.add(base, oat, olen, 0);
+                            }
+                        }
+                    }
+                    oat += olen;
+                }
+            }
+            match frame {
+                Some(frame) if chunk_hit => stacks.push(ThreadStack {
+                    frame,
+                    unreadable: false,
+                    regions,
+                }),
+                _ => {
+                    let want_ptr = if frame.is_none() { ptr_addr } else { 0 };
+                    let want_len = if chunk_hit { 0 } else { len };
+                    missing.push((i, want_ptr, chunk, self.arena.len(), want_len));
+                    self.arena.resize(self.arena.len() + want_len, 0);
+                    stacks.push(ThreadStack {
+                        frame: frame.unwrap_or(0),
+                        unreadable: frame.is_none() && ptr_addr == 0,
+                        regions,
+                    });
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let mut frame_ptrs = vec![[0u8; 8]; missing.len()];
+            let mut index = vec![(NONE, NONE); missing.len()];
+            let ok = {
+                let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(2 * missing.len());
+                let first = missing[0].3;
+                let mut rest: &mut [u8] = &mut self.arena[first..];
+                for (k, (&(_, ptr_addr, chunk, _, len), ptr)) in
+                    missing.iter().zip(frame_ptrs.iter_mut()).enumerate()
+                {
+                    if ptr_addr != 0 {
+                        index[k].0 = reqs.len();
+                        reqs.push((ptr_addr, ptr));
+                    }
+                    if len > 0 {
+                        let (buf, tail) = std::mem::take(&mut rest).split_at_mut(len);
+                        rest = tail;
+                        index[k].1 = reqs.len();
+                        reqs.push((chunk, buf));
                     }
                 }
-                // Next time, guess the same stack plus some room to grow, within the chunk.
-                for (i, g) in new_guesses.iter_mut().enumerate() {
-                    let Some(&(_, at, len)) = stacks[i].regions.regions.first() else {
-                        continue;
-                    };
-                    let size = Fields(&self.arena[at..at + len]).u64(l.frame.chunk_size as usize);
-                    let want = (len + GUESS_SLACK) as u64;
-                    g.len = if size >= len as u64 && size <= MAX_CHUNK {
-                        want.min(size) as usize
+                mem.read_many(&mut reqs)
+            };
+            for (k, &(i, ptr_addr, chunk, at, len)) in missing.iter().enumerate() {
+                let stack = &mut stacks[i];
+                if ptr_addr != 0 {
+                    if ok[index[k].0] {
+                        stack.frame = u64::from_le_bytes(frame_ptrs[k]);
                     } else {
-                        len
-                    };
+                        stack.unreadable = true;
+                    }
+                }
+                if len > 0 && ok[index[k].1] {
+                    let prev =
+                        Fields(&self.arena[at..at + len]).u64(l.frame.chunk_previous as usize);
+                    stack.regions.regions.clear();
+                    stack.regions.add(chunk, at, len, prev);
                 }
             }
         }
@@ -352,31 +417,58 @@ impl Walker {
             let thread = &mut out[i];
             thread.tstate = addr;
             thread.thread_id = f.u64(l.thread.thread_id as usize);
-            thread.native_thread_id = f.u64(l.thread.native_thread_id as usize);
+            thread.native_thread_id = l.thread.native_thread_id.map_or(0, |o| f.u64(o as usize));
             thread.holds_gil = gil_holder != 0 && gil_holder == addr;
             thread.frames.clear();
             thread.truncated = stack.unreadable;
-            walk_frames(
-                mem,
-                l,
-                stack.frame,
-                &mut stack.regions,
-                &mut self.arena,
-                &mut self.frame_bytes,
-                thread,
-            );
-            // Older chunks the walk needed: guessed next time too.
-            if let Some(g) = new_guesses.get_mut(i) {
-                g.older.clear();
-                g.older.extend(
-                    stack
-                        .regions
-                        .regions
-                        .iter()
-                        .skip(1)
-                        .take(MAX_GUESSED_OLDER)
-                        .map(|&(base, _, len)| (base, len)),
+            if !stack.unreadable {
+                walk_frames(
+                    mem,
+                    l,
+                    stack.frame,
+                    &mut stack.regions,
+                    &mut self.arena,
+                    &mut self.frame_bytes,
+                    thread,
                 );
+            }
+            let g = &mut new_guesses[i];
+            match l.frames {
+                // Next time, guess the same stack plus some room to grow, within the chunk,
+                // and the older chunks the walk needed.
+                FrameShape::InterpreterFrame => {
+                    if let Some(&(base, at, len)) = stack.regions.regions.first() {
+                        if base == g.chunk {
+                            let size =
+                                Fields(&self.arena[at..at + len]).u64(l.frame.chunk_size as usize);
+                            let want = (len + GUESS_SLACK) as u64;
+                            g.len = if size >= len as u64 && size <= MAX_CHUNK {
+                                want.min(size) as usize
+                            } else {
+                                len
+                            };
+                        }
+                    }
+                    g.older.extend(
+                        stack
+                            .regions
+                            .regions
+                            .iter()
+                            .skip(1)
+                            .take(MAX_GUESSED_OLDER)
+                            .map(|&(base, _, len)| (base, len)),
+                    );
+                }
+                // Frame objects: the same frames, each read with the first batch.
+                FrameShape::FrameObject => {
+                    g.older.extend(
+                        thread
+                            .frames
+                            .iter()
+                            .take(MAX_GUESSED_FRAMES)
+                            .map(|f| (f.addr, l.frame.read_size as usize)),
+                    );
+                }
             }
         }
         self.threads_changed = self.addrs != self.last_tstates;
@@ -401,15 +493,17 @@ pub struct Prefetch {
     pub ok: Vec<bool>,
 }
 
-/// Where a thread's stack was last time: its `cframe`, its datastack chunk and how much of
-/// the chunk to copy. A thread whose `cframe` and chunk are unchanged, and whose stack still
-/// fits, is served from the first batch.
+/// Where a thread's stack was last time: the address its frame pointer was read from (3.11
+/// and 3.12 read it through `cframe`; 0 when it is in the thread state), its datastack chunk
+/// and how much of the chunk to copy, and the older chunks (or, up to 3.10, the frame
+/// objects) the walk needed. A thread whose frame pointer and chunk are where they were,
+/// and whose stack still fits, is served from the first batch.
 #[derive(Debug, Clone)]
 struct Guess {
-    cframe: u64,
+    ptr_addr: u64,
     chunk: u64,
     len: usize,
-    /// Older chunks the walk needed last time (deep stacks): (address, length).
+    /// (address, length) of older chunks, or of frame objects.
     older: Vec<(u64, usize)>,
 }
 
@@ -492,34 +586,69 @@ fn walk_frames(
     bytes: &mut Vec<u8>,
     thread: &mut RawThread,
 ) {
-    match l.frames {
-        FrameShape::InterpreterFrame311 => {
-            let fo = &l.frame;
-            bytes.clear();
-            bytes.resize(fo.localsplus as usize, 0);
-            let mut addr = first;
-            while addr != 0 {
-                if thread.frames.len() >= MAX_DEPTH {
-                    thread.truncated = true;
-                    return;
+    let fo = &l.frame;
+    bytes.clear();
+    bytes.resize(fo.read_size as usize, 0);
+    let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
+    let mut addr = first;
+    let mut steps = 0;
+    while addr != 0 {
+        steps += 1;
+        if thread.frames.len() >= MAX_DEPTH || steps > 2 * MAX_DEPTH {
+            thread.truncated = true;
+            return;
+        }
+        if !regions.get(mem, l, arena, addr, bytes) {
+            thread.truncated = true;
+            return;
+        }
+        let f = Fields(bytes);
+        let code = f.u64(fo.code as usize) & tag_mask;
+        let previous = f.u64(fo.previous as usize);
+        let mut is_entry = false;
+        match fo.entry {
+            EntryMark::None => {}
+            EntryMark::IsEntryByte(off) => is_entry = f.u8(off as usize) != 0,
+            EntryMark::ShimOwner {
+                owner,
+                cstack,
+                interpreter,
+            } => {
+                let o = f.u8(owner as usize);
+                if o == cstack || o == interpreter {
+                    // A shim frame pushed by C code: the frame it called is an entry frame.
+                    if o == cstack {
+                        if let Some(last) = thread.frames.last_mut() {
+                            last.is_entry = true;
+                        }
+                    }
+                    addr = previous;
+                    continue;
                 }
-                if !regions.get(mem, l, arena, addr, bytes) {
-                    thread.truncated = true;
-                    return;
-                }
-                let f = Fields(bytes);
-                let code = f.u64(fo.code as usize);
-                let instr = f.u64(fo.instr_ptr as usize);
-                let bytecode = code.wrapping_add(l.code.code_adaptive);
-                thread.frames.push(RawFrame {
-                    addr,
-                    code,
-                    instr_offset: instr.wrapping_sub(bytecode) as i64,
-                    is_entry: f.u8(fo.is_entry as usize) != 0,
-                });
-                addr = f.u64(fo.previous as usize);
             }
         }
+        let instr_offset = match fo.instr {
+            InstrPos::Lasti { offset, scale } => {
+                let lasti = f.i32(offset as usize) as i64;
+                if lasti < 0 {
+                    -1
+                } else {
+                    lasti * scale
+                }
+            }
+            InstrPos::Pointer(offset) => {
+                let instr = f.u64(offset as usize);
+                let bytecode = code.wrapping_add(l.code.code_adaptive);
+                instr.wrapping_sub(bytecode) as i64
+            }
+        };
+        thread.frames.push(RawFrame {
+            addr,
+            code,
+            instr_offset,
+            is_entry,
+        });
+        addr = previous;
     }
 }
 
@@ -527,9 +656,9 @@ fn walk_frames(
 mod tests {
     use super::*;
     use crate::capture::code::CodeCache;
-    use crate::capture::layout::V3_11;
     use crate::capture::memory::ImageMemory;
     use crate::capture::objects::ObjectReader;
+    use crate::capture::tables::V3_11;
 
     /// xorshift: reproducible garbage.
     struct Rng(u64);
@@ -564,7 +693,14 @@ mod tests {
                 }
                 mem.add(base, bytes);
             }
-            let mut walker = Walker::new(&V3_11, 0x10000, 0x20000 + (seed % 64) * 8);
+            let mut walker = Walker::new(
+                &V3_11,
+                0x20000 + (seed % 64) * 8,
+                GilWords {
+                    holder: 0x10000 + 576,
+                    locked: None,
+                },
+            );
             let mut codes = CodeCache::default();
             let mut threads = Vec::new();
             for _ in 0..2 {

@@ -191,7 +191,8 @@ pub struct FrameOffsets {
     pub read_size: u64,
     /// `f_code` / `f_executable`.
     pub code: u64,
-    /// Low bits of the code pointer that are tags, not address (3.14's stack references).
+    /// Low bits of the code pointer and of locals that are tags, not address (3.14+ stack
+    /// references: a word of 1 is NULL, low bits 3 a tagged int).
     pub code_tag_bits: u64,
     /// `f_back` / `previous`.
     pub previous: u64,

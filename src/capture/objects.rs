@@ -219,7 +219,8 @@ impl<'a> ObjectReader<'a> {
                 if t.cached_keys == 0 {
                     return Err(no_dict());
                 }
-                return self.keys_items(t.cached_keys, (word - 1) + d.values_start);
+                // The word is the values pointer less one (so its low bit is set).
+                return self.keys_items(t.cached_keys, word.wrapping_add(1) + d.values_start);
             }
             ManagedDict::Inline313 { dict_back } if managed => {
                 let dict = self.mem.read_u64(addr.wrapping_sub(dict_back))?;

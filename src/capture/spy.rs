@@ -451,8 +451,14 @@ impl PythonSpy {
         let max_len = (128 * self.config.dump_locals) as isize;
         let mut reader = ObjectReader::new(&self.mem, layout);
         let mut out = Vec::new();
+        // 3.14+ locals are tagged stack references: mask the tags; 1 is NULL.
+        let tag_bits = layout.frame.code_tag_bits;
         for i in 0..n {
-            let addr = Fields(&values).u64(i * 8);
+            let word = Fields(&values).u64(i * 8);
+            if tag_bits > 0 && (word == 1 || word & 3 == 3) {
+                continue;
+            }
+            let addr = word & !((1u64 << tag_bits) - 1);
             if addr == 0 {
                 continue;
             }

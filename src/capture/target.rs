@@ -248,6 +248,12 @@ fn is_interpreter(mem: &dyn Memory, layout: &Layout, interp: u64) -> bool {
     if back != interp {
         return false;
     }
+    // A thread state passes the test above too (its interpreter's first thread is itself):
+    // an interpreter's `modules` is a dict.
+    let modules = mem.read_u64(interp + layout.interp.modules).unwrap_or(0);
+    if type_name(mem, layout, modules).as_deref() != Some("dict") {
+        return false;
+    }
     match mem.read_u64(tstate + layout.thread.next) {
         Ok(0) => true,
         Ok(next) => mem
@@ -255,6 +261,19 @@ fn is_interpreter(mem: &dyn Memory, layout: &Layout, interp: u64) -> bool {
             .is_ok_and(|b| b == interp),
         Err(_) => false,
     }
+}
+
+/// The `tp_name` of the object at `addr`'s type.
+fn type_name(mem: &dyn Memory, layout: &Layout, addr: u64) -> Option<String> {
+    if addr < 0x10000 || addr % 8 != 0 {
+        return None;
+    }
+    let tp = mem.read_u64(addr + layout.object.ob_type).ok()?;
+    let name = mem.read_u64(tp + layout.object.tp_name).ok()?;
+    let mut buf = [0u8; 16];
+    mem.read(name, &mut buf).ok()?;
+    let end = buf.iter().position(|&b| b == 0)?;
+    String::from_utf8(buf[..end].to_vec()).ok()
 }
 
 /// Does the process see another root than we do?

@@ -36,7 +36,11 @@ pub fn thread_names(reader: &mut ObjectReader, interp: u64) -> Result<HashMap<u6
         let Ok(attrs) = reader.instance_dict_items(thread) else {
             continue;
         };
-        if let Some(name) = reader.find_key(&attrs, "_name") {
+        // 2.7 keeps the name in a private attribute, mangled as `_Thread__name`.
+        let name = reader
+            .find_key(&attrs, "_name")
+            .or_else(|| reader.find_key(&attrs, "_Thread__name"));
+        if let Some(name) = name {
             if let Ok(name) = strings::read_name(reader.mem, layout, name) {
                 out.insert(ident as u64, name);
             }

@@ -617,10 +617,8 @@ fn walk_frames(
                 let o = f.u8(owner as usize);
                 if o == cstack || o == interpreter {
                     // A shim frame pushed by C code: the frame it called is an entry frame.
-                    if o == cstack {
-                        if let Some(last) = thread.frames.last_mut() {
-                            last.is_entry = true;
-                        }
+                    if let Some(last) = thread.frames.last_mut() {
+                        last.is_entry = true;
                     }
                     addr = previous;
                     continue;

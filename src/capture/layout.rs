@@ -332,6 +332,17 @@ pub fn for_version(version: &Version) -> Option<&'static Layout> {
     TABLES.iter().copied().find(|l| l.first <= v && v <= l.last)
 }
 
+/// Whether this py-spy knows how to read `version`: from a table (2.7, 3.6–3.12) or from
+/// the target's debug offsets with a table shape we know (3.13–3.15; a newer 3.x is tried
+/// at attach, when its table can be checked).
+pub fn is_known(version: &Version) -> bool {
+    for_version(version).is_some()
+        || (version.major == 3
+            && super::debug_offsets::SHAPES
+                .iter()
+                .any(|s| s.minor == version.minor))
+}
+
 impl Layout {
     /// Internal consistency of a table: every field inside the size we copy. Run on each
     /// table in tests, and on tables read from a target (3.13+) before they are trusted.

@@ -31,7 +31,7 @@ const GUESS_SLACK: usize = 1024;
 /// Older chunks of one thread read with the first batch at most.
 const MAX_GUESSED_OLDER: usize = 8;
 /// Frame objects (up to 3.10) of one thread read with the first batch at most.
-const MAX_GUESSED_FRAMES: usize = 256;
+const MAX_GUESSED_FRAMES: usize = 512;
 
 /// One Python frame as found in the target, before names and lines are decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,7 +68,7 @@ pub fn interpreters() -> Vec<Interpreter> {
 /// Is this version one the capture layer has a layout for?
 pub fn supported(i: &Interpreter) -> bool {
     let (a, b, c) = i.version;
-    py_spy::capture::layout::for_version(&py_spy::capture::version::Version::new(a, b, c)).is_some()
+    py_spy::capture::layout::is_known(&py_spy::capture::version::Version::new(a, b, c))
 }
 
 /// Print which interpreters a test ran on and which it skipped, and why.
@@ -86,11 +86,18 @@ pub fn report(test: &str, ran: &[String], skipped: &[(String, String)]) {
     }
 }
 
-/// The first supported interpreter, for tests that need just one.
+/// One supported Python 3 interpreter, for tests that need just one: Debian's own
+/// /usr/bin/python3.11 where present (every CI machine has it), else the newest found.
 pub fn first_supported() -> Interpreter {
-    interpreters()
-        .into_iter()
-        .find(supported)
+    let all: Vec<Interpreter> = interpreters().into_iter().filter(supported).collect();
+    all.iter()
+        .find(|i| i.label.starts_with("debian"))
+        .or_else(|| {
+            all.iter()
+                .filter(|i| i.version.0 == 3)
+                .max_by_key(|i| i.version)
+        })
+        .cloned()
         .expect("no supported Python interpreter found on this machine")
 }
 

@@ -10,7 +10,8 @@ def recurse(depth):
 
 
 def busy_leaf():
-    print("READY", flush=True)
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
     parent = os.getppid()
     n = 0
     while os.getppid() == parent:

@@ -1,4 +1,4 @@
-# Target for the record/render tests. The main thread spends about two thirds of its time in
+# Target for the record/render tests (runs on every Python, 2.7 too). The main thread spends about two thirds of its time in
 # heavy() and one third in light(), each a busy loop on a single line; a thread named
 # "napper" sleeps in nap() the whole time. Prints READY once both are running; exits after
 # the number of seconds given (default 60) or when its parent goes away.
@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-clock = time.perf_counter
+clock = getattr(time, "perf_counter", time.time)  # 2.7 has no perf_counter
 
 
 def heavy(seconds):  # HEAVY_DEF
@@ -27,8 +27,11 @@ def nap():
 
 def main(seconds):  # MAIN_DEF
     parent = os.getppid()
-    threading.Thread(target=nap, name="napper", daemon=True).start()
-    print("READY", flush=True)
+    napper = threading.Thread(target=nap, name="napper")
+    napper.daemon = True
+    napper.start()
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
     deadline = clock() + seconds
     while clock() < deadline and os.getppid() == parent:
         heavy(0.02)  # CALL_HEAVY

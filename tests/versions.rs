@@ -1,0 +1,313 @@
+//! Every interpreter found here, 2.7 to 3.15: `dump --json --locals` of `every_version.py`
+//! checked against exact expectations and against py-spy 0.4.3 frame by frame, and a short
+//! `record` checked for exact stacks. The report lists each version and what ran on it.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+const SCRIPT: &str = "every_version.py";
+
+/// The main thread's locals that must show exactly this text on every version.
+const MAIN_LOCALS: &[(&str, &str)] = &[
+    ("count", "42"),
+    ("negative", "-7"),
+    ("big", "1180591620717411303424"),
+    ("ratio", "1.5"),
+    ("text", "\"hello\""),
+    ("flag", "True"),
+    ("nothing", "None"),
+    ("items", "[1, 2, 3]"),
+    ("pair", "(\"a\", 2)"),
+    ("mapping", "{\"key\": 1}"),
+];
+
+/// (function, line) of the first frames of a thread, innermost first.
+fn frames(t: &Value) -> Vec<(String, i64)> {
+    t["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["line"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn thread<'a>(traces: &'a [Value], name: &str) -> Result<&'a Value, String> {
+    traces
+        .iter()
+        .find(|t| t["thread_name"] == name)
+        .ok_or_else(|| format!("no thread named {name}"))
+}
+
+/// Our dump, checked against what the script does.
+fn check_ours(traces: &[Value], pid: i32) -> Result<(), String> {
+    let line = |m: &str| line_of(SCRIPT, m) as i64;
+    if traces.len() != 4 {
+        return Err(format!("{} threads, expected 4", traces.len()));
+    }
+    let main = thread(traces, "MainThread")?;
+    if main["os_thread_id"] != pid || main["active"] != false {
+        return Err(format!("main thread: {main}"));
+    }
+    let f = frames(main);
+    let want = vec![
+        ("main".to_string(), line("MAIN_LINE")),
+        ("<module>".to_string(), line("CALL_MAIN")),
+    ];
+    if f != want {
+        return Err(format!("main thread frames {f:?}, expected {want:?}"));
+    }
+    for t in traces {
+        if t["frames"][0]["filename"]
+            .as_str()
+            .is_some_and(|f| !f.ends_with(SCRIPT))
+        {
+            return Err(format!("innermost frame not in the script: {t}"));
+        }
+    }
+    let locals = main["frames"][0]["locals"].as_array().unwrap();
+    for (name, repr) in MAIN_LOCALS {
+        let Some(l) = locals.iter().find(|l| l["name"] == *name) else {
+            return Err(format!("main has no local {name}"));
+        };
+        if l["repr"] != *repr || l["arg"] != false {
+            return Err(format!("local {name}: {l}, expected {repr}"));
+        }
+    }
+    let boxed = locals.iter().find(|l| l["name"] == "box").unwrap();
+    let want = format!("<Box at {:#x}>", boxed["addr"].as_u64().unwrap());
+    if boxed["repr"] != want.as_str() {
+        return Err(format!("box: {boxed}"));
+    }
+
+    let spinner = thread(traces, "spinner")?;
+    if frames(spinner)[0] != ("spin".to_string(), line("SPIN_LINE")) || spinner["active"] != true {
+        return Err(format!("spinner: {spinner}"));
+    }
+    let sleeper = thread(traces, "sleeper")?;
+    let f = frames(sleeper);
+    let mut want = vec![("recurse".to_string(), line("SLEEP_LINE"))];
+    want.extend((0..4).map(|_| ("recurse".to_string(), line("RECURSE_LINE"))));
+    if f.len() < 5 || f[..5] != want[..] || sleeper["active"] != false {
+        return Err(format!("sleeper frames {f:?}"));
+    }
+    for (depth, frame) in sleeper["frames"].as_array().unwrap()[..5]
+        .iter()
+        .enumerate()
+    {
+        let l = &frame["locals"][0];
+        if l["name"] != "depth" || l["arg"] != true || l["repr"] != depth.to_string().as_str() {
+            return Err(format!("recurse frame {depth} locals: {}", frame["locals"]));
+        }
+    }
+    let producer = thread(traces, "producer")?;
+    let f = frames(producer);
+    let want = [
+        ("numbers".to_string(), line("GENERATOR_LINE")),
+        ("produce".to_string(), line("PRODUCE_LINE")),
+    ];
+    if f.len() < 2 || f[..2] != want[..] || producer["active"] != false {
+        return Err(format!("producer frames {f:?}"));
+    }
+    Ok(())
+}
+
+/// Ours and py-spy's, thread by thread and frame by frame. Where py-spy shows less on
+/// purpose (no thread names, `+bigint`, 2.7's `dict`), ours must be what `check_ours` says.
+fn compare(ours: &[Value], theirs: &[Value]) -> Result<(), String> {
+    if ours.len() != theirs.len() {
+        return Err(format!("{} threads vs {}", ours.len(), theirs.len()));
+    }
+    for (o, t) in ours.iter().zip(theirs) {
+        let name = o["thread_name"].clone();
+        let busy = name == "spinner";
+        let mut keys = vec!["pid", "thread_id", "os_thread_id", "active"];
+        if !busy {
+            keys.push("owns_gil");
+        }
+        if !t["thread_name"].is_null() {
+            keys.push("thread_name");
+        }
+        for k in keys {
+            if o[k] != t[k] {
+                return Err(format!("thread {name}: {k}: {} vs {}", o[k], t[k]));
+            }
+        }
+        let (of, tf) = (
+            o["frames"].as_array().unwrap(),
+            t["frames"].as_array().unwrap(),
+        );
+        if of.len() != tf.len() {
+            return Err(format!(
+                "thread {name}: {} frames vs {}",
+                of.len(),
+                tf.len()
+            ));
+        }
+        for (a, b) in of.iter().zip(tf) {
+            for k in [
+                "name",
+                "filename",
+                "module",
+                "short_filename",
+                "line",
+                "is_entry",
+                "is_shim_entry",
+            ] {
+                if a[k] != b[k] {
+                    return Err(format!(
+                        "thread {name}: frame {}: {k}: {} vs {}",
+                        a["name"], a[k], b[k]
+                    ));
+                }
+            }
+            let (al, bl) = (
+                a["locals"].as_array().unwrap(),
+                b["locals"].as_array().unwrap(),
+            );
+            if al.len() != bl.len() {
+                return Err(format!(
+                    "frame {}: {} locals vs {}",
+                    a["name"],
+                    al.len(),
+                    bl.len()
+                ));
+            }
+            // Counters that move between the two dumps.
+            let moving = |n: &Value| busy || n == "n" || n == "item" || n == "total";
+            for (x, y) in al.iter().zip(bl) {
+                for k in ["name", "addr", "arg"] {
+                    if x[k] != y[k] && !(k == "addr" && moving(&x["name"])) {
+                        return Err(format!("local {}: {k}: {} vs {}", x["name"], x[k], y[k]));
+                    }
+                }
+                let theirs = y["repr"].as_str().unwrap_or("");
+                let deliberate = theirs == "?" || theirs.ends_with("bigint") || theirs == "dict";
+                if x["repr"] != y["repr"] && !deliberate && !moving(&x["name"]) {
+                    return Err(format!(
+                        "local {}: {} vs {}",
+                        x["name"], x["repr"], y["repr"]
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dump_json(bin: Option<&std::path::Path>, pid: &str) -> Vec<Value> {
+    let args = ["dump", "--pid", pid, "--json", "--locals"];
+    let (code, out, err) = match bin {
+        Some(b) => run(b, &args),
+        None => run_py_spy(&args),
+    };
+    assert_eq!(code, 0, "dump failed: {err}");
+    serde_json::from_str::<Value>(&out)
+        .unwrap_or_else(|e| panic!("dump --json output is not JSON ({e}): {out}"))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// `dump --json --locals` is exactly right on every interpreter, and agrees with py-spy 0.4.3
+/// frame by frame where py-spy is available (CI requires it).
+#[test]
+fn dump_on_every_version() {
+    let reference = reference_py_spy("dump_on_every_version");
+    on_each_supported("dump_on_every_version", |py| {
+        let target = spawn(&py.path, SCRIPT, &[]);
+        std::thread::sleep(Duration::from_millis(200));
+        let pid = target.pid.to_string();
+        // Threads wake up every 50 ms: retry until a pair of dumps catches them asleep.
+        let mut last = String::new();
+        let mut agreed = false;
+        for _ in 0..10 {
+            let ours = dump_json(None, &pid);
+            let result = check_ours(&ours, target.pid).and_then(|()| match &reference {
+                Some(r) => compare(&ours, &dump_json(Some(r), &pid)),
+                None => Ok(()),
+            });
+            match result {
+                Ok(()) => {
+                    agreed = true;
+                    break;
+                }
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        assert!(agreed, "{}: {last}", py.label);
+    });
+}
+
+/// A short `record` on every interpreter: the busy thread's exact stack dominates, and with
+/// `--idle --threads` every thread shows with its name and its own leaf.
+#[test]
+fn record_on_every_version() {
+    let dir = tmpdir("record_on_every_version");
+    on_each_supported("record_on_every_version", |py| {
+        let target = spawn(&py.path, SCRIPT, &[]);
+        let pid = target.pid.to_string();
+        let out = dir.join(format!("{}.txt", py.label.replace(' ', "-")));
+        let (code, _, err) = run_py_spy(&[
+            "record",
+            "--pid",
+            &pid,
+            "-d",
+            "2",
+            "-r",
+            "50",
+            "--nonblocking",
+            "--idle",
+            "--threads",
+            "-f",
+            "raw",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{}: record failed: {err}", py.label);
+        let stacks = parse_collapsed(&std::fs::read_to_string(&out).unwrap());
+        let total: u64 = stacks.iter().map(|(_, n)| n).sum();
+        assert!(total >= 50, "{}: only {total} samples", py.label);
+        let leaf_share = |thread: &str, leaf: String| {
+            let n: u64 = stacks
+                .iter()
+                .filter(|(s, _)| s.contains(&format!("): {thread};")) && s.ends_with(&leaf))
+                .map(|(_, n)| n)
+                .sum();
+            n as f64 / (total as f64 / 4.0)
+        };
+        let at = |f: &str, m: &str| format!("{f} ({SCRIPT}:{})", line_of(SCRIPT, m));
+        for (thread, leaf) in [
+            ("spinner", at("spin", "SPIN_LINE")),
+            ("MainThread", at("main", "MAIN_LINE")),
+            ("sleeper", at("recurse", "SLEEP_LINE")),
+            ("producer", at("numbers", "GENERATOR_LINE")),
+        ] {
+            let share = leaf_share(thread, leaf.clone());
+            assert!(
+                share > 0.9,
+                "{}: thread {thread} is at {leaf} in {share:.2} of its samples:\n{stacks:?}",
+                py.label
+            );
+        }
+        // The main thread's full stack, with its thread label.
+        let main = format!(
+            "): MainThread;{};{}",
+            at("<module>", "CALL_MAIN"),
+            at("main", "MAIN_LINE")
+        );
+        assert!(
+            stacks.iter().any(|(s, _)| s.ends_with(&main)),
+            "{}: no stack ending {main}",
+            py.label
+        );
+    });
+}

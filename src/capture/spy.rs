@@ -89,6 +89,8 @@ pub struct CodeFrame {
     /// Per `Config::lineno`: the line being run, the function's first line, or 0.
     pub line: i32,
     pub is_entry: bool,
+    /// Called from a shim frame (3.12+); the outermost frame counts as one too.
+    pub shim_entry: bool,
     pub locals: Option<Vec<LocalVariable>>,
 }
 
@@ -187,7 +189,7 @@ impl PythonSpy {
                         line: f.line,
                         locals: f.locals.take(),
                         is_entry: f.is_entry,
-                        is_shim_entry: false,
+                        is_shim_entry: f.shim_entry,
                     });
                 }
                 if let Some(last) = frames.last_mut() {
@@ -428,6 +430,7 @@ impl PythonSpy {
                     code,
                     line,
                     is_entry: raw.is_entry,
+                    shim_entry: raw.shim_entry,
                     locals,
                 });
             }

@@ -40,8 +40,10 @@ pub struct RawFrame {
     pub code: u64,
     /// Byte offset of the last instruction started, in the code's bytecode (negative: none yet).
     pub instr_offset: i64,
-    /// Entered from C (3.11 `is_entry`).
+    /// Run by its own call of the C eval loop: every frame up to 3.10, 3.11's `is_entry`.
     pub is_entry: bool,
+    /// Called from a shim frame that C code pushed (3.12+).
+    pub shim_entry: bool,
 }
 
 /// One Python thread as found in the target.
@@ -607,7 +609,7 @@ fn walk_frames(
         let previous = f.u64(fo.previous as usize);
         let mut is_entry = false;
         match fo.entry {
-            EntryMark::None => {}
+            EntryMark::None => is_entry = true,
             EntryMark::IsEntryByte(off) => is_entry = f.u8(off as usize) != 0,
             EntryMark::ShimOwner {
                 owner,
@@ -618,7 +620,7 @@ fn walk_frames(
                 if o == cstack || o == interpreter {
                     // A shim frame pushed by C code: the frame it called is an entry frame.
                     if let Some(last) = thread.frames.last_mut() {
-                        last.is_entry = true;
+                        last.shim_entry = true;
                     }
                     addr = previous;
                     continue;
@@ -645,6 +647,7 @@ fn walk_frames(
             code,
             instr_offset,
             is_entry,
+            shim_entry: false,
         });
         addr = previous;
     }

@@ -103,10 +103,21 @@ pub fn first_supported() -> Interpreter {
 
 /// Run `check` on every supported interpreter found here; report which ran and which were
 /// skipped, and fail if none could run.
-pub fn on_each_supported(test: &str, mut check: impl FnMut(&Interpreter)) {
+pub fn on_each_supported(test: &str, check: impl FnMut(&Interpreter)) {
+    on_each_supported_from(test, (2, 7), check)
+}
+
+/// As [`on_each_supported`], for a target script that needs Python `min` or newer: older
+/// interpreters are reported as skipped, with that reason.
+pub fn on_each_supported_from(test: &str, min: (u64, u64), mut check: impl FnMut(&Interpreter)) {
     let (mut ran, mut skipped) = (Vec::new(), Vec::new());
     for py in interpreters() {
-        if supported(&py) {
+        if (py.version.0, py.version.1) < min {
+            skipped.push((
+                py.label.clone(),
+                format!("the target script needs Python {}.{}+", min.0, min.1),
+            ));
+        } else if supported(&py) {
             check(&py);
             ran.push(py.label.clone());
         } else {

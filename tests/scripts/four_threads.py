@@ -1,3 +1,4 @@
+# Needs Python 3.6+ (non-ASCII identifiers, threading.Barrier); every_version.py covers 2.7.
 # Target for the dump tests: four differently shaped threads, each parked on a known line.
 # Prints READY once every thread is in place. Exits when its parent goes away.
 import json

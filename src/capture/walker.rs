@@ -104,6 +104,8 @@ struct Spec {
     chunk_at: usize,
     older_req: usize,
     older_at: usize,
+    loose_req: usize,
+    loose_at: usize,
 }
 
 const NONE: usize = usize::MAX;
@@ -161,6 +163,8 @@ impl Walker {
                 chunk_at: self.arena.len(),
                 older_req: NONE,
                 older_at: 0,
+                loose_req: NONE,
+                loose_at: 0,
             };
             if g.ptr_addr != 0 {
                 sp.ptr_req = req;
@@ -174,6 +178,10 @@ impl Walker {
             sp.older_at = sp.chunk_at + g.len;
             req += g.older.len();
             let bytes = g.len + g.older.iter().map(|(_, len)| len).sum::<usize>();
+            sp.loose_req = req;
+            sp.loose_at = sp.chunk_at + bytes;
+            req += g.loose.len();
+            let bytes = bytes + g.loose.len() * l.frame.read_size as usize;
             self.arena.resize(self.arena.len() + bytes, 0);
             spec.push(sp);
         }
@@ -184,9 +192,11 @@ impl Walker {
         let ok = {
             let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(req + prefetch.reqs.len());
             reqs.push((self.interp + l.interp.threads_head, &mut head));
-            // An address of 0 fails the read, which reads as "nobody holds the GIL".
-            reqs.push((self.gil.holder, &mut gil));
-            reqs.push((self.gil.locked.unwrap_or(0), &mut locked));
+            // Words we have no address for are read from the interpreter state (always
+            // readable) and ignored: a failing range would split the batch in two syscalls.
+            let or_interp = |a: u64| if a == 0 { self.interp } else { a };
+            reqs.push((or_interp(self.gil.holder), &mut gil));
+            reqs.push((or_interp(self.gil.locked.unwrap_or(0)), &mut locked));
             for (addr, buf) in self.last_tstates.iter().zip(self.known.chunks_mut(tsize)) {
                 reqs.push((*addr, buf));
             }
@@ -196,7 +206,12 @@ impl Walker {
                     reqs.push((g.ptr_addr, ptr));
                 }
                 let chunk = (g.len > 0).then_some((g.chunk, g.len));
-                for (base, len) in chunk.into_iter().chain(g.older.iter().copied()) {
+                let loose = g.loose.iter().map(|&a| (a, l.frame.read_size as usize));
+                for (base, len) in chunk
+                    .into_iter()
+                    .chain(g.older.iter().copied())
+                    .chain(loose)
+                {
                     let (buf, tail) = std::mem::take(&mut rest).split_at_mut(len);
                     rest = tail;
                     reqs.push((base, buf));
@@ -219,7 +234,11 @@ impl Walker {
         prefetch.ok.clear();
         prefetch.ok.extend_from_slice(&ok[req..]);
         let head = u64::from_le_bytes(head);
-        let holder = if ok[1] { u64::from_le_bytes(gil) } else { 0 };
+        let holder = if ok[1] && self.gil.holder != 0 {
+            u64::from_le_bytes(gil)
+        } else {
+            0
+        };
         let gil_holder = match self.gil.locked {
             Some(_) if !(ok[2] && u32::from_le_bytes(locked) != 0) => 0,
             _ => holder,
@@ -306,6 +325,7 @@ impl Walker {
                 chunk,
                 len: 0,
                 older: Vec::new(),
+                loose: Vec::new(),
             });
             let guess = cached.map(|j| (j, &self.guesses[j], spec[j]));
             let mut regions = StackRegions::default();
@@ -327,26 +347,24 @@ impl Walker {
                     prev = Fields(&self.arena[at..at + len]).u64(l.frame.chunk_previous as usize);
                     regions.add(chunk, at, len, prev);
                 }
-                // Older chunks (or, for frame objects, frames) read with the guess.
+                // Older chunks read with the guess, while the chain agrees.
                 let mut oat = sp.older_at;
                 for (k, &(base, olen)) in g.older.iter().enumerate() {
-                    let good = ok[sp.older_req + k];
-                    match l.frames {
-                        FrameShape::InterpreterFrame => {
-                            if !chunk_hit || prev != base || !good {
-                                break;
-                            }
-                            prev = Fields(&self.arena[oat..oat + olen])
-                                .u64(l.frame.chunk_previous as usize);
-                            regions.add(base, oat, olen, prev);
-                        }
-                        FrameShape::FrameObject => {
-                            if good {
-                                regions.add(base, oat, olen, 0);
-                            }
-                        }
+                    if !chunk_hit || prev != base || !ok[sp.older_req + k] {
+                        break;
                     }
+                    prev =
+                        Fields(&self.arena[oat..oat + olen]).u64(l.frame.chunk_previous as usize);
+                    regions.add(base, oat, olen, prev);
                     oat += olen;
+                }
+                // Frames read alone last time (frame objects; generator and C-stack shim
+                // frames outside the chunks), read again with the guess.
+                let size = l.frame.read_size as usize;
+                for (k, &base) in g.loose.iter().enumerate() {
+                    if ok[sp.loose_req + k] {
+                        regions.loose.push((base, sp.loose_at + k * size, size));
+                    }
                 }
             }
             match frame {
@@ -461,17 +479,11 @@ impl Walker {
                             .map(|&(base, _, len)| (base, len)),
                     );
                 }
-                // Frame objects: the same frames, each read with the first batch.
-                FrameShape::FrameObject => {
-                    g.older.extend(
-                        thread
-                            .frames
-                            .iter()
-                            .take(MAX_GUESSED_FRAMES)
-                            .map(|f| (f.addr, l.frame.read_size as usize)),
-                    );
-                }
+                FrameShape::FrameObject => {}
             }
+            // Frames that were read alone, each read with the first batch next time.
+            g.loose
+                .extend(stack.regions.used_loose.iter().take(MAX_GUESSED_FRAMES));
         }
         self.threads_changed = self.addrs != self.last_tstates;
         if self.threads_changed {
@@ -505,8 +517,10 @@ struct Guess {
     ptr_addr: u64,
     chunk: u64,
     len: usize,
-    /// (address, length) of older chunks, or of frame objects.
+    /// (address, length) of older chunks.
     older: Vec<(u64, usize)>,
+    /// Frames read alone: frame objects (up to 3.10), and 3.11+ frames outside the chunks.
+    loose: Vec<u64>,
 }
 
 /// Where one thread's frame stack was copied: ranges of the walker's arena.
@@ -516,6 +530,10 @@ struct StackRegions {
     regions: Vec<(u64, usize, usize)>,
     /// The next older chunk not copied yet (0: none).
     older: u64,
+    /// Single frames read with the first batch: (target address, arena offset, length).
+    loose: Vec<(u64, usize, usize)>,
+    /// Frames served from `loose` or read alone during the walk, in walk order.
+    used_loose: Vec<u64>,
 }
 
 impl StackRegions {
@@ -524,8 +542,13 @@ impl StackRegions {
         self.older = older;
     }
 
-    fn find<'a>(&self, arena: &'a [u8], addr: u64, len: usize) -> Option<&'a [u8]> {
-        self.regions.iter().find_map(|(base, at, size)| {
+    fn find<'a>(
+        regions: &[(u64, usize, usize)],
+        arena: &'a [u8],
+        addr: u64,
+        len: usize,
+    ) -> Option<&'a [u8]> {
+        regions.iter().find_map(|(base, at, size)| {
             let off = addr.checked_sub(*base)? as usize;
             if off.checked_add(len)? > *size {
                 return None;
@@ -545,8 +568,13 @@ impl StackRegions {
         out: &mut [u8],
     ) -> bool {
         loop {
-            if let Some(b) = self.find(arena, addr, out.len()) {
+            if let Some(b) = Self::find(&self.regions, arena, addr, out.len()) {
                 out.copy_from_slice(b);
+                return true;
+            }
+            if let Some(b) = Self::find(&self.loose, arena, addr, out.len()) {
+                out.copy_from_slice(b);
+                self.used_loose.push(addr);
                 return true;
             }
             if self.older == 0 || self.regions.len() > 64 || arena.len() as u64 > MAX_CHUNKS_TOTAL {
@@ -574,7 +602,11 @@ impl StackRegions {
             }
             self.add(base, at, len, older);
         }
-        mem.read(addr, out).is_ok()
+        let ok = mem.read(addr, out).is_ok();
+        if ok {
+            self.used_loose.push(addr);
+        }
+        ok
     }
 }
 

@@ -83,28 +83,6 @@ fn permission_denied_says_what_is_needed() {
 }
 
 #[test]
-fn unsupported_versions_are_named() {
-    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
-    for py in interpreters() {
-        if supported(&py) {
-            skipped.push((py.label.clone(), "supported (tested by dump.rs)".into()));
-            continue;
-        }
-        let target = spawn(&py.path, "sleeper.py", &[]);
-        let (code, _, err) = run_py_spy(&["dump", "--pid", &target.pid.to_string()]);
-        let line = one_error_line(code, &err);
-        let (a, b, c) = py.version;
-        assert!(
-            line.contains(&format!("runs Python {a}.{b}.{c}")) && line.contains("not support"),
-            "{}: {line}",
-            py.label
-        );
-        ran.push(py.label.clone());
-    }
-    report("unsupported_versions_are_named", &ran, &skipped);
-}
-
-#[test]
 fn process_exiting_gives_errors_not_panics() {
     let python = first_supported();
     let target = spawn(&python.path, "deep.py", &["30"]);

@@ -324,3 +324,108 @@ fn record_on_every_version() {
         );
     });
 }
+
+/// A copy of the provisioned 3.15 whose `Py_Version` and debug-offsets version say 3.16.0:
+/// read through its debug offsets with 3.15's table shape, since the table's anchors agree.
+/// With one anchor changed (as a reordered 3.16 table would), it is refused, clearly.
+#[test]
+fn future_versions_by_debug_offsets() {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cache =
+        std::env::var("PYSPY_PYTHONS").unwrap_or_else(|_| format!("{home}/.cache/pyspy-pythons"));
+    let root = std::path::PathBuf::from(format!("{cache}/3.15/root"));
+    let original = root.join("usr/bin/python3.15");
+    let runner = std::path::PathBuf::from(format!("{cache}/bin/run-in-root"));
+    if !original.exists() || !runner.exists() {
+        report(
+            "future_versions_by_debug_offsets",
+            &[],
+            &[(
+                "3.15".into(),
+                "not provisioned (../shared/pythons/provision 3.15)".into(),
+            )],
+        );
+        return;
+    }
+    let bytes = std::fs::read(&original).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let file_offset = |name: &str| -> usize {
+        let sym = elf
+            .dynsyms
+            .iter()
+            .find(|s| elf.dynstrtab.get_at(s.st_name) == Some(name))
+            .unwrap_or_else(|| panic!("{name} is not exported"));
+        let ph = elf
+            .program_headers
+            .iter()
+            .find(|p| {
+                p.p_type == goblin::elf::program_header::PT_LOAD
+                    && p.p_vaddr <= sym.st_value
+                    && sym.st_value < p.p_vaddr + p.p_filesz
+            })
+            .unwrap();
+        (sym.st_value - ph.p_vaddr + ph.p_offset) as usize
+    };
+    let (py_version, runtime) = (file_offset("Py_Version"), file_offset("_PyRuntime"));
+    assert_eq!(&bytes[runtime..runtime + 8], b"xdebugpy");
+    let v316 = 0x0310_00f0u64.to_le_bytes();
+    let mut patched = bytes.clone();
+    patched[py_version..py_version + 8].copy_from_slice(&v316);
+    patched[runtime + 8..runtime + 16].copy_from_slice(&v316);
+    // 3.15's table: `pyobject.ob_type` (always 8) is word 59.
+    let mut reordered = patched.clone();
+    reordered[runtime + 59 * 8..runtime + 60 * 8].copy_from_slice(&12u64.to_le_bytes());
+
+    for (name, image, compatible) in [
+        ("python3.16-test", &patched, true),
+        ("python3.16-reordered-test", &reordered, false),
+    ] {
+        let path = root.join("usr/bin").join(name);
+        std::fs::write(&path, image).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let py = Interpreter {
+            label: format!("patched {name}"),
+            path: runner.clone(),
+            version: (3, 16, 0),
+        };
+        let target = spawn_with(
+            &py.path,
+            &[root.to_str().unwrap(), &format!("/usr/bin/{name}")],
+            SCRIPT,
+            &[],
+        );
+        let pid = target.pid.to_string();
+        if compatible {
+            let mut last = String::new();
+            let ok = (0..10).any(|_| {
+                let ours = dump_json(None, &pid);
+                match check_ours(&ours, target.pid) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        last = e;
+                        std::thread::sleep(Duration::from_millis(150));
+                        false
+                    }
+                }
+            });
+            assert!(ok, "{}: {last}", py.label);
+            let (_, out, _) = run_py_spy(&["dump", "--pid", &pid]);
+            assert!(out.contains("Python v3.16.0 ("), "{out}");
+        } else {
+            let (code, _, err) = run_py_spy(&["dump", "--pid", &pid]);
+            assert_ne!(code, 0);
+            assert!(
+                err.contains("3.16.0") && err.contains("newer py-spy"),
+                "refusal should name the version and say why: {err}"
+            );
+        }
+        drop(target);
+        let _ = std::fs::remove_file(&path);
+    }
+    report(
+        "future_versions_by_debug_offsets",
+        &["provisioned 3.15 patched to say 3.16.0".into()],
+        &[],
+    );
+}

@@ -465,6 +465,12 @@ mod tests {
 
     #[test]
     fn picks_by_version() {
+        // 3.7's GIL state moved in 3.7.4.
+        let gil = |p| for_version(&Version::new(3, 7, p)).unwrap().runtime.gil;
+        assert_eq!(gil(3), GilHolder::RuntimeTstateCurrent(1392));
+        assert_eq!(gil(4), GilHolder::RuntimeTstateCurrent(1480));
+        assert!(for_version(&Version::new(2, 7, 18)).is_some());
+        assert!(for_version(&Version::new(3, 5, 0)).is_none());
         assert!(for_version(&Version::new(3, 11, 7)).is_some());
         assert!(for_version(&Version::new(3, 11, 2)).is_some());
         assert!(for_version(&Version::new(3, 16, 0)).is_none());

@@ -270,9 +270,21 @@ pub const V3_8: Layout = Layout {
     ..V3_7
 };
 
-/// CPython 3.7.x: the first with `_PyRuntime`.
-pub const V3_7: Layout = Layout {
+/// CPython 3.7.0–3.7.3: a smaller `PyGC_Head` (24 bytes; 32 from 3.7.4, bpo-27987) puts
+/// `_PyRuntime.gilstate` 88 bytes earlier.
+pub const V3_7_0: Layout = Layout {
     first: (3, 7, 0),
+    last: (3, 7, 3),
+    runtime: RuntimeOffsets {
+        interpreters_head: 24,
+        gil: GilHolder::RuntimeTstateCurrent(1392),
+    },
+    ..V3_7
+};
+
+/// CPython 3.7.4–3.7.x: the first with `_PyRuntime`.
+pub const V3_7: Layout = Layout {
+    first: (3, 7, 4),
     last: (3, 7, 99),
     root: Root::Runtime,
     runtime: RuntimeOffsets {
@@ -441,4 +453,6 @@ pub const V2_7: Layout = Layout {
 };
 
 /// Every table, oldest first.
-pub const ALL: &[&Layout] = &[&V2_7, &V3_6, &V3_7, &V3_8, &V3_9, &V3_10, &V3_11, &V3_12];
+pub const ALL: &[&Layout] = &[
+    &V2_7, &V3_6, &V3_7_0, &V3_7, &V3_8, &V3_9, &V3_10, &V3_11, &V3_12,
+];

@@ -170,7 +170,13 @@ impl Drop for Target {
 /// Start `python script args...`, wait for its `READY` line, then a little longer so every
 /// thread has reached its parking line.
 pub fn spawn(python: &Path, script_name: &str, args: &[&str]) -> Target {
+    spawn_with(python, &[], script_name, args)
+}
+
+/// As [`spawn`], with `pre_args` between the program and the script (a wrapper's arguments).
+pub fn spawn_with(python: &Path, pre_args: &[&str], script_name: &str, args: &[&str]) -> Target {
     let mut child = Command::new(python)
+        .args(pre_args)
         .arg(script(script_name))
         .args(args)
         .current_dir(script(""))

@@ -4,7 +4,7 @@
 //! frame, code, and the object types we decode), so that for 3.13+ a `Layout` can be filled
 //! from the target's own table, and for older versions from the small per-version tables
 //! below. Facts come from CPython's headers (`Include/cpython/*.h`, `Include/internal/*.h`)
-//! for each release, read with `offsetof` (see `tools/offsets.c`); x86_64/aarch64 LP64 only.
+//! for each release, read with `offsetof` (see `tools/offsets/offsets.c`); x86_64/aarch64 LP64 only.
 //!
 //! Behaviour that differs between versions is a named flag ([`FrameShape`],
 //! [`LineTableFormat`], ...), never a version comparison in the walkers.

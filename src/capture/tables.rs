@@ -1,7 +1,7 @@
 //! Offset tables for CPython 2.7 to 3.12, one per range of versions with the same layout.
 //!
 //! Every number is a fact read from that release's headers with `offsetof`/`sizeof`
-//! (`tools/offsets.c` prints them; structs that are not installed, such as 3.6–3.10's
+//! (`tools/offsets/offsets.c` prints them; structs that are not installed, such as 3.6–3.10's
 //! `PyDictKeysObject` and `PyModuleObject`, come from the sources). 3.13 and later publish
 //! their offsets in `_PyRuntime.debug_offsets`: see `debug_offsets.rs`. x86_64/aarch64 LP64.
 

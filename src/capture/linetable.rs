@@ -142,6 +142,79 @@ mod tests {
     /// (`f.__code__.co_linetable`; positions from `co_positions()` cross-checked below).
     const TABLE: &[u8] = b"\x80\x00\xd8\x08\t\x88A\x89\x05\x80A\xd8\t\n\xd8\t\n\xf0\x03\x01\t\x0c\x80A\xe0\x0b\x0c\x80H";
 
+    /// Line of every instruction of
+    /// ```python
+    /// def f(a):            # line 2
+    ///     x = a + 1        # 3
+    ///     y = [x,          # 4
+    ///          x]          # 5
+    ///     for i in range(3):   # 6
+    ///         x += i       # 7
+    ///     return (y,       # 8
+    ///             x)       # 9
+    /// ```
+    /// as `dis.findlinestarts` gives it on CPython 3.9.18 and 3.10.13 (the same for both).
+    const LINES_39_310: [(u64, i32); 23] = [
+        (0, 3),
+        (2, 3),
+        (4, 3),
+        (6, 3),
+        (8, 4),
+        (10, 5),
+        (12, 4),
+        (14, 4),
+        (16, 6),
+        (18, 6),
+        (20, 6),
+        (22, 6),
+        (24, 6),
+        (26, 6),
+        (28, 7),
+        (30, 7),
+        (32, 7),
+        (34, 7),
+        (36, 7),
+        (38, 8),
+        (40, 9),
+        (42, 8),
+        (44, 8),
+    ];
+
+    #[test]
+    fn decodes_lnotab_with_negative_deltas() {
+        // f.__code__.co_lnotab on 3.9.18
+        let table = b"\x00\x01\x08\x01\x02\x01\x02\xff\x04\x02\x0c\x01\n\x01\x02\x01\x02\xff";
+        let format = LineTableFormat::Lnotab { signed: true };
+        for (offset, line) in LINES_39_310 {
+            assert_eq!(
+                line_for(format, table, 2, offset),
+                Some(line),
+                "offset {offset}"
+            );
+        }
+        // 2.7's deltas are unsigned: 0xff is +255 there.
+        let unsigned = LineTableFormat::Lnotab { signed: false };
+        assert_eq!(line_for(unsigned, b"\x02\xff", 1, 2), Some(256));
+    }
+
+    #[test]
+    fn decodes_310_linetable() {
+        // f.__code__.co_linetable on 3.10.13
+        let table = b"\x08\x01\x02\x01\x02\x01\x04\xff\x0c\x02\n\x01\x02\x01\x02\x01\x04\xff";
+        for (offset, line) in LINES_39_310 {
+            assert_eq!(
+                line_for(LineTableFormat::Linetable310, table, 2, offset),
+                Some(line),
+                "offset {offset}"
+            );
+        }
+        // -128: no line for that range.
+        assert_eq!(
+            line_for(LineTableFormat::Linetable310, b"\x02\x80", 5, 0),
+            None
+        );
+    }
+
     #[test]
     fn decodes_311_locations() {
         // (byte offset, line) for each instruction, from dis / co_positions on 3.11.7

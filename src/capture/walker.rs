@@ -691,7 +691,6 @@ mod tests {
     use crate::capture::code::CodeCache;
     use crate::capture::memory::ImageMemory;
     use crate::capture::objects::ObjectReader;
-    use crate::capture::tables::V3_11;
 
     /// xorshift: reproducible garbage.
     struct Rng(u64);
@@ -709,7 +708,10 @@ mod tests {
     #[test]
     fn garbage_memory_never_panics() {
         const BASES: [u64; 4] = [0x10000, 0x20000, 0x30000, 0x40000];
-        for seed in 1..300u64 {
+        for seed in 1..400u64 {
+            // Every table, in turn: each frame shape, string, int and dict format.
+            let layout =
+                crate::capture::tables::ALL[seed as usize % crate::capture::tables::ALL.len()];
             let mut rng = Rng(seed.wrapping_mul(0x9e3779b97f4a7c15));
             let mut mem = ImageMemory::new();
             for base in BASES {
@@ -727,11 +729,11 @@ mod tests {
                 mem.add(base, bytes);
             }
             let mut walker = Walker::new(
-                &V3_11,
+                layout,
                 0x20000 + (seed % 64) * 8,
                 GilWords {
                     holder: 0x10000 + 576,
-                    locked: None,
+                    locked: (seed % 2 == 0).then_some(0x10000 + 592),
                 },
             );
             let mut codes = CodeCache::default();
@@ -744,14 +746,14 @@ mod tests {
                     for t in &threads {
                         assert!(t.frames.len() <= MAX_DEPTH);
                         for f in &t.frames {
-                            if codes.get(&mem, &V3_11, f.code).is_ok() {
-                                codes.line(&V3_11, f.code, f.instr_offset);
+                            if codes.get(&mem, layout, f.code).is_ok() {
+                                codes.line(layout, f.code, f.instr_offset);
                             }
                         }
                     }
                 }
             }
-            let mut reader = ObjectReader::new(&mem, &V3_11);
+            let mut reader = ObjectReader::new(&mem, layout);
             for base in BASES {
                 let addr = base + ((rng.next() % 0x4000) & !7);
                 let _ = reader.repr(addr, 128);

@@ -243,10 +243,17 @@ fn dump_on_every_version() {
         let mut agreed = false;
         for _ in 0..10 {
             let ours = dump_json(None, &pid);
-            let result = check_ours(&ours, target.pid).and_then(|()| match &reference {
-                Some(r) => compare(&ours, &dump_json(Some(r), &pid)),
-                None => Ok(()),
-            });
+            // The busy thread holds the GIL nearly all the time: the GIL holder must show.
+            let gil = thread(&ours, "spinner").is_ok_and(|t| t["owns_gil"] == true);
+            let result = check_ours(&ours, target.pid)
+                .and_then(|()| {
+                    gil.then_some(())
+                        .ok_or_else(|| "the spinner does not hold the GIL".to_string())
+                })
+                .and_then(|()| match &reference {
+                    Some(r) => compare(&ours, &dump_json(Some(r), &pid)),
+                    None => Ok(()),
+                });
             match result {
                 Ok(()) => {
                     agreed = true;

@@ -66,6 +66,9 @@ pub struct PythonSpy {
     scratch: Vec<ThreadSample>,
     raw: Vec<RawThread>,
     prefetch: Prefetch,
+    /// Stripped 2.7/3.6 builds don't export `_PyThreadState_Current`: when it was last looked
+    /// for in the binary's data (see [`PythonSpy::find_gil_word`]).
+    gil_search: Option<Instant>,
 }
 
 /// One thread's stack as [`PythonSpy::sample`] takes it: code objects rather than strings.
@@ -130,6 +133,7 @@ impl PythonSpy {
             scratch: Vec::new(),
             raw: Vec::new(),
             prefetch: Prefetch::default(),
+            gil_search: None,
         };
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.
         let mut raw = Vec::new();
@@ -251,6 +255,11 @@ impl PythonSpy {
                     .accept_prefetch(layout, &self.prefetch.buf, &self.prefetch.ok);
                 self.decode(&raw, out)
             });
+        if self.walker.gil.holder == 0
+            && self.target.layout.runtime.gil == super::layout::GilHolder::CurrentSymbol
+        {
+            self.find_gil_word(&raw);
+        }
         self.raw = raw;
         drop(lock);
         decoded?;
@@ -298,6 +307,37 @@ impl PythonSpy {
         self.stats.code_loads = self.codes.loads;
         self.stats.code_invalidations = self.codes.invalidations;
         Ok(())
+    }
+
+    /// Without the `_PyThreadState_Current` symbol, look (at most once a second) for the word
+    /// in the interpreter binary's data that holds one of the thread states now: while some
+    /// thread holds the GIL it is the only such word there. Adopted only when unique.
+    fn find_gil_word(&mut self, threads: &[RawThread]) {
+        if self
+            .gil_search
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.gil_search = Some(Instant::now());
+        let tstates: Vec<u64> = threads.iter().map(|t| t.tstate).collect();
+        let mut found = Vec::new();
+        for &(start, end) in &self.target.interpreter_binary.data_ranges {
+            let len = end.saturating_sub(start).min(16 << 20) as usize;
+            let Ok(bytes) = self.mem.read_vec(start, len) else {
+                continue;
+            };
+            for (i, w) in bytes.chunks_exact(8).enumerate() {
+                let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+                if v != 0 && tstates.contains(&v) {
+                    found.push(start + 8 * i as u64);
+                }
+            }
+        }
+        if let [word] = found[..] {
+            self.walker.gil.holder = word;
+            self.threadstate_address = word as usize;
+        }
     }
 
     /// `threading`'s name for a thread, as last looked up.

@@ -312,7 +312,8 @@ impl<'a> ObjectReader<'a> {
             .object
             .int27
             .is_some_and(|(flag, _)| flags & flag != 0);
-        // 2.7's `str` is text: shown like 3's `str`.
+        // 2.7's `str` is text: shown like 3's `str` (2.7's `unicode` is shown by type and
+        // address).
         let text27 = self.layout.unicode.format == StrFormat::Bytes27;
         let out = if int27 {
             let v = self.small_int27(addr)?.unwrap_or(0);
@@ -333,7 +334,7 @@ impl<'a> ObjectReader<'a> {
                 }
                 s
             }
-        } else if flags & tpflags::UNICODE_SUBCLASS != 0
+        } else if (flags & tpflags::UNICODE_SUBCLASS != 0 && !text27)
             || (text27 && flags & tpflags::BYTES_SUBCLASS != 0)
         {
             let keep = (max_len - 5) as usize;

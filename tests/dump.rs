@@ -327,7 +327,13 @@ fn agrees_with_py_spy_043() {
             assert_eq!((c1, c2), (0, 0), "ours: {e1}\ntheirs: {e2}");
             let ours: Value = serde_json::from_str(&ours).unwrap();
             let theirs: Value = serde_json::from_str(&theirs).unwrap();
-            match compare(&ours, &theirs) {
+            // Counters that move between two dumps: the spinner's `n`, the producer's `n`/`item`.
+            let moving = |thread: &Value, local: &Value| {
+                (thread == "spinner" && local == "n")
+                    || (thread == "producer" && (local == "n" || local == "item"))
+            };
+            let (ours, theirs) = (ours.as_array().unwrap(), theirs.as_array().unwrap());
+            match compare_dumps(ours, theirs, "spinner", moving) {
                 Ok(()) => {
                     agreed = true;
                     break;
@@ -338,87 +344,4 @@ fn agrees_with_py_spy_043() {
         }
         assert!(agreed, "{}: differs from py-spy 0.4.3: {last}", py.label);
     });
-}
-
-fn compare(ours: &Value, theirs: &Value) -> Result<(), String> {
-    let (ours, theirs) = (ours.as_array().unwrap(), theirs.as_array().unwrap());
-    if ours.len() != theirs.len() {
-        return Err(format!("{} threads vs {}", ours.len(), theirs.len()));
-    }
-    for (o, t) in ours.iter().zip(theirs) {
-        let spinner = o["thread_name"] == "spinner";
-        // Counters that move between two dumps: the spinner's `n`, the producer's `n`/`item`.
-        let moving = |name: &Value| {
-            (spinner && name == "n")
-                || (o["thread_name"] == "producer" && (name == "n" || name == "item"))
-        };
-        let mut keys = vec!["pid", "thread_id", "thread_name"];
-        // py-spy can't always tell the OS thread id before 3.8 (Debian's builds) and then
-        // calls every thread active: ours are checked by `check_snapshot`.
-        if !t["os_thread_id"].is_null() {
-            keys.extend(["os_thread_id", "active"]);
-        }
-        if !spinner {
-            keys.push("owns_gil"); // the spinner takes and drops the GIL between two dumps
-        }
-        for k in keys {
-            if o[k] != t[k] {
-                return Err(format!(
-                    "thread {}: {k}: {} vs {}",
-                    o["thread_name"], o[k], t[k]
-                ));
-            }
-        }
-        let (of, tf) = (
-            o["frames"].as_array().unwrap(),
-            t["frames"].as_array().unwrap(),
-        );
-        if of.len() != tf.len() {
-            return Err(format!(
-                "thread {}: {} frames vs {}",
-                o["thread_name"],
-                of.len(),
-                tf.len()
-            ));
-        }
-        for (a, b) in of.iter().zip(tf) {
-            for k in [
-                "name",
-                "filename",
-                "module",
-                "short_filename",
-                "line",
-                "is_entry",
-                "is_shim_entry",
-            ] {
-                if a[k] != b[k] {
-                    return Err(format!("frame {}: {k}: {} vs {}", a["name"], a[k], b[k]));
-                }
-            }
-            let (al, bl) = (
-                a["locals"].as_array().unwrap(),
-                b["locals"].as_array().unwrap(),
-            );
-            if al.len() != bl.len() {
-                return Err(format!("frame {}: locals differ", a["name"]));
-            }
-            for (x, y) in al.iter().zip(bl) {
-                for k in ["name", "addr", "arg"] {
-                    if x[k] != y[k] && !(k == "addr" && moving(&x["name"])) {
-                        return Err(format!("local {}: {k}: {} vs {}", x["name"], x[k], y[k]));
-                    }
-                }
-                let theirs = y["repr"].as_str().unwrap_or("");
-                let deliberate =
-                    theirs == "?" || theirs.ends_with("bigint") || theirs.starts_with("<bytes at");
-                if x["repr"] != y["repr"] && !deliberate && !moving(&x["name"]) {
-                    return Err(format!(
-                        "local {}: {} vs {}",
-                        x["name"], x["repr"], y["repr"]
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
 }

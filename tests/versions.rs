@@ -119,102 +119,6 @@ fn check_ours(traces: &[Value], pid: i32) -> Result<(), String> {
     Ok(())
 }
 
-/// Ours and py-spy's, thread by thread and frame by frame. Where py-spy shows less on
-/// purpose (no thread names, `+bigint`, 2.7's `dict`), ours must be what `check_ours` says.
-fn compare(ours: &[Value], theirs: &[Value]) -> Result<(), String> {
-    if ours.len() != theirs.len() {
-        return Err(format!("{} threads vs {}", ours.len(), theirs.len()));
-    }
-    for (o, t) in ours.iter().zip(theirs) {
-        let name = o["thread_name"].clone();
-        let busy = name == "spinner";
-        let mut keys = vec!["pid", "thread_id"];
-        // py-spy can't always tell the OS thread id before 3.8 (Debian's 2.7), and then
-        // calls every thread active; ours is checked to be one of the process's tasks, and
-        // its activity by `check_ours`.
-        if t["os_thread_id"].is_null() {
-            let tid = o["os_thread_id"].as_u64().unwrap_or(0);
-            let task = format!("/proc/{}/task/{tid}", o["pid"]);
-            if !std::path::Path::new(&task).exists() {
-                return Err(format!("thread {name}: os_thread_id {tid} is not a task"));
-            }
-        } else {
-            keys.push("os_thread_id");
-            keys.push("active");
-        }
-        if !busy {
-            keys.push("owns_gil");
-        }
-        if !t["thread_name"].is_null() {
-            keys.push("thread_name");
-        }
-        for k in keys {
-            if o[k] != t[k] {
-                return Err(format!("thread {name}: {k}: {} vs {}", o[k], t[k]));
-            }
-        }
-        let (of, tf) = (
-            o["frames"].as_array().unwrap(),
-            t["frames"].as_array().unwrap(),
-        );
-        if of.len() != tf.len() {
-            return Err(format!(
-                "thread {name}: {} frames vs {}",
-                of.len(),
-                tf.len()
-            ));
-        }
-        for (a, b) in of.iter().zip(tf) {
-            for k in [
-                "name",
-                "filename",
-                "module",
-                "short_filename",
-                "line",
-                "is_entry",
-                "is_shim_entry",
-            ] {
-                if a[k] != b[k] {
-                    return Err(format!(
-                        "thread {name}: frame {}: {k}: {} vs {}",
-                        a["name"], a[k], b[k]
-                    ));
-                }
-            }
-            let (al, bl) = (
-                a["locals"].as_array().unwrap(),
-                b["locals"].as_array().unwrap(),
-            );
-            if al.len() != bl.len() {
-                return Err(format!(
-                    "frame {}: {} locals vs {}",
-                    a["name"],
-                    al.len(),
-                    bl.len()
-                ));
-            }
-            // Counters that move between the two dumps.
-            let moving = |n: &Value| busy || n == "n" || n == "item" || n == "total";
-            for (x, y) in al.iter().zip(bl) {
-                for k in ["name", "addr", "arg"] {
-                    if x[k] != y[k] && !(k == "addr" && moving(&x["name"])) {
-                        return Err(format!("local {}: {k}: {} vs {}", x["name"], x[k], y[k]));
-                    }
-                }
-                let theirs = y["repr"].as_str().unwrap_or("");
-                let deliberate = theirs == "?" || theirs.ends_with("bigint") || theirs == "dict";
-                if x["repr"] != y["repr"] && !deliberate && !moving(&x["name"]) {
-                    return Err(format!(
-                        "local {}: {} vs {}",
-                        x["name"], x["repr"], y["repr"]
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 fn dump_json(bin: Option<&std::path::Path>, pid: &str) -> Vec<Value> {
     let args = ["dump", "--pid", pid, "--json", "--locals"];
     let (code, out, err) = match bin {
@@ -251,7 +155,13 @@ fn dump_on_every_version() {
                         .ok_or_else(|| "the spinner does not hold the GIL".to_string())
                 })
                 .and_then(|()| match &reference {
-                    Some(r) => compare(&ours, &dump_json(Some(r), &pid)),
+                    // Counters that move between the two dumps: all of the busy thread's, and
+                    // the loop counters elsewhere.
+                    Some(r) => {
+                        compare_dumps(&ours, &dump_json(Some(r), &pid), "spinner", |t, n| {
+                            t == "spinner" || n == "n" || n == "item" || n == "total"
+                        })
+                    }
                     None => Ok(()),
                 });
             match result {

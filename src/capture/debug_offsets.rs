@@ -14,7 +14,8 @@
 //! hold the expected values at the expected places. Otherwise the version is unsupported.
 
 use super::layout::*;
-use super::memory::{Fields, Memory};
+use super::memory::{words_in, Fields, Memory};
+use super::tables::V3_12;
 use super::version::Version;
 use anyhow::{bail, Context, Result};
 use std::sync::Mutex;
@@ -317,16 +318,8 @@ fn anchors(s: &DebugShape) -> [(usize, u64); 9] {
 
 /// Find `_PyRuntime` in a binary's data by its debug-offsets cookie.
 pub fn scan_for_runtime(mem: &dyn Memory, ranges: &[(u64, u64)]) -> Option<u64> {
-    for &(start, end) in ranges {
-        let len = end.saturating_sub(start).min(64 << 20) as usize;
-        let Ok(bytes) = mem.read_vec(start, len) else {
-            continue;
-        };
-        if let Some(i) = bytes.chunks_exact(8).position(|w| w == COOKIE.as_slice()) {
-            return Some(start + 8 * i as u64);
-        }
-    }
-    None
+    let cookie = u64::from_le_bytes(*COOKIE);
+    words_in(mem, ranges).find_map(|(addr, w)| (w == cookie).then_some(addr))
 }
 
 /// Layouts built from targets, kept for the life of the process (one per distinct layout).
@@ -464,9 +457,8 @@ pub fn layout_from_table(raw: &[u8], version: &Version) -> Result<Layout> {
                 interpreter: x.owner_interpreter,
             },
             localsplus: w(shape.frame_localsplus),
-            chunk_header: 24,
-            chunk_previous: 0,
-            chunk_size: 8,
+            // `_PyStackChunk` is unchanged since 3.11.
+            ..V3_12.frame
         },
         code: CodeOffsets {
             size: w(shape.code_adaptive).max(code_end),
@@ -483,16 +475,14 @@ pub fn layout_from_table(raw: &[u8], version: &Version) -> Result<Layout> {
             validate_from: 8,
             validate_to: code_end,
         },
+        // The state's bit positions are 3.12's.
         unicode: UnicodeOffsets {
-            format: StrFormat::Pep393,
             length: w(shape.str_length),
             state: w(shape.str_state),
-            kind_shift: 2,
-            compact_bit: 5,
-            ascii_bit: 6,
             ascii_size,
             compact_size,
             data_any: compact_size,
+            ..V3_12.unicode
         },
         object: ObjectOffsets {
             ob_type: w(shape.ob_type),
@@ -507,24 +497,16 @@ pub fn layout_from_table(raw: &[u8], version: &Version) -> Result<Layout> {
             list_items: w(shape.list_item),
             float_fval: w(shape.float_fval),
             long_digits: w(shape.long_digit),
-            ints: IntFormat::LvTag,
-            int27: None,
-            module_dict: 16,
+            ..V3_12.object
         },
+        // The keys object and its entries are 3.12's; the values gained a header and
+        // instance attributes moved inline in 3.13.
         dict: DictOffsets {
-            format: DictFormat::Keys311,
-            ma_used: 16,
             ma_keys: w(shape.dict_keys),
             ma_values: w(shape.dict_values),
-            dk_log2_size: 8,
-            dk_log2_index_bytes: 9,
-            dk_kind: 10,
-            dk_nentries: 24,
-            dk_indices: 32,
-            entry_size: 24,
-            unicode_entry_size: 16,
             values_start: 8,
             managed: ManagedDict::Inline313 { dict_back: 24 },
+            ..V3_12.dict
         },
     };
     layout.check().map_err(|e| {

@@ -81,6 +81,22 @@ pub trait Memory {
     }
 }
 
+/// Every aligned 8-byte word of `ranges` (at most [`MAX_READ`] bytes of each; unreadable
+/// ranges are skipped), as (address, value): for searching a binary's data when a symbol is missing.
+pub fn words_in<'a>(
+    mem: &'a dyn Memory,
+    ranges: &'a [(u64, u64)],
+) -> impl Iterator<Item = (u64, u64)> + 'a {
+    ranges.iter().flat_map(move |&(start, end)| {
+        let len = (end.saturating_sub(start) as usize).min(MAX_READ);
+        let bytes = mem.read_vec(start, len).unwrap_or_default();
+        (0..bytes.len() / 8).map(move |i| {
+            let w = Fields(&bytes).u64(8 * i);
+            (start + 8 * i as u64, w)
+        })
+    })
+}
+
 /// The memory of a live process, read with `process_vm_readv`.
 pub struct LiveMemory {
     pid: libc::pid_t,

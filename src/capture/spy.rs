@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::code::{CodeCache, CodeInfo};
 use super::errors::AttachError;
-use super::memory::{Fields, LiveMemory, Memory};
+use super::memory::{words_in, Fields, LiveMemory, Memory};
 use super::objects::ObjectReader;
 use super::os_threads::{self, OsThreads};
 use super::strings;
@@ -321,19 +321,10 @@ impl PythonSpy {
         }
         self.gil_search = Some(Instant::now());
         let tstates: Vec<u64> = threads.iter().map(|t| t.tstate).collect();
-        let mut found = Vec::new();
-        for &(start, end) in &self.target.interpreter_binary.data_ranges {
-            let len = end.saturating_sub(start).min(16 << 20) as usize;
-            let Ok(bytes) = self.mem.read_vec(start, len) else {
-                continue;
-            };
-            for (i, w) in bytes.chunks_exact(8).enumerate() {
-                let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-                if v != 0 && tstates.contains(&v) {
-                    found.push(start + 8 * i as u64);
-                }
-            }
-        }
+        let found: Vec<u64> = words_in(&self.mem, &self.target.interpreter_binary.data_ranges)
+            .filter(|&(_, v)| v != 0 && tstates.contains(&v))
+            .map(|(addr, _)| addr)
+            .collect();
         if let [word] = found[..] {
             self.walker.gil.holder = word;
             self.threadstate_address = word as usize;

@@ -220,13 +220,12 @@ pub const V3_9: Layout = Layout {
     first: (3, 9, 0),
     last: (3, 9, 99),
     runtime: RuntimeOffsets {
-        interpreters_head: 32,
         gil: GilHolder::RuntimeTstateCurrent(568),
+        ..V3_8.runtime
     },
     interp: InterpreterOffsets {
-        next: 0,
-        threads_head: 8,
         modules: 856,
+        ..V3_8.interp
     },
     object: ObjectOffsets {
         ht_cached_keys: Some(864),
@@ -244,9 +243,8 @@ pub const V3_8: Layout = Layout {
         gil: GilHolder::RuntimeTstateCurrent(1368),
     },
     interp: InterpreterOffsets {
-        next: 0,
-        threads_head: 8,
         modules: 56,
+        ..V3_7.interp
     },
     code: CodeOffsets {
         size: 128,
@@ -276,8 +274,8 @@ pub const V3_7_0: Layout = Layout {
     first: (3, 7, 0),
     last: (3, 7, 3),
     runtime: RuntimeOffsets {
-        interpreters_head: 24,
         gil: GilHolder::RuntimeTstateCurrent(1392),
+        ..V3_7.runtime
     },
     ..V3_7
 };
@@ -292,9 +290,8 @@ pub const V3_7: Layout = Layout {
         gil: GilHolder::RuntimeTstateCurrent(1480),
     },
     interp: InterpreterOffsets {
-        next: 0,
-        threads_head: 8,
         modules: 40,
+        ..V3_6.interp
     },
     thread: ThreadOffsets {
         size: 184,

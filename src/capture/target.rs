@@ -7,7 +7,7 @@ use super::elf::LoadedBinary;
 use super::errors::{from_proc_io, AttachError};
 use super::layout::{self, GilHolder, Layout, Root};
 use super::maps::{self, MapRange};
-use super::memory::Memory;
+use super::memory::{words_in, Memory};
 use super::trace::Pid;
 use super::version::Version;
 use super::walker::GilWords;
@@ -215,22 +215,10 @@ fn scan_for_root(mem: &dyn Memory, layout: &Layout, ranges: &[(u64, u64)]) -> Op
         Root::Runtime => layout.runtime.interpreters_head,
         Root::InterpHead => 0,
     };
-    for &(start, end) in ranges {
-        let len = end.saturating_sub(start).min(64 << 20) as usize;
-        let Ok(bytes) = mem.read_vec(start, len) else {
-            continue;
-        };
-        for (i, word) in bytes.chunks_exact(8).enumerate() {
-            let interp = u64::from_le_bytes(word.try_into().ok()?);
-            if interp < 0x10000 || interp % 8 != 0 || interp >> 48 != 0 {
-                continue;
-            }
-            if is_interpreter(mem, layout, interp) {
-                return Some(start + (i as u64) * 8 - head_off);
-            }
-        }
-    }
-    None
+    words_in(mem, ranges).find_map(|(addr, interp)| {
+        let plausible = interp >= 0x10000 && interp % 8 == 0 && interp >> 48 == 0;
+        (plausible && is_interpreter(mem, layout, interp)).then(|| addr - head_off)
+    })
 }
 
 /// Does `interp` look like a live interpreter state: its first thread state points back at

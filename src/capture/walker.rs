@@ -87,6 +87,8 @@ pub struct Walker {
     frame_bytes: Vec<u8>,
     /// Per thread of `last_tstates`: where its stack was.
     guesses: Vec<Guess>,
+    /// Guesses no longer used, kept for their buffers.
+    spare: Vec<Guess>,
 }
 
 /// Per-thread bookkeeping between batch (2) and the frame walk.
@@ -125,6 +127,7 @@ impl Walker {
             arena: Vec::new(),
             frame_bytes: Vec::new(),
             guesses: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -150,7 +153,7 @@ impl Walker {
         self.known.clear();
         self.known.resize(tsize * last, 0);
         if self.guesses.len() != last {
-            self.guesses.clear();
+            self.spare.append(&mut self.guesses);
         }
         let mut spec_ptrs = vec![[0u8; 8]; self.guesses.len()];
         self.arena.clear();
@@ -320,13 +323,13 @@ impl Walker {
                 }
                 _ => (0, 0),
             };
-            new_guesses.push(Guess {
-                ptr_addr,
-                chunk,
-                len: 0,
-                older: Vec::new(),
-                loose: Vec::new(),
-            });
+            let mut g = self.spare.pop().unwrap_or_default();
+            g.ptr_addr = ptr_addr;
+            g.chunk = chunk;
+            g.len = 0;
+            g.older.clear();
+            g.loose.clear();
+            new_guesses.push(g);
             let guess = cached.map(|j| (j, &self.guesses[j], spec[j]));
             let mut regions = StackRegions::default();
             // Frame pointer from the guess, if it was read from the same place.
@@ -489,7 +492,8 @@ impl Walker {
         if self.threads_changed {
             self.last_tstates.clone_from(&self.addrs);
         }
-        self.guesses = new_guesses;
+        let old = std::mem::replace(&mut self.guesses, new_guesses);
+        self.spare.extend(old);
         Ok(())
     }
 }
@@ -512,7 +516,7 @@ pub struct Prefetch {
 /// and how much of the chunk to copy, and the older chunks (or, up to 3.10, the frame
 /// objects) the walk needed. A thread whose frame pointer and chunk are where they were,
 /// and whose stack still fits, is served from the first batch.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Guess {
     ptr_addr: u64,
     chunk: u64,

@@ -310,3 +310,107 @@ pub fn tmpdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// Ours and py-spy 0.4.3's `dump --json` output (arrays of traces), thread by thread and frame
+/// by frame. `busy` names the thread that takes and drops the GIL between two dumps (its GIL
+/// flag is not compared); `moving(thread name, local name)` says which locals change between
+/// the dumps (their address and text are not compared). Where py-spy shows less on purpose
+/// (no thread name or OS thread id, `?`, `+bigint`, `<bytes at ..>`, 2.7's `dict`), ours is
+/// left to the caller's own expectations; an OS thread id py-spy lacks must be a live task.
+pub fn compare_dumps(
+    ours: &[serde_json::Value],
+    theirs: &[serde_json::Value],
+    busy: &str,
+    moving: impl Fn(&serde_json::Value, &serde_json::Value) -> bool,
+) -> Result<(), String> {
+    if ours.len() != theirs.len() {
+        return Err(format!("{} threads vs {}", ours.len(), theirs.len()));
+    }
+    for (o, t) in ours.iter().zip(theirs) {
+        let name = &o["thread_name"];
+        let mut keys = vec!["pid", "thread_id"];
+        // py-spy can't always tell the OS thread id before 3.11 (thread states lack it), and
+        // then calls every thread active.
+        if t["os_thread_id"].is_null() {
+            let tid = o["os_thread_id"].as_u64().unwrap_or(0);
+            let task = format!("/proc/{}/task/{tid}", o["pid"]);
+            if !Path::new(&task).exists() {
+                return Err(format!("thread {name}: os_thread_id {tid} is not a task"));
+            }
+        } else {
+            keys.extend(["os_thread_id", "active"]);
+        }
+        if *name != busy {
+            keys.push("owns_gil");
+        }
+        if !t["thread_name"].is_null() {
+            keys.push("thread_name");
+        }
+        for k in keys {
+            if o[k] != t[k] {
+                return Err(format!("thread {name}: {k}: {} vs {}", o[k], t[k]));
+            }
+        }
+        let (of, tf) = (
+            o["frames"].as_array().unwrap(),
+            t["frames"].as_array().unwrap(),
+        );
+        if of.len() != tf.len() {
+            return Err(format!(
+                "thread {name}: {} frames vs {}",
+                of.len(),
+                tf.len()
+            ));
+        }
+        for (a, b) in of.iter().zip(tf) {
+            for k in [
+                "name",
+                "filename",
+                "module",
+                "short_filename",
+                "line",
+                "is_entry",
+                "is_shim_entry",
+            ] {
+                if a[k] != b[k] {
+                    return Err(format!(
+                        "thread {name}: frame {}: {k}: {} vs {}",
+                        a["name"], a[k], b[k]
+                    ));
+                }
+            }
+            let (al, bl) = (
+                a["locals"].as_array().unwrap(),
+                b["locals"].as_array().unwrap(),
+            );
+            if al.len() != bl.len() {
+                return Err(format!(
+                    "frame {}: {} locals vs {}",
+                    a["name"],
+                    al.len(),
+                    bl.len()
+                ));
+            }
+            for (x, y) in al.iter().zip(bl) {
+                let moves = moving(name, &x["name"]);
+                for k in ["name", "addr", "arg"] {
+                    if x[k] != y[k] && !(k == "addr" && moves) {
+                        return Err(format!("local {}: {k}: {} vs {}", x["name"], x[k], y[k]));
+                    }
+                }
+                let theirs = y["repr"].as_str().unwrap_or("");
+                let deliberate = theirs == "?"
+                    || theirs.ends_with("bigint")
+                    || theirs.starts_with("<bytes at")
+                    || theirs == "dict";
+                if x["repr"] != y["repr"] && !deliberate && !moves {
+                    return Err(format!(
+                        "local {}: {} vs {}",
+                        x["name"], x["repr"], y["repr"]
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -48,6 +48,8 @@ fn main() -> anyhow::Result<()> {
     let (reads0, cpu0) = (spy.stats.reads, cpu_seconds());
     let mut frames = 0usize;
     let mut stacks = 0usize;
+    let mut empty = 0usize;
+    let stats0 = spy.stats.clone();
     let mut threads = Vec::new();
     for _ in 0..samples {
         if sleep_us > 0 {
@@ -58,11 +60,13 @@ fn main() -> anyhow::Result<()> {
             for t in &threads {
                 frames += t.frames.len();
                 stacks += 1;
+                empty += (t.frames.is_empty() && t.fault.is_none()) as usize;
             }
         } else {
             for t in spy.get_stack_traces()? {
                 frames += t.frames.len();
                 stacks += 1;
+                empty += t.frames.is_empty() as usize;
             }
         }
     }
@@ -80,6 +84,16 @@ fn main() -> anyhow::Result<()> {
         cpu * 1e6 / stacks.max(1) as f64,
         (spy.stats.reads - reads0) as f64 / samples as f64,
         frames as f64 / stacks.max(1) as f64
+    );
+    let s = &spy.stats;
+    println!(
+        "empty stacks {empty}, code loads {}, invalidations {}, bad frames {}, truncated {}, retries {}, faults {}",
+        s.code_loads - stats0.code_loads,
+        s.code_invalidations - stats0.code_invalidations,
+        s.bad_frames - stats0.bad_frames,
+        s.truncated_stacks - stats0.truncated_stacks,
+        s.retries - stats0.retries,
+        s.faults - stats0.faults,
     );
     Ok(())
 }

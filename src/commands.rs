@@ -113,7 +113,7 @@ pub fn render_to(session: &Session, opts: &RenderOptions, output: &Path) -> Resu
 pub fn describe_capture(path: &Path, s: &CaptureSummary) -> String {
     let mut text = format!(
         "Wrote session '{}': {} samples of process {} (Python {}), {} snapshots in {:.1} s, \
-         {} errors, {} ({:.1} bytes/sample)",
+         {} errors ({} thread stacks unreadable), {} ({:.1} bytes/sample)",
         path.display(),
         s.samples,
         s.pid,
@@ -121,12 +121,13 @@ pub fn describe_capture(path: &Path, s: &CaptureSummary) -> String {
         s.snapshots,
         s.elapsed.as_secs_f64(),
         s.errors,
+        s.error_samples,
         format_bytes(s.file_bytes),
         s.file_bytes as f64 / s.samples.max(1) as f64,
     );
-    if s.late > 0 {
+    if s.late > 0 || s.skipped > 0 {
         text.push_str(&format!(
-            "; {} snapshots more than a period late (worst {:.1?}), {} skipped: try a lower rate",
+            "; {} snapshots more than a period late (worst {:.1?}), {} ticks skipped: try a lower rate",
             s.late, s.max_late, s.skipped
         ));
     }
@@ -197,18 +198,24 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
         }
         recorder::StopReason::Duration => {}
     }
-    if summary.late > 0 {
+    if summary.late > 0 || summary.skipped > 0 {
         println!(
-            "{} of {} snapshots were more than a sampling period late (worst {:.2?}): results \
-             may be inaccurate. Try reducing the sampling rate.",
-            summary.late, summary.snapshots, summary.max_late
+            "{} of {} sampling ticks were missed because sampling fell behind, and {} snapshots \
+             were more than a sampling period late (worst {:.2?}): results may be inaccurate. \
+             Try reducing the sampling rate.",
+            summary.skipped,
+            summary.snapshots + summary.skipped,
+            summary.late,
+            summary.max_late
         );
     }
     let rendered =
         Session::open(&session_path).and_then(|session| render_to(&session, &req.render, &output));
     cleanup(&session_path);
     let rendered = rendered?;
-    let (samples, errors) = (rendered.samples, summary.errors);
+    // py-spy's "Errors": samples that could not be taken (here: thread stacks that could
+    // not be read, failed snapshots included).
+    let (samples, errors) = (rendered.samples, summary.error_samples);
     let out = output.display();
     match req.render.format {
         FileFormat::flamegraph => {
@@ -229,6 +236,9 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
             println!("Wrote chrome trace to '{out}'. Samples: {samples} Errors: {errors}");
             println!("Visit chrome://tracing or https://ui.perfetto.dev/ to view");
         }
+    }
+    if let Some(note) = &rendered.errors_note {
+        println!("{note}");
     }
     if let Some(p) = &req.session {
         println!(

@@ -156,6 +156,10 @@ struct ViewArgs {
     /// Show full Python filenames, instead of shortening to show only the package part
     #[arg(long)]
     full_filenames: bool,
+    /// Show samples whose stack could not be read, as a frame naming the reason (they are
+    /// left out otherwise, and counted)
+    #[arg(long)]
+    errors: bool,
 }
 
 impl ViewArgs {
@@ -172,6 +176,7 @@ impl ViewArgs {
                 LineNo::LastInstruction
             },
             full_filenames: self.full_filenames,
+            errors: self.errors,
             ..View::default()
         }
     }
@@ -355,6 +360,9 @@ fn render(args: RenderArgs) -> Result<()> {
                 String::new()
             }
         );
+        if let Some(note) = &summary.errors_note {
+            eprintln!("{note}");
+        }
     }
     Ok(())
 }

@@ -39,6 +39,9 @@ pub struct View {
     /// Time window, in seconds from the start of the capture.
     pub from_s: Option<f64>,
     pub to_s: Option<f64>,
+    /// Show samples whose stack could not be read (error samples) as a stack of one
+    /// `<error: REASON>` frame, rather than leaving them out.
+    pub errors: bool,
 }
 
 impl Default for View {
@@ -54,6 +57,7 @@ impl Default for View {
             threads: Vec::new(),
             from_s: None,
             to_s: None,
+            errors: false,
         }
     }
 }
@@ -115,6 +119,11 @@ pub struct Replay<'s> {
     process_labels: HashMap<u32, Vec<u32>>,
     /// Samples dropped by the idle and GIL rules.
     pub dropped: u64,
+    /// Error samples (stack unknown) that passed the view's rules and were left out, by
+    /// `errors.id`; with `View::errors` they are shown instead.
+    pub errors_left_out: Vec<u64>,
+    /// (error id, thread label frame or u32::MAX) → view stack.
+    error_stacks: FastMap<(u32, u32), u32>,
 }
 
 impl<'s> Replay<'s> {
@@ -181,6 +190,8 @@ impl<'s> Replay<'s> {
             thread_labels: HashMap::new(),
             process_labels: HashMap::new(),
             dropped: 0,
+            errors_left_out: vec![0; session.errors.len()],
+            error_stacks: FastMap::default(),
         })
     }
 
@@ -201,14 +212,27 @@ impl<'s> Replay<'s> {
                 self.dropped += 1;
                 continue;
             }
+            if s.error() && !self.view.errors {
+                if let Some(n) = self.errors_left_out.get_mut(s.stack as usize) {
+                    *n += 1;
+                }
+                continue;
+            }
             let label = if self.view.thread_frames {
                 self.thread_label(s.thread, s.t_us)
             } else {
                 u32::MAX
             };
-            let stack = match self.stack_ids.get(&(s.stack, label)) {
-                Some(id) => *id,
-                None => self.make_stack(s.stack, s.thread, label),
+            let stack = if s.error() {
+                match self.error_stacks.get(&(s.stack, label)) {
+                    Some(id) => *id,
+                    None => self.make_error_stack(s.stack, s.thread, label),
+                }
+            } else {
+                match self.stack_ids.get(&(s.stack, label)) {
+                    Some(id) => *id,
+                    None => self.make_stack(s.stack, s.thread, label),
+                }
             };
             f(
                 self,
@@ -304,7 +328,52 @@ impl<'s> Replay<'s> {
         ids
     }
 
-    fn make_stack(&mut self, stored: u32, thread: u32, label: u32) -> u32 {
+    /// Error samples left out, in all.
+    pub fn errors_left_out_total(&self) -> u64 {
+        self.errors_left_out.iter().sum()
+    }
+
+    /// "N samples whose stack could not be read (REASON: n, ...)", or `None` when no error
+    /// sample was left out.
+    pub fn errors_note(&self) -> Option<String> {
+        let total = self.errors_left_out_total();
+        if total == 0 {
+            return None;
+        }
+        let mut by_kind: Vec<(String, u64)> = Vec::new();
+        for (row, n) in self.session.errors.iter().zip(&self.errors_left_out) {
+            if *n == 0 {
+                continue;
+            }
+            match by_kind.iter_mut().find(|(m, _)| *m == row.message) {
+                Some(e) => e.1 += n,
+                None => by_kind.push((row.message.clone(), *n)),
+            }
+        }
+        let reasons: Vec<String> = by_kind.iter().map(|(m, n)| format!("{m}: {n}")).collect();
+        Some(format!(
+            "{total} {} whose stack could not be read left out ({}); --errors shows them",
+            if total == 1 { "sample" } else { "samples" },
+            reasons.join(", ")
+        ))
+    }
+
+    fn make_error_stack(&mut self, error: u32, thread: u32, label: u32) -> u32 {
+        let mut out = self.roots(thread, label);
+        let reason = self
+            .session
+            .errors
+            .get(error as usize)
+            .map_or("unknown", |e| e.message.as_str());
+        out.push(self.pseudo(format!("<error: {reason}>")));
+        let id = self.stacks.len() as u32;
+        self.stacks.push(out);
+        self.error_stacks.insert((error, label), id);
+        id
+    }
+
+    /// The process and thread frames a stack of `thread` starts with under this view.
+    fn roots(&mut self, thread: u32, label: u32) -> Vec<u32> {
         let mut out = Vec::new();
         if self.process_frames {
             let process = self.session.threads[thread as usize].process;
@@ -313,6 +382,11 @@ impl<'s> Replay<'s> {
         if label != u32::MAX {
             out.push(label);
         }
+        out
+    }
+
+    fn make_stack(&mut self, stored: u32, thread: u32, label: u32) -> u32 {
+        let mut out = self.roots(thread, label);
         let session = self.session;
         for f in session.stacks[stored as usize].iter().rev() {
             out.push(self.stored_frame(*f));

@@ -61,6 +61,9 @@ struct Entry {
 pub struct CodeCache {
     entries: FastMap<u64, Entry>,
     generation: u64,
+    /// Address of `PyCode_Type` when the binary names it: an object whose type is another
+    /// is not loaded as a code object (a frame read while it changed points at anything).
+    pub code_type: Option<u64>,
     /// Counters, for cost accounting and tests.
     pub loads: u64,
     pub invalidations: u64,
@@ -183,7 +186,7 @@ impl CodeCache {
         if let Some(e) = self.entries.get(&addr) {
             return Ok(e.info.clone());
         }
-        let (info, signature) = load(mem, layout, addr)?;
+        let (info, signature) = load(mem, layout, addr, self.code_type)?;
         let info = Arc::new(info);
         self.loads += 1;
         self.entries.insert(
@@ -235,12 +238,23 @@ impl CodeCache {
     }
 }
 
-fn load(mem: &dyn Memory, layout: &Layout, addr: u64) -> Result<(CodeInfo, Vec<u8>)> {
+fn load(
+    mem: &dyn Memory,
+    layout: &Layout,
+    addr: u64,
+    code_type: Option<u64>,
+) -> Result<(CodeInfo, Vec<u8>)> {
     let c: &CodeOffsets = &layout.code;
     let raw = mem
         .read_vec(addr, c.size as usize)
         .with_context(|| format!("could not read code object at {addr:#x}"))?;
     let f = Fields(&raw);
+    if let Some(t) = code_type {
+        let found = f.u64(layout.object.ob_type as usize);
+        if found != t {
+            anyhow::bail!("the object at {addr:#x} is not a code object (type {found:#x})");
+        }
+    }
     let name: Arc<str> = strings::read_name(mem, layout, f.u64(c.name as usize))
         .context("could not read a code object's name")?
         .into();

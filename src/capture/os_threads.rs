@@ -22,8 +22,9 @@ impl OsThreads {
         }
     }
 
-    /// Whether thread `tid` is running or runnable ('R'); `None` if it can't be told (exited,
-    /// or stopped by our own ptrace lock).
+    /// Whether thread `tid` is running or runnable ('R'); a thread stopped by a signal ('T',
+    /// as after SIGSTOP) is not. `None` if it can't be told (exited, or stopped by a
+    /// tracer: our own pause shows as 't').
     pub fn is_running(&mut self, tid: u64) -> Option<bool> {
         if !self.files.contains_key(&tid) {
             let f = File::open(format!("/proc/{}/task/{tid}/stat", self.pid)).ok()?;
@@ -33,7 +34,7 @@ impl OsThreads {
         let mut buf = [0u8; 512];
         match f.read_at(&mut buf, 0) {
             Ok(n) if n > 0 => match state_of(&buf[..n]) {
-                Some(b't') | Some(b'T') | None => None,
+                Some(b't') | None => None,
                 Some(s) => Some(s == b'R'),
             },
             _ => {

@@ -107,6 +107,10 @@ pub struct CaptureSummary {
     pub samples: u64,
     /// Snapshots of a process that failed while the process was alive.
     pub errors: u64,
+    /// Thread samples written as errors (their stack could not be read; see
+    /// [`StackFault`](super::walker::StackFault)), failed snapshots included (one per
+    /// thread, or one when no thread was known yet).
+    pub error_samples: u64,
     pub last_error: Option<String>,
     /// Ticks taken more than a period late, and ticks skipped because sampling fell behind.
     pub late: u64,
@@ -125,7 +129,16 @@ struct Attached {
     spy: PythonSpy,
     /// Frame ids by (code object, line): no string is hashed for a frame seen before.
     frame_ids: FastMap<(u64, i32), u32>,
+    /// The threads of the last snapshot that worked (Python id, OS id): a failed snapshot
+    /// is stored as an error sample for each.
+    last_threads: Vec<(u64, Option<u64>)>,
 }
+
+/// Reason stored for the threads of a snapshot that failed as a whole.
+const SNAPSHOT_FAILED: (&str, &str) = (
+    "snapshot_failed",
+    "the process's thread list could not be read",
+);
 
 /// Run a capture into `path` (created, or replaced). `stop` ends it early, cleanly.
 pub fn capture(
@@ -355,6 +368,7 @@ fn run(
     let mut procs: Vec<Attached> = vec![Attached {
         spy: root,
         frame_ids: FastMap::default(),
+        last_threads: Vec::new(),
     }];
     let mut known: HashSet<Pid> = HashSet::from([root_pid]);
     let mut child_tries: HashMap<Pid, u32> = HashMap::new();
@@ -372,6 +386,7 @@ fn run(
     let mut ids: Vec<u32> = Vec::new();
     let period = Duration::from_nanos(1_000_000_000 / opts.rate.max(1));
     let (mut snapshots, mut samples, mut errors, mut late_count) = (0u64, 0u64, 0u64, 0u64);
+    let mut error_samples = 0u64;
     let mut max_late = Duration::ZERO;
     let mut last_error = None;
 
@@ -393,7 +408,31 @@ fn run(
         for (i, p) in procs.iter_mut().enumerate() {
             match p.spy.sample(&mut threads) {
                 Ok(()) => {
+                    p.last_threads.clear();
+                    p.last_threads
+                        .extend(threads.iter().map(|t| (t.thread_id, t.os_thread_id)));
                     for t in &threads {
+                        let state = if t.active { FLAG_ACTIVE } else { 0 }
+                            | if t.holds_gil { FLAG_GIL } else { 0 };
+                        let key = ThreadKey {
+                            pid: p.spy.pid,
+                            thread_id: t.thread_id,
+                        };
+                        if let Some(fault) = t.fault {
+                            writer.add_error_sample(
+                                t_us,
+                                key,
+                                t.os_thread_id,
+                                p.spy.thread_name(t.thread_id),
+                                fault.as_str(),
+                                fault.describe(),
+                                state,
+                                late_us,
+                            )?;
+                            samples += 1;
+                            error_samples += 1;
+                            continue;
+                        }
                         ids.clear();
                         for f in &t.frames {
                             let id = match p.frame_ids.get(&(f.code.id, f.line)) {
@@ -418,15 +457,10 @@ fn run(
                             };
                             ids.push(id);
                         }
-                        let flags = if t.active { FLAG_ACTIVE } else { 0 }
-                            | if t.holds_gil { FLAG_GIL } else { 0 }
-                            | if t.truncated { FLAG_TRUNCATED } else { 0 };
+                        let flags = state | if t.truncated { FLAG_TRUNCATED } else { 0 };
                         writer.add_sample_ids(
                             t_us,
-                            ThreadKey {
-                                pid: p.spy.pid,
-                                thread_id: t.thread_id,
-                            },
+                            key,
                             t.os_thread_id,
                             p.spy.thread_name(t.thread_id),
                             &ids,
@@ -442,6 +476,31 @@ fn run(
                     } else {
                         errors += 1;
                         last_error = Some(format!("process {}: {e:#}", p.spy.pid));
+                        // The time is still each thread's: stored as unknown, with the reason.
+                        // (Before any snapshot worked no thread is known: counted only.)
+                        if p.last_threads.is_empty() {
+                            error_samples += 1;
+                        }
+                        for &(thread_id, os_thread_id) in &p.last_threads {
+                            let key = ThreadKey {
+                                pid: p.spy.pid,
+                                thread_id,
+                            };
+                            let name = p.spy.thread_name(thread_id);
+                            let (kind, message) = SNAPSHOT_FAILED;
+                            writer.add_error_sample(
+                                t_us,
+                                key,
+                                os_thread_id,
+                                name,
+                                kind,
+                                message,
+                                FLAG_ACTIVE,
+                                late_us,
+                            )?;
+                            samples += 1;
+                            error_samples += 1;
+                        }
                     }
                 }
             }
@@ -474,6 +533,7 @@ fn run(
                     procs.push(Attached {
                         spy,
                         frame_ids: FastMap::default(),
+                        last_threads: Vec::new(),
                     });
                 }
             }
@@ -499,6 +559,7 @@ fn run(
     writer.set_meta("snapshots", snapshots.to_string())?;
     writer.set_meta("samples", samples.to_string())?;
     writer.set_meta("errors", errors.to_string())?;
+    writer.set_meta("error_samples", error_samples.to_string())?;
     writer.set_meta("late_snapshots", late_count.to_string())?;
     writer.set_meta("skipped_ticks", ticker.skipped.to_string())?;
     writer.set_meta("stop_reason", stop_reason.as_str().to_string())?;
@@ -513,6 +574,7 @@ fn run(
         snapshots,
         samples,
         errors,
+        error_samples,
         last_error,
         late: late_count,
         skipped: ticker.skipped,

@@ -16,7 +16,7 @@ use super::target::PythonTarget;
 use super::thread_names::thread_names;
 use super::trace::{Frame, LocalVariable, Pid, StackTrace};
 use super::version::Version;
-use super::walker::{Prefetch, RawFrame, RawThread, Walker};
+use super::walker::{Prefetch, RawFrame, RawThread, StackFault, Walker};
 use crate::fasthash::FastMap;
 use crate::settings::{Config, LineNo, LockingStrategy};
 
@@ -35,9 +35,17 @@ pub struct CaptureStats {
     pub code_invalidations: u64,
     /// Frames dropped because their code object could not be read.
     pub bad_frames: u64,
-    /// Stacks cut short: deeper than the walk limit, or a frame that could not be read.
+    /// Stacks cut short at the walk's depth limit.
     pub truncated_stacks: u64,
+    /// Snapshots taken again because a stack changed while it was read (or a frame could not
+    /// be read), and stacks that still could not be taken after the retries: those are
+    /// reported as faults (see [`ThreadSample::fault`]).
+    pub retries: u64,
+    pub faults: u64,
 }
+
+/// Snapshots taken again, at most, when a stack changed while it was read.
+const MAX_RETRIES: usize = 2;
 
 /// A live Python process, attached.
 pub struct PythonSpy {
@@ -60,6 +68,8 @@ pub struct PythonSpy {
     pthread_tids: FastMap<u64, u64>,
     names_looked_up: Option<Instant>,
     short_filenames: HashMap<Arc<str>, Option<String>>,
+    /// Per thread id: the innermost frame (address, code, instruction) last seen.
+    last_tops: FastMap<u64, (u64, u64, i64)>,
     /// Reused between samples: OS thread states, and threads for `get_stack_traces`.
     running: FastMap<u64, bool>,
     last_running: FastMap<u64, bool>,
@@ -79,8 +89,14 @@ pub struct ThreadSample {
     pub holds_gil: bool,
     /// Running (or runnable) rather than waiting, by py-spy's rules.
     pub active: bool,
-    /// The walk stopped early, or a frame could not be read.
+    /// The innermost frame or its instruction differs from the previous snapshot's: the
+    /// thread ran Python code since then.
+    pub moved: bool,
+    /// The stack is deeper than the walk's limit: its outermost frames are cut.
     pub truncated: bool,
+    /// The thread's stack could not be taken (it kept changing while read, or could not be
+    /// read): `frames` is then empty, and the sample stands for time of unknown stack.
+    pub fault: Option<StackFault>,
     /// Innermost first.
     pub frames: Vec<CodeFrame>,
 }
@@ -111,6 +127,8 @@ impl PythonSpy {
         let gil = target.gil_words(&mem, interp);
         let walker = Walker::new(target.layout, interp, gil);
         let gil_word = gil.holder;
+        let mut codes = CodeCache::default();
+        codes.code_type = target.interpreter_binary.symbol("PyCode_Type");
         let mut spy = PythonSpy {
             pid,
             process,
@@ -122,12 +140,13 @@ impl PythonSpy {
             target,
             mem,
             walker,
-            codes: CodeCache::default(),
+            codes,
             os_threads: OsThreads::new(pid),
             thread_names: FastMap::default(),
             pthread_tids: FastMap::default(),
             names_looked_up: None,
             short_filenames: HashMap::new(),
+            last_tops: FastMap::default(),
             running: FastMap::default(),
             last_running: FastMap::default(),
             scratch: Vec::new(),
@@ -236,43 +255,47 @@ impl PythonSpy {
             }
         }
         let reads_before = self.mem.reads_made();
-        let lock = if self.config.blocking == LockingStrategy::Lock {
-            Some(self.process.lock().map_err(|e| self.lock_error(e))?)
-        } else {
-            None
-        };
-        let layout = self.target.layout;
-        let mut raw = std::mem::take(&mut self.raw);
-        self.codes.next_generation();
-        self.prefetch.reqs.clear();
-        self.codes
-            .prefetch_requests(layout, &mut self.prefetch.reqs);
-        let decoded = self
-            .walker
-            .snapshot(&self.mem, &mut raw, &mut self.prefetch)
-            .and_then(|()| {
-                self.codes
-                    .accept_prefetch(layout, &self.prefetch.buf, &self.prefetch.ok);
-                self.decode(&raw, out)
-            });
-        if self.walker.gil.holder == 0
-            && self.target.layout.runtime.gil == super::layout::GilHolder::CurrentSymbol
-        {
-            self.find_gil_word(&raw);
+        // The target runs on while it is read (without pausing), and even paused it can be
+        // caught half-way through pushing a frame: a stack that fails the walker's or the
+        // code cache's checks is taken again (after letting a paused target run on), and
+        // reported as a fault if it still fails.
+        let mut attempt = 0;
+        loop {
+            let lock = if blocking {
+                Some(self.process.lock().map_err(|e| self.lock_error(e))?)
+            } else {
+                None
+            };
+            let result = self.snapshot_once(out, attempt == 0);
+            drop(lock);
+            result?;
+            let faulty = out.iter().any(|t| t.fault.is_some());
+            if !faulty || attempt == MAX_RETRIES {
+                break;
+            }
+            attempt += 1;
+            self.stats.retries += 1;
         }
-        self.raw = raw;
-        drop(lock);
-        decoded?;
+        for t in out.iter_mut() {
+            if t.fault.is_some() {
+                self.stats.faults += 1;
+                t.frames.clear();
+                t.truncated = false;
+            } else if t.truncated {
+                self.stats.truncated_stacks += 1;
+            }
+        }
 
         // Threads seen for the first time: their state can only be read now.
         if !self.config.gil_only {
             for t in out.iter_mut() {
-                // Without pausing, the GIL holder is running Python code (or blocking every
-                // other thread in C code while holding it): active, unless parked in a known
-                // waiting call. (A pause wakes sleeping threads, which then take the GIL for an
-                // instant to check for signals: in blocking mode the OS state read before the
-                // pause is what counts, as in py-spy.)
-                if t.holds_gil && !blocking {
+                // Without pausing, a GIL holder that ran Python code since the last snapshot
+                // is running: active, unless parked in a known waiting call, with no /proc
+                // read. One that did not move may be stopped (SIGSTOP) or in a long C call:
+                // the OS says which. (A pause wakes sleeping threads, which then take the GIL
+                // for an instant to check for signals: in blocking mode the OS state read
+                // before the pause is what counts, as in py-spy.)
+                if t.holds_gil && !blocking && t.moved {
                     t.active = !is_idle_frame(&t.frames);
                     continue;
                 }
@@ -301,12 +324,46 @@ impl PythonSpy {
                 self.last_running.retain(|t, _| tids.contains(t));
             }
         }
+        if self.walker.threads_changed || self.last_tops.len() > out.len() {
+            let ids: Vec<u64> = self.raw.iter().map(|t| t.thread_id).collect();
+            self.last_tops.retain(|t, _| ids.contains(t));
+        }
         self.stats.snapshots += 1;
         self.stats.last_reads = self.mem.reads_made() - reads_before;
         self.stats.reads += self.stats.last_reads;
         self.stats.code_loads = self.codes.loads;
         self.stats.code_invalidations = self.codes.invalidations;
         Ok(())
+    }
+
+    /// One walk of every thread and the decoding of its frames into `out`. `first` is the
+    /// sample's first attempt: it carries the code cache's prefetched re-validation.
+    fn snapshot_once(&mut self, out: &mut Vec<ThreadSample>, first: bool) -> Result<()> {
+        let layout = self.target.layout;
+        let mut raw = std::mem::take(&mut self.raw);
+        self.prefetch.reqs.clear();
+        if first {
+            self.codes.next_generation();
+            self.codes
+                .prefetch_requests(layout, &mut self.prefetch.reqs);
+        }
+        let decoded = self
+            .walker
+            .snapshot(&self.mem, &mut raw, &mut self.prefetch)
+            .and_then(|()| {
+                if first {
+                    self.codes
+                        .accept_prefetch(layout, &self.prefetch.buf, &self.prefetch.ok);
+                }
+                self.decode(&raw, out)
+            });
+        if self.walker.gil.holder == 0
+            && self.target.layout.runtime.gil == super::layout::GilHolder::CurrentSymbol
+        {
+            self.find_gil_word(&raw);
+        }
+        self.raw = raw;
+        decoded
     }
 
     /// Without the `_PyThreadState_Current` symbol, look (at most once a second) for the word
@@ -337,27 +394,24 @@ impl PythonSpy {
     }
 
     /// The file name relative to its package root (py-spy's rule): strip the directories
-    /// above the outermost one that still holds an `__init__.py`. Cached per file.
+    /// above the outermost one that still holds an `__init__.py`. Names that are not paths
+    /// (`<frozen runpy>`, `<string>`) are kept whole. Cached per file.
     pub fn short_filename(&mut self, filename: &Arc<str>) -> Option<String> {
         if let Some(s) = self.short_filenames.get(filename) {
             return s.clone();
         }
-        let on_host = if self.target.dockerized {
-            format!("/proc/{}/root{}", self.pid, filename)
+        // The packages are looked for where the target sees them: through its root when it
+        // runs in a container or chroot; what is stripped is a prefix of its own path.
+        let prefix = if self.target.dockerized {
+            format!("/proc/{}/root", self.pid)
         } else {
-            filename.to_string()
+            String::new()
         };
-        let mut root = Path::new(&on_host);
-        while let Some(parent) = root.parent() {
-            root = parent;
-            if !parent.join("__init__.py").exists() {
-                break;
-            }
-        }
-        let short = Path::new(&on_host)
-            .strip_prefix(root)
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
+        let short = shorten_path(filename, |dir| {
+            Path::new(&format!("{prefix}{dir}"))
+                .join("__init__.py")
+                .exists()
+        });
         self.short_filenames.insert(filename.clone(), short.clone());
         short
     }
@@ -420,9 +474,6 @@ impl PythonSpy {
             if self.config.gil_only && !thread.holds_gil {
                 continue;
             }
-            if thread.truncated {
-                self.stats.truncated_stacks += 1;
-            }
             if used == out.len() {
                 out.push(ThreadSample::default());
             }
@@ -437,14 +488,24 @@ impl PythonSpy {
             slot.holds_gil = thread.holds_gil;
             slot.active = true;
             slot.truncated = thread.truncated;
+            slot.fault = thread.fault;
+            let top = thread
+                .frames
+                .first()
+                .map_or((0, 0, 0), |f| (f.addr, f.code, f.instr_offset));
+            slot.moved =
+                thread.fault.is_none() && self.last_tops.insert(thread.thread_id, top) != Some(top);
             slot.frames.clear();
+            if slot.fault.is_some() {
+                continue;
+            }
             for raw in &thread.frames {
                 let code = match self.codes.get(&self.mem, layout, raw.code) {
                     Ok(c) => c,
                     Err(_) => {
                         self.stats.bad_frames += 1;
-                        slot.truncated = true;
-                        continue;
+                        slot.fault = Some(StackFault::BadCode);
+                        break;
                     }
                 };
                 let line = match self.config.lineno {
@@ -519,6 +580,26 @@ impl PythonSpy {
     }
 }
 
+/// `filename` without the directories above its package root: the outermost directory for
+/// which `is_package` holds, climbing from the file's own directory. A name that is not a
+/// path (no `/`) is returned whole; a relative path keeps its relative form.
+fn shorten_path(filename: &str, is_package: impl Fn(&str) -> bool) -> Option<String> {
+    if !filename.contains('/') {
+        return Some(filename.to_string());
+    }
+    let path = Path::new(filename);
+    let mut root = path;
+    while let Some(parent) = root.parent() {
+        root = parent;
+        if !is_package(&parent.to_string_lossy()) {
+            break;
+        }
+    }
+    path.strip_prefix(root)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
 /// py-spy's rule for threads that are runnable but in fact waiting: the innermost frame is a
 /// known blocking call.
 fn is_idle_frame(frames: &[CodeFrame]) -> bool {
@@ -533,4 +614,27 @@ fn is_idle_frame(frames: &[CodeFrame]) -> bool {
                 || file.contains("zmq")
                 || file.contains("gevent")
                 || file.contains("tornado")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten_path;
+
+    #[test]
+    fn short_names() {
+        let pkgs = ["/srv/app/pkg", "/srv/app/pkg/sub"];
+        let is_pkg = |d: &str| pkgs.contains(&d);
+        assert_eq!(
+            shorten_path("/srv/app/pkg/sub/mod.py", is_pkg).as_deref(),
+            Some("pkg/sub/mod.py")
+        );
+        assert_eq!(
+            shorten_path("/usr/lib/python3.11/threading.py", is_pkg).as_deref(),
+            Some("threading.py")
+        );
+        // Not paths: kept whole (they used to pick up the host's chroot prefix).
+        for name in ["<frozen runpy>", "__init__", "<string>"] {
+            assert_eq!(shorten_path(name, is_pkg).as_deref(), Some(name));
+        }
+    }
 }

@@ -55,8 +55,44 @@ pub struct RawThread {
     pub holds_gil: bool,
     /// Innermost frame first.
     pub frames: Vec<RawFrame>,
-    /// The walk stopped early (depth limit or unreadable frame).
+    /// The stack is deeper than [`MAX_DEPTH`]: the innermost frames are true, the rest cut.
     pub truncated: bool,
+    /// The frames could not be taken as the thread's true stack (see [`StackFault`]); the
+    /// frames found are then not to be trusted.
+    pub fault: Option<StackFault>,
+}
+
+/// Why a thread's stack could not be taken as the thread's true stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StackFault {
+    /// The frames changed while they were read (the target runs on while it is sampled):
+    /// the chain loops, goes the wrong way through the frame stack, holds a frame in a state
+    /// no live frame has, or ends before the thread's first frame.
+    Changed,
+    /// A frame (or the pointer to the innermost one) could not be read.
+    Unreadable,
+    /// A frame's code object could not be read, or is not a code object.
+    BadCode,
+}
+
+impl StackFault {
+    /// Short, stable name (stored in session files).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StackFault::Changed => "stack_changed",
+            StackFault::Unreadable => "frame_unreadable",
+            StackFault::BadCode => "code_unreadable",
+        }
+    }
+
+    /// What it means, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StackFault::Changed => "the stack changed while it was being read",
+            StackFault::Unreadable => "a frame could not be read",
+            StackFault::BadCode => "a frame's code object could not be read",
+        }
+    }
 }
 
 /// Where the GIL's holder is read, in absolute addresses of the target.
@@ -158,6 +194,11 @@ impl Walker {
         let mut spec_ptrs = vec![[0u8; 8]; self.guesses.len()];
         self.arena.clear();
         let mut spec: Vec<Spec> = Vec::with_capacity(self.guesses.len());
+        // Request order: the frame pointers and frames read alone right after the thread
+        // states they depend on (a generator's frame changes as soon as it yields: the less
+        // time between reading the pointer to it and the frame, the more often the two agree),
+        // then the chunk copies. Arena order: per thread, chunk, older chunks, loose frames.
+        let size = l.frame.read_size as usize;
         let mut req = 3 + last;
         for g in &self.guesses {
             let mut sp = Spec {
@@ -173,20 +214,22 @@ impl Walker {
                 sp.ptr_req = req;
                 req += 1;
             }
+            sp.loose_req = req;
+            req += g.loose.len();
+            sp.older_at = sp.chunk_at + g.len;
+            let bytes = g.len + g.older.iter().map(|(_, len)| len).sum::<usize>();
+            sp.loose_at = sp.chunk_at + bytes;
+            let bytes = bytes + g.loose.len() * size;
+            self.arena.resize(self.arena.len() + bytes, 0);
+            spec.push(sp);
+        }
+        for (g, sp) in self.guesses.iter().zip(spec.iter_mut()) {
             if g.len > 0 {
                 sp.chunk_req = req;
                 req += 1;
             }
             sp.older_req = req;
-            sp.older_at = sp.chunk_at + g.len;
             req += g.older.len();
-            let bytes = g.len + g.older.iter().map(|(_, len)| len).sum::<usize>();
-            sp.loose_req = req;
-            sp.loose_at = sp.chunk_at + bytes;
-            req += g.loose.len();
-            let bytes = bytes + g.loose.len() * l.frame.read_size as usize;
-            self.arena.resize(self.arena.len() + bytes, 0);
-            spec.push(sp);
         }
         prefetch.buf.clear();
         prefetch
@@ -204,22 +247,24 @@ impl Walker {
                 reqs.push((*addr, buf));
             }
             let mut rest: &mut [u8] = &mut self.arena;
+            let mut chunks: Vec<(u64, &mut [u8])> = Vec::new();
             for (g, ptr) in self.guesses.iter().zip(spec_ptrs.iter_mut()) {
                 if g.ptr_addr != 0 {
                     reqs.push((g.ptr_addr, ptr));
                 }
                 let chunk = (g.len > 0).then_some((g.chunk, g.len));
-                let loose = g.loose.iter().map(|&a| (a, l.frame.read_size as usize));
-                for (base, len) in chunk
-                    .into_iter()
-                    .chain(g.older.iter().copied())
-                    .chain(loose)
-                {
+                for (base, len) in chunk.into_iter().chain(g.older.iter().copied()) {
                     let (buf, tail) = std::mem::take(&mut rest).split_at_mut(len);
+                    rest = tail;
+                    chunks.push((base, buf));
+                }
+                for &base in &g.loose {
+                    let (buf, tail) = std::mem::take(&mut rest).split_at_mut(size);
                     rest = tail;
                     reqs.push((base, buf));
                 }
             }
+            reqs.append(&mut chunks);
             let mut rest: &mut [u8] = &mut prefetch.buf;
             for (addr, len) in &prefetch.reqs {
                 let (buf, tail) = std::mem::take(&mut rest).split_at_mut(*len);
@@ -424,7 +469,7 @@ impl Walker {
                 if len > 0 && ok[index[k].1] {
                     let prev =
                         Fields(&self.arena[at..at + len]).u64(l.frame.chunk_previous as usize);
-                    stack.regions.regions.clear();
+                    stack.regions.clear_chunks();
                     stack.regions.add(chunk, at, len, prev);
                 }
             }
@@ -443,7 +488,8 @@ impl Walker {
             thread.native_thread_id = l.thread.native_thread_id.map_or(0, |o| f.u64(o as usize));
             thread.holds_gil = gil_holder != 0 && gil_holder == addr;
             thread.frames.clear();
-            thread.truncated = stack.unreadable;
+            thread.truncated = false;
+            thread.fault = stack.unreadable.then_some(StackFault::Unreadable);
             if !stack.unreadable {
                 walk_frames(
                     mem,
@@ -452,6 +498,7 @@ impl Walker {
                     &mut stack.regions,
                     &mut self.arena,
                     &mut self.frame_bytes,
+                    &mut self.seen,
                     thread,
                 );
             }
@@ -538,12 +585,32 @@ struct StackRegions {
     loose: Vec<(u64, usize, usize)>,
     /// Frames served from `loose` or read alone during the walk, in walk order.
     used_loose: Vec<u64>,
+    /// Bases of the copied chunks that are a thread's first (no older chunk): its first
+    /// frame lives there.
+    roots: Vec<u64>,
+}
+
+/// Where [`StackRegions::get`] found a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FoundIn {
+    /// In the datastack chunk at this base.
+    Chunk(u64),
+    /// Outside the chunks (a generator's frame, a shim frame on the C stack, a frame object).
+    Alone,
 }
 
 impl StackRegions {
     fn add(&mut self, base: u64, at: usize, len: usize, older: u64) {
         self.regions.push((base, at, len));
         self.older = older;
+        if older == 0 {
+            self.roots.push(base);
+        }
+    }
+
+    fn clear_chunks(&mut self) {
+        self.regions.clear();
+        self.roots.clear();
     }
 
     fn find<'a>(
@@ -551,13 +618,13 @@ impl StackRegions {
         arena: &'a [u8],
         addr: u64,
         len: usize,
-    ) -> Option<&'a [u8]> {
+    ) -> Option<(&'a [u8], u64)> {
         regions.iter().find_map(|(base, at, size)| {
             let off = addr.checked_sub(*base)? as usize;
             if off.checked_add(len)? > *size {
                 return None;
             }
-            arena.get(at + off..at + off + len)
+            Some((arena.get(at + off..at + off + len)?, *base))
         })
     }
 
@@ -570,16 +637,16 @@ impl StackRegions {
         arena: &mut Vec<u8>,
         addr: u64,
         out: &mut [u8],
-    ) -> bool {
+    ) -> Option<FoundIn> {
         loop {
-            if let Some(b) = Self::find(&self.regions, arena, addr, out.len()) {
+            if let Some((b, base)) = Self::find(&self.regions, arena, addr, out.len()) {
                 out.copy_from_slice(b);
-                return true;
+                return Some(FoundIn::Chunk(base));
             }
-            if let Some(b) = Self::find(&self.loose, arena, addr, out.len()) {
+            if let Some((b, _)) = Self::find(&self.loose, arena, addr, out.len()) {
                 out.copy_from_slice(b);
                 self.used_loose.push(addr);
-                return true;
+                return Some(FoundIn::Alone);
             }
             if self.older == 0 || self.regions.len() > 64 || arena.len() as u64 > MAX_CHUNKS_TOTAL {
                 break;
@@ -606,15 +673,26 @@ impl StackRegions {
             }
             self.add(base, at, len, older);
         }
-        let ok = mem.read(addr, out).is_ok();
-        if ok {
-            self.used_loose.push(addr);
+        if mem.read(addr, out).is_err() {
+            return None;
         }
-        ok
+        self.used_loose.push(addr);
+        // A frame pushed above the part of its chunk that was copied is still the thread's.
+        let chunk = self.regions.iter().find_map(|&(base, at, _)| {
+            let size = Fields(arena.get(at..)?).u64(layout.frame.chunk_size as usize);
+            (addr >= base && addr - base < size.min(MAX_CHUNK)).then_some(base)
+        });
+        Some(chunk.map_or(FoundIn::Alone, FoundIn::Chunk))
     }
 }
 
-/// Follow `previous` links from `first`, innermost frame first.
+/// Follow `previous` links from `first`, innermost frame first, checking that the chain is
+/// one a live thread can have (the target runs on while we read it): each frame is visited
+/// once, frames in one datastack chunk go down in address, frame owners are consistent with
+/// where the frame lives, and the chain ends at the thread's first frame (3.11: in its first
+/// chunk; 3.12+: at the shim frame that the C code below the first Python frame pushed).
+/// A chain that fails a check sets `thread.fault`.
+#[allow(clippy::too_many_arguments)]
 fn walk_frames(
     mem: &dyn Memory,
     l: &Layout,
@@ -622,22 +700,51 @@ fn walk_frames(
     regions: &mut StackRegions,
     arena: &mut Vec<u8>,
     bytes: &mut Vec<u8>,
+    visited: &mut FastSet<u64>,
     thread: &mut RawThread,
 ) {
     let fo = &l.frame;
     bytes.clear();
     bytes.resize(fo.read_size as usize, 0);
+    visited.clear();
     let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
+    // Lowest frame address seen so far in each chunk (older frames must be lower still).
+    let mut lowest: [(u64, u64); 8] = [(0, 0); 8];
     let mut addr = first;
     let mut steps = 0;
+    // Where the last frame visited was, and whether it was a shim.
+    let mut last: Option<(FoundIn, bool)> = None;
     while addr != 0 {
         steps += 1;
         if thread.frames.len() >= MAX_DEPTH || steps > 2 * MAX_DEPTH {
             thread.truncated = true;
             return;
         }
-        if !regions.get(mem, l, arena, addr, bytes) {
-            thread.truncated = true;
+        let Some(found) = regions.get(mem, l, arena, addr, bytes) else {
+            thread.fault = Some(StackFault::Unreadable);
+            return;
+        };
+        let ordered = match found {
+            FoundIn::Chunk(base) => {
+                let slot = lowest.iter().position(|(b, _)| *b == base || *b == 0);
+                match slot {
+                    Some(k) if lowest[k].0 == base => {
+                        let ok = addr < lowest[k].1;
+                        lowest[k].1 = addr;
+                        ok
+                    }
+                    Some(k) => {
+                        lowest[k] = (base, addr);
+                        true
+                    }
+                    // More chunks than slots: fall back on the visited set.
+                    None => visited.insert(addr),
+                }
+            }
+            FoundIn::Alone => visited.insert(addr),
+        };
+        if !ordered {
+            thread.fault = Some(StackFault::Changed);
             return;
         }
         let f = Fields(bytes);
@@ -653,11 +760,23 @@ fn walk_frames(
                 interpreter,
             } => {
                 let o = f.u8(owner as usize);
-                if o == cstack || o == interpreter {
+                let shim = o == cstack || o == interpreter;
+                // A frame in a chunk belongs to the thread (owner 0); one outside is a
+                // generator's (1), a frame object's (2) or a shim.
+                let plausible = match found {
+                    FoundIn::Chunk(_) => o == OWNED_BY_THREAD,
+                    FoundIn::Alone => shim || o == OWNED_BY_GENERATOR || o == OWNED_BY_FRAME_OBJECT,
+                };
+                if !plausible {
+                    thread.fault = Some(StackFault::Changed);
+                    return;
+                }
+                if shim {
                     // A shim frame pushed by C code: the frame it called is an entry frame.
                     if let Some(last) = thread.frames.last_mut() {
                         last.shim_entry = true;
                     }
+                    last = Some((found, true));
                     addr = previous;
                     continue;
                 }
@@ -685,9 +804,28 @@ fn walk_frames(
             is_entry,
             shim_entry: false,
         });
+        last = Some((found, false));
         addr = previous;
     }
+    // The chain ended: it must end where a thread's first frame is.
+    let complete = match (fo.entry, last) {
+        (_, None) | (EntryMark::None, _) => true,
+        (EntryMark::IsEntryByte(_), Some((FoundIn::Chunk(base), _))) => {
+            regions.roots.contains(&base)
+        }
+        (EntryMark::IsEntryByte(_), Some((FoundIn::Alone, _))) => false,
+        (EntryMark::ShimOwner { .. }, Some((_, shim))) => shim,
+    };
+    if !complete {
+        thread.fault = Some(StackFault::Changed);
+    }
 }
+
+/// `_PyInterpreterFrame.owner` values common to 3.12+ (`FRAME_OWNED_BY_THREAD`, `_GENERATOR`,
+/// `_FRAME_OBJECT`); the shim owners differ by version and are in the layout.
+const OWNED_BY_THREAD: u8 = 0;
+const OWNED_BY_GENERATOR: u8 = 1;
+const OWNED_BY_FRAME_OBJECT: u8 = 2;
 
 #[cfg(test)]
 mod tests {

@@ -34,6 +34,9 @@ pub struct RenderSummary {
     pub samples: u64,
     /// Samples left out by the idle and GIL rules.
     pub dropped: u64,
+    /// Error samples (stack unknown) left out, and a line saying why, by reason.
+    pub errors_left_out: u64,
+    pub errors_note: Option<String>,
 }
 
 /// Replay `session` through the view and write it in the chosen format.
@@ -54,6 +57,8 @@ pub fn render(
     Ok(RenderSummary {
         samples,
         dropped: replay.dropped,
+        errors_left_out: replay.errors_left_out_total(),
+        errors_note: replay.errors_note(),
     })
 }
 

@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 pub const FLAG_ACTIVE: u8 = 1;
 /// The thread held the GIL.
 pub const FLAG_GIL: u8 = 2;
-/// The stack was cut short (too deep, or a frame could not be read).
+/// The stack was cut short: deeper than the walk's limit (its innermost frames are true).
 pub const FLAG_TRUNCATED: u8 = 4;
+/// The thread's stack could not be read (format 2): `stack` is then an `errors.id`, the
+/// reason, and the sample stands for time whose stack is unknown.
+pub const FLAG_ERROR: u8 = 8;
 
 /// Largest decoded chunk accepted: a corrupt length must not exhaust memory.
 const MAX_DECODED: u64 = 256 << 20;
@@ -36,6 +39,10 @@ impl Sample {
     }
     pub fn gil(&self) -> bool {
         self.flags & FLAG_GIL != 0
+    }
+    /// An error sample: `stack` is an `errors.id`.
+    pub fn error(&self) -> bool {
+        self.flags & FLAG_ERROR != 0
     }
 }
 

@@ -15,6 +15,6 @@ pub mod reader;
 pub mod schema;
 pub mod writer;
 
-pub use chunk::{Sample, FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
-pub use reader::{SampleFilter, Session};
+pub use chunk::{Sample, FLAG_ACTIVE, FLAG_ERROR, FLAG_GIL, FLAG_TRUNCATED};
+pub use reader::{ErrorRow, SampleFilter, Session};
 pub use writer::{FrameKey, SessionWriter, ThreadKey, WriterStats};

@@ -61,15 +61,30 @@ pub struct SampleFilter {
     pub threads: Option<Vec<u32>>,
 }
 
-/// An open session file. Ids in samples index `frames`, `stacks`, `threads`, `processes`.
+/// Why a thread's stack could not be read (an error sample's reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRow {
+    /// Short, stable name: `stack_changed`, `frame_unreadable`, `code_unreadable`,
+    /// `snapshot_failed`.
+    pub kind: String,
+    /// For people.
+    pub message: String,
+}
+
+/// An open session file. Ids in samples index `frames`, `stacks` (or, for error samples,
+/// `errors`), `threads`, `processes`.
 pub struct Session {
     conn: Connection,
+    /// The file's format version.
+    pub version: i32,
     pub meta: BTreeMap<String, String>,
     pub processes: Vec<ProcessRow>,
     pub threads: Vec<ThreadRow>,
     pub frames: Vec<FrameRow>,
     /// Frame ids of each stack, innermost first.
     pub stacks: Vec<Vec<u32>>,
+    /// Reasons of error samples (empty in version 1 files).
+    pub errors: Vec<ErrorRow>,
 }
 
 fn dense<T>(rows: Vec<(i64, T)>, table: &str) -> Result<Vec<T>> {
@@ -85,7 +100,7 @@ fn dense<T>(rows: Vec<(i64, T)>, table: &str) -> Result<Vec<T>> {
 
 impl Session {
     pub fn open(path: &Path) -> Result<Session> {
-        let conn = schema::open_existing(path)?;
+        let (conn, version) = schema::open_existing(path)?;
         let ctx = || format!("could not read session file {}", path.display());
         let meta = conn
             .prepare("SELECT key, value FROM meta")?
@@ -182,9 +197,30 @@ impl Session {
                 bail!("a stack names a frame that is not stored (damaged file?)");
             }
         }
+        let errors = if version >= 2 {
+            dense(
+                conn.prepare("SELECT id, kind, message FROM errors ORDER BY id")?
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            ErrorRow {
+                                kind: r.get(1)?,
+                                message: r.get(2)?,
+                            },
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .with_context(ctx)?,
+                "errors",
+            )?
+        } else {
+            Vec::new()
+        };
         let processes = dense(processes, "processes")?;
         Ok(Session {
             conn,
+            version,
+            errors,
             meta,
             processes,
             threads,
@@ -301,10 +337,12 @@ impl Iterator for SampleIter<'_> {
                 Ok(samples) => {
                     let n_threads = self.session.threads.len();
                     let n_stacks = self.session.stacks.len();
-                    if samples
-                        .iter()
-                        .any(|s| s.thread as usize >= n_threads || s.stack as usize >= n_stacks)
-                    {
+                    let n_errors = self.session.errors.len();
+                    let bad = |s: &Sample| {
+                        let n = if s.error() { n_errors } else { n_stacks };
+                        s.thread as usize >= n_threads || s.stack as usize >= n
+                    };
+                    if samples.iter().any(bad) {
                         self.chunks.clear();
                         return Some(Err(anyhow::anyhow!(
                             "a sample names a thread or stack that is not stored (damaged file?)"

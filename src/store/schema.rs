@@ -6,8 +6,10 @@ use std::path::Path;
 
 /// `PRAGMA application_id`: "PySp".
 pub const APPLICATION_ID: i32 = 0x5079_5370;
-/// `PRAGMA user_version`: the schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+/// `PRAGMA user_version`: the schema version this build writes.
+pub const SCHEMA_VERSION: i32 = 2;
+/// The oldest version this build reads (version 1 has no `errors` table and no error samples).
+pub const OLDEST_READABLE: i32 = 1;
 
 /// The schema. Times are microseconds since the session's `start_unix_us` (meta table).
 pub const CREATE: &str = "
@@ -56,13 +58,19 @@ CREATE TABLE chunks (
     data     BLOB NOT NULL
 );
 CREATE INDEX chunks_by_time ON chunks(start_us, end_us);
+CREATE TABLE errors (
+    id      INTEGER PRIMARY KEY,
+    kind    TEXT NOT NULL,
+    message TEXT NOT NULL
+);
 ";
 
 /// The first 16 bytes of every SQLite database.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// Open an existing session read-only, after checking it is one of ours, of our version.
-pub fn open_existing(path: &Path) -> Result<Connection> {
+/// Open an existing session read-only, after checking it is one of ours, of a version we
+/// read; returns the connection and the file's format version.
+pub fn open_existing(path: &Path) -> Result<(Connection, i32)> {
     let mut head = [0u8; 16];
     {
         use std::io::Read;
@@ -96,13 +104,14 @@ pub fn open_existing(path: &Path) -> Result<Connection> {
     let version: i32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(damaged)?;
-    if version != SCHEMA_VERSION {
+    if !(OLDEST_READABLE..=SCHEMA_VERSION).contains(&version) {
         bail!(
-            "{} has session format version {version}; this py-spy reads version {SCHEMA_VERSION}",
+            "{} has session format version {version}; this py-spy reads versions \
+             {OLDEST_READABLE} to {SCHEMA_VERSION}",
             path.display()
         );
     }
-    Ok(conn)
+    Ok((conn, version))
 }
 
 /// Create a new session file (replacing any file at `path`) with the schema in place.

@@ -86,6 +86,11 @@ enum Msg {
         id: u32,
         frames: Vec<u32>,
     },
+    Error {
+        id: u32,
+        kind: String,
+        message: String,
+    },
     Chunk {
         start_us: u64,
         samples: Vec<Sample>,
@@ -102,6 +107,7 @@ pub struct SessionWriter {
     names: FastMap<u32, String>,
     frames: HashMap<FrameKey, u32>,
     stacks: FastMap<Vec<u32>, u32>,
+    errors: HashMap<(String, String), u32>,
     pending: Vec<Sample>,
     chunk_start_us: u64,
     last_flush: Instant,
@@ -142,6 +148,7 @@ impl SessionWriter {
             names: FastMap::default(),
             frames: HashMap::new(),
             stacks: FastMap::default(),
+            errors: HashMap::new(),
             pending: Vec::new(),
             chunk_start_us: 0,
             last_flush: now,
@@ -243,16 +250,59 @@ impl SessionWriter {
                 id
             }
         };
-        if self.pending.is_empty() {
-            self.chunk_start_us = t_us;
-        }
-        self.pending.push(Sample {
+        self.push(Sample {
             t_us,
             thread: thread_row,
             stack,
             flags,
             late_us,
-        });
+        })
+    }
+
+    /// An error sample: the thread's stack at `t_us` could not be read, for the reason `kind`
+    /// (a short stable name) with `message` (for people). `flags` may hold the thread's
+    /// activity and GIL flags; [`FLAG_ERROR`](super::chunk::FLAG_ERROR) is added.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_error_sample(
+        &mut self,
+        t_us: u64,
+        thread: ThreadKey,
+        os_thread_id: Option<u64>,
+        thread_name: Option<&str>,
+        kind: &str,
+        message: &str,
+        flags: u8,
+        late_us: u32,
+    ) -> Result<()> {
+        let thread_row = self.thread_row(thread, os_thread_id, thread_name, t_us)?;
+        let key = (kind.to_string(), message.to_string());
+        let error = match self.errors.get(&key) {
+            Some(id) => *id,
+            None => {
+                let id = self.errors.len() as u32;
+                self.errors.insert(key.clone(), id);
+                self.send(Msg::Error {
+                    id,
+                    kind: key.0,
+                    message: key.1,
+                })?;
+                id
+            }
+        };
+        self.push(Sample {
+            t_us,
+            thread: thread_row,
+            stack: error,
+            flags: flags | super::chunk::FLAG_ERROR,
+            late_us,
+        })
+    }
+
+    fn push(&mut self, sample: Sample) -> Result<()> {
+        if self.pending.is_empty() {
+            self.chunk_start_us = sample.t_us;
+        }
+        self.pending.push(sample);
         if self.pending.len() >= CHUNK_SAMPLES || self.last_flush.elapsed() >= FLUSH_EVERY {
             self.flush()?;
         }
@@ -454,6 +504,10 @@ fn apply(conn: &Connection, msg: Msg, stats: &mut WriterStats) -> Result<()> {
             conn.prepare_cached("INSERT INTO stacks (id, frames) VALUES (?1, ?2)")?
                 .execute(params![id, blob])?;
             stats.stacks += 1;
+        }
+        Msg::Error { id, kind, message } => {
+            conn.prepare_cached("INSERT INTO errors (id, kind, message) VALUES (?1, ?2, ?3)")?
+                .execute(params![id, kind, message])?;
         }
         Msg::Chunk { start_us, samples } => {
             let data = chunk::encode(&samples, start_us)?;

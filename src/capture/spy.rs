@@ -17,7 +17,7 @@ use super::thread_names::thread_names;
 use super::trace::{Frame, LocalVariable, Pid, StackTrace};
 use super::version::Version;
 use super::walker::{Prefetch, RawFrame, RawThread, StackFault, Walker};
-use crate::fasthash::FastMap;
+use crate::fasthash::{FastMap, FastSet};
 use crate::settings::{Config, LineNo, LockingStrategy};
 
 /// Shortest time between two lookups of thread names triggered by unknown threads.
@@ -70,6 +70,8 @@ pub struct PythonSpy {
     short_filenames: HashMap<Arc<str>, Option<String>>,
     /// Per thread id: the innermost frame (address, code, instruction) last seen.
     last_tops: FastMap<u64, (u64, u64, i64)>,
+    /// Threads whose last stack had frames.
+    had_frames: FastSet<u64>,
     /// Reused between samples: OS thread states, and threads for `get_stack_traces`.
     running: FastMap<u64, bool>,
     last_running: FastMap<u64, bool>,
@@ -147,6 +149,7 @@ impl PythonSpy {
             names_looked_up: None,
             short_filenames: HashMap::new(),
             last_tops: FastMap::default(),
+            had_frames: FastSet::default(),
             running: FastMap::default(),
             last_running: FastMap::default(),
             scratch: Vec::new(),
@@ -269,6 +272,19 @@ impl PythonSpy {
             let result = self.snapshot_once(out, attempt == 0);
             drop(lock);
             result?;
+            // A thread that ran Python code last time and has no frame now has most likely
+            // been read while it changed (3.11-3.12 read the frame pointer through a C stack
+            // frame that may be gone): believed only when a second read says so too.
+            if attempt == 0 {
+                for t in out.iter_mut() {
+                    if t.fault.is_none()
+                        && t.frames.is_empty()
+                        && self.had_frames.contains(&t.thread_id)
+                    {
+                        t.fault = Some(StackFault::Changed);
+                    }
+                }
+            }
             let faulty = out.iter().any(|t| t.fault.is_some());
             if !faulty || attempt == MAX_RETRIES {
                 break;
@@ -277,6 +293,13 @@ impl PythonSpy {
             self.stats.retries += 1;
         }
         for t in out.iter_mut() {
+            if t.fault.is_none() {
+                if t.frames.is_empty() {
+                    self.had_frames.remove(&t.thread_id);
+                } else {
+                    self.had_frames.insert(t.thread_id);
+                }
+            }
             if t.fault.is_some() {
                 self.stats.faults += 1;
                 t.frames.clear();
@@ -327,6 +350,7 @@ impl PythonSpy {
         if self.walker.threads_changed || self.last_tops.len() > out.len() {
             let ids: Vec<u64> = self.raw.iter().map(|t| t.thread_id).collect();
             self.last_tops.retain(|t, _| ids.contains(t));
+            self.had_frames.retain(|t| ids.contains(t));
         }
         self.stats.snapshots += 1;
         self.stats.last_reads = self.mem.reads_made() - reads_before;

@@ -30,6 +30,11 @@ const DEFAULT_CHUNK: usize = 16 * 1024;
 const GUESS_SLACK: usize = 1024;
 /// Older chunks of one thread read with the first batch at most.
 const MAX_GUESSED_OLDER: usize = 8;
+/// Frames outside the chunks (generators', coroutines', shims) lately seen in a thread, read
+/// with the first batch (3.11+).
+const LOOSE_POOL: usize = 24;
+/// Places a thread's frame pointer was lately read from, each read with the first batch.
+const PTR_CANDIDATES: usize = 4;
 /// Frame objects (up to 3.10) of one thread read with the first batch at most.
 const MAX_GUESSED_FRAMES: usize = 512;
 
@@ -191,13 +196,13 @@ impl Walker {
         if self.guesses.len() != last {
             self.spare.append(&mut self.guesses);
         }
-        let mut spec_ptrs = vec![[0u8; 8]; self.guesses.len()];
+        let mut spec_ptrs = vec![[0u8; 8]; self.guesses.len() * PTR_CANDIDATES];
         self.arena.clear();
         let mut spec: Vec<Spec> = Vec::with_capacity(self.guesses.len());
-        // Request order: the frame pointers and frames read alone right after the thread
-        // states they depend on (a generator's frame changes as soon as it yields: the less
-        // time between reading the pointer to it and the frame, the more often the two agree),
-        // then the chunk copies. Arena order: per thread, chunk, older chunks, loose frames.
+        // Request order: what changes fastest is read closest to the thread states that point
+        // at it (the less time between reading a pointer and what it points at, the more often
+        // the two agree): frame pointers, the current chunks, frames read alone (generators',
+        // coroutines'), then older chunks. Arena order: per thread, chunk, older chunks, loose.
         let size = l.frame.read_size as usize;
         let mut req = 3 + last;
         for g in &self.guesses {
@@ -210,12 +215,8 @@ impl Walker {
                 loose_req: NONE,
                 loose_at: 0,
             };
-            if g.ptr_addr != 0 {
-                sp.ptr_req = req;
-                req += 1;
-            }
-            sp.loose_req = req;
-            req += g.loose.len();
+            sp.ptr_req = req;
+            req += g.ptr_addrs.iter().filter(|a| **a != 0).count();
             sp.older_at = sp.chunk_at + g.len;
             let bytes = g.len + g.older.iter().map(|(_, len)| len).sum::<usize>();
             sp.loose_at = sp.chunk_at + bytes;
@@ -228,6 +229,12 @@ impl Walker {
                 sp.chunk_req = req;
                 req += 1;
             }
+        }
+        for (g, sp) in self.guesses.iter().zip(spec.iter_mut()) {
+            sp.loose_req = req;
+            req += g.loose.len();
+        }
+        for (g, sp) in self.guesses.iter().zip(spec.iter_mut()) {
             sp.older_req = req;
             req += g.older.len();
         }
@@ -247,24 +254,35 @@ impl Walker {
                 reqs.push((*addr, buf));
             }
             let mut rest: &mut [u8] = &mut self.arena;
-            let mut chunks: Vec<(u64, &mut [u8])> = Vec::new();
-            for (g, ptr) in self.guesses.iter().zip(spec_ptrs.iter_mut()) {
-                if g.ptr_addr != 0 {
-                    reqs.push((g.ptr_addr, ptr));
+            let (mut chunks, mut loose, mut older) = (Vec::new(), Vec::new(), Vec::new());
+            for (g, ptrs) in self
+                .guesses
+                .iter()
+                .zip(spec_ptrs.chunks_mut(PTR_CANDIDATES))
+            {
+                for (addr, ptr) in g.ptr_addrs.iter().zip(ptrs.iter_mut()) {
+                    if *addr != 0 {
+                        reqs.push((*addr, ptr));
+                    }
                 }
-                let chunk = (g.len > 0).then_some((g.chunk, g.len));
-                for (base, len) in chunk.into_iter().chain(g.older.iter().copied()) {
+                let mut take = |len: usize| {
                     let (buf, tail) = std::mem::take(&mut rest).split_at_mut(len);
                     rest = tail;
-                    chunks.push((base, buf));
+                    buf
+                };
+                if g.len > 0 {
+                    chunks.push((g.chunk, take(g.len)));
+                }
+                for &(base, len) in &g.older {
+                    older.push((base, take(len)));
                 }
                 for &base in &g.loose {
-                    let (buf, tail) = std::mem::take(&mut rest).split_at_mut(size);
-                    rest = tail;
-                    reqs.push((base, buf));
+                    loose.push((base, take(size)));
                 }
             }
             reqs.append(&mut chunks);
+            reqs.append(&mut loose);
+            reqs.append(&mut older);
             let mut rest: &mut [u8] = &mut prefetch.buf;
             for (addr, len) in &prefetch.reqs {
                 let (buf, tail) = std::mem::take(&mut rest).split_at_mut(*len);
@@ -369,7 +387,22 @@ impl Walker {
                 _ => (0, 0),
             };
             let mut g = self.spare.pop().unwrap_or_default();
-            g.ptr_addr = ptr_addr;
+            // The places the frame pointer was read from lately, newest first: 3.11-3.12's
+            // `cframe` lives on the C stack and moves with every C call into the eval loop,
+            // often back and forth between a few places.
+            g.ptr_addrs = [0; PTR_CANDIDATES];
+            if ptr_addr != 0 {
+                g.ptr_addrs[0] = ptr_addr;
+                if let Some(j) = cached {
+                    let older = self.guesses[*j]
+                        .ptr_addrs
+                        .iter()
+                        .filter(|a| **a != ptr_addr && **a != 0);
+                    for (slot, a) in g.ptr_addrs[1..].iter_mut().zip(older) {
+                        *slot = *a;
+                    }
+                }
+            }
             g.chunk = chunk;
             g.len = 0;
             g.older.clear();
@@ -380,8 +413,11 @@ impl Walker {
             // Frame pointer from the guess, if it was read from the same place.
             let frame = known_frame.or_else(|| {
                 let (j, g, sp) = guess?;
-                (ptr_addr != 0 && g.ptr_addr == ptr_addr && sp.ptr_req != NONE && ok[sp.ptr_req])
-                    .then(|| u64::from_le_bytes(spec_ptrs[j]))
+                if ptr_addr == 0 {
+                    return None;
+                }
+                let k = g.ptr_addrs.iter().position(|a| *a == ptr_addr)?;
+                ok[sp.ptr_req + k].then(|| u64::from_le_bytes(spec_ptrs[j * PTR_CANDIDATES + k]))
             });
             // The current chunk from the guess, if it is the same chunk and still fits.
             let chunk_hit = len == 0
@@ -531,9 +567,19 @@ impl Walker {
                 }
                 FrameShape::FrameObject => {}
             }
-            // Frames that were read alone, each read with the first batch next time.
-            g.loose
-                .extend(stack.regions.used_loose.iter().take(MAX_GUESSED_FRAMES));
+            // Frames that were read alone, each read with the first batch next time; and
+            // (3.11+) a few more seen lately: generators and coroutines are new objects whose
+            // memory the allocator hands out again, so the frame a new one runs in is often
+            // at an address seen before, and is then read together with the pointer to it.
+            let used = &stack.regions.used_loose;
+            g.loose.extend(used.iter().take(MAX_GUESSED_FRAMES));
+            if l.frames == FrameShape::InterpreterFrame {
+                if let Some(j) = from_cache[i] {
+                    let room = LOOSE_POOL.saturating_sub(g.loose.len());
+                    let seen = self.guesses[j].loose.iter().filter(|a| !used.contains(a));
+                    g.loose.extend(seen.take(room));
+                }
+            }
         }
         self.threads_changed = self.addrs != self.last_tstates;
         if self.threads_changed {
@@ -565,7 +611,8 @@ pub struct Prefetch {
 /// and whose stack still fits, is served from the first batch.
 #[derive(Debug, Clone, Default)]
 struct Guess {
-    ptr_addr: u64,
+    /// Addresses the frame pointer was read from lately, newest first (0: none).
+    ptr_addrs: [u64; PTR_CANDIDATES],
     chunk: u64,
     len: usize,
     /// (address, length) of older chunks.
@@ -646,7 +693,7 @@ impl StackRegions {
             if let Some((b, _)) = Self::find(&self.loose, arena, addr, out.len()) {
                 out.copy_from_slice(b);
                 self.used_loose.push(addr);
-                return Some(FoundIn::Alone);
+                return Some(self.classify(layout, arena, addr));
             }
             if self.older == 0 || self.regions.len() > 64 || arena.len() as u64 > MAX_CHUNKS_TOTAL {
                 break;
@@ -677,12 +724,17 @@ impl StackRegions {
             return None;
         }
         self.used_loose.push(addr);
-        // A frame pushed above the part of its chunk that was copied is still the thread's.
+        Some(self.classify(layout, arena, addr))
+    }
+
+    /// Where a frame read on its own lives: a frame pushed above the part of its chunk that
+    /// was copied is still in the chunk (and the thread's).
+    fn classify(&self, layout: &Layout, arena: &[u8], addr: u64) -> FoundIn {
         let chunk = self.regions.iter().find_map(|&(base, at, _)| {
             let size = Fields(arena.get(at..)?).u64(layout.frame.chunk_size as usize);
             (addr >= base && addr - base < size.min(MAX_CHUNK)).then_some(base)
         });
-        Some(chunk.map_or(FoundIn::Alone, FoundIn::Chunk))
+        chunk.map_or(FoundIn::Alone, FoundIn::Chunk)
     }
 }
 
@@ -781,6 +833,11 @@ fn walk_frames(
                     continue;
                 }
             }
+        }
+        if code == 0 {
+            // A slot being filled or cleared: no live frame has no code.
+            thread.fault = Some(StackFault::Changed);
+            return;
         }
         let instr_offset = match fo.instr {
             InstrPos::Lasti { offset, scale } => {

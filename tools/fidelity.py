@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""Fidelity check: does our profile of a real program agree with py-spy 0.4.3's?
+
+For each interpreter and workload (tests/fidelity/workloads.py: stdlib code nobody here
+wrote), one target process is recorded at the same time by three profilers: ours, and two
+py-spy 0.4.3 instances (A and B). A against B is the noise floor: two runs of the same
+profiler on the same process at the same moment differ only by when their samples fell.
+Ours against A is then judged against that floor.
+
+    tools/fidelity.py --ours target/release/py-spy --pyspy PATH/py-spy \\
+        [--python PY ...] [--workloads a,b] [--duration S] [--rate R] [--quick] \\
+        [--markdown OUT.md] [--json OUT.json] [--check]
+
+A fourth recording, py-spy 0.4.3 in its default blocking mode (R: it pauses the target for
+each sample, so it never reads a stack that changes under it), is the reference where the
+non-blocking py-spy is itself wrong: when ours is outside the noise of A but within chance
+of R, the case is reported as agreeing with the paused profile (py-spy's own non-blocking
+errors and cut stacks bias A; both are in the table).
+
+Per profiler it reports: samples written, errors, the share of samples with no Python
+frame ("empty"), the share of stacks that do not reach the thread's entry frame ("cut"),
+profiler CPU per sample, and the largest difference of any function's leaf (self) share and
+inclusive (total) share against A. A function "differs" when ours is further from A than
+chance allows (3 binomial standard deviations of the two sample sizes, plus one point) and
+further than B is from A. --check exits 1 when any function differs, when ours writes fewer
+than 90% of A's samples (samples are thread stacks for both), or when a run fails.
+
+Stdlib only (Python 3.7+).
+"""
+import argparse
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS_PY = os.path.join(HERE, "..", "tests", "fidelity", "workloads.py")
+
+# (workload, extra record flags). `threads` is also judged with --threads --gil: the shares of
+# the thread holding the GIL.
+CASES = [
+    ("tokenize", []),
+    ("regex", []),
+    ("http", ["--idle"]),
+    ("template", []),
+    ("email", []),
+    ("threads", []),
+    ("threads", ["--threads", "--gil"]),
+    ("asyncio", []),
+    ("logging", []),
+]
+QUICK = ["tokenize", "regex", "threads", "asyncio"]
+
+# Frames a complete stack starts with (after any thread or process label): the main
+# module, a thread's bootstrap, or runpy's entry.
+ENTRY_FUNCTIONS = {"<module>", "_bootstrap", "_run_module_as_main", "_run_code"}
+
+LABEL = re.compile(r"^(thread|process) \(|^process \d+:")
+FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+
+def parse_raw(path):
+    """Collapsed stacks -> list of (frames root first as (func, file), count)."""
+    stacks = []
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            stack, _, count = line.rpartition(" ")
+            try:
+                n = int(count)
+            except ValueError:
+                continue
+            frames = []
+            for part in stack.split(";") if stack else []:
+                part = part.strip()
+                if not part or LABEL.match(part) or part == "<no Python frames>":
+                    continue
+                m = FRAME.match(part)
+                if m:
+                    frames.append((m.group("func"), os.path.basename(m.group("file"))))
+                else:
+                    frames.append((part, ""))
+            stacks.append((frames, n))
+    return stacks
+
+
+def profile_stats(stacks):
+    total = sum(n for _, n in stacks)
+    leaf, incl = {}, {}
+    empty = cut = 0
+    for frames, n in stacks:
+        if not frames:
+            empty += n
+            continue
+        if frames[0][0].startswith("<error"):
+            continue
+        if frames[0][0].rsplit(".", 1)[-1] not in ENTRY_FUNCTIONS:
+            cut += n
+        key = "%s (%s)" % frames[-1]
+        leaf[key] = leaf.get(key, 0) + n
+        for fr in set(frames):
+            k = "%s (%s)" % fr
+            incl[k] = incl.get(k, 0) + n
+    share = lambda d: {k: v / total for k, v in d.items()} if total else {}
+    return {
+        "samples": total,
+        "empty": empty / total if total else 0.0,
+        "cut": cut / total if total else 0.0,
+        "leaf": share(leaf),
+        "incl": share(incl),
+    }
+
+
+def tolerance(p, n1, n2):
+    """Largest difference of a share p between two independent samples that chance explains
+    (3 standard deviations), plus one point for the profilers' differing sampling moments."""
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    p = min(max(p, 0.0), 1.0)
+    return 3 * math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2)) + 0.01
+
+
+def compare(ours, a, b, kind):
+    """Largest |ours - a| and |b - a| over functions, and the functions where ours differs
+    from both a and b by more than chance and more than a and b differ."""
+    keys = set(ours[kind]) | set(a[kind]) | set(b[kind])
+    worst_ours = worst_noise = 0.0
+    differs = []
+    for k in keys:
+        po, pa, pb = ours[kind].get(k, 0.0), a[kind].get(k, 0.0), b[kind].get(k, 0.0)
+        d, noise = abs(po - pa), abs(pb - pa)
+        worst_ours = max(worst_ours, d)
+        worst_noise = max(worst_noise, noise)
+        tol = tolerance(pa, ours["samples"], a["samples"])
+        tol_b = tolerance(pb, ours["samples"], b["samples"])
+        if d > max(tol, noise) and abs(po - pb) > max(tol_b, noise):
+            differs.append((k, po, pa, pb))
+    differs.sort(key=lambda x: -abs(x[1] - x[2]))
+    return worst_ours, worst_noise, differs
+
+
+def within_chance(ours, ref, kind):
+    """Functions whose share in ours is further from ref than chance allows."""
+    out = []
+    for k in set(ours[kind]) | set(ref[kind]):
+        po, pr = ours[kind].get(k, 0.0), ref[kind].get(k, 0.0)
+        if abs(po - pr) > tolerance(pr, ours["samples"], ref["samples"]):
+            out.append((k, po, pr, pr))
+    out.sort(key=lambda x: -abs(x[1] - x[2]))
+    return out
+
+
+def start_target(python, workload, seconds):
+    proc = subprocess.Popen(
+        [python, WORKLOADS_PY, workload, str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    line = proc.stdout.readline().decode(errors="replace")
+    if not line.startswith("READY"):
+        err = proc.stderr.read().decode(errors="replace")
+        proc.kill()
+        proc.wait()
+        return None, (err.strip().splitlines() or ["no READY"])[-1]
+    time.sleep(0.5)
+    return proc, None
+
+
+def run_profilers(cmds, timeout):
+    """Run every command at once; returns (stdout, cpu seconds, exit code) for each."""
+    procs = []
+    for cmd in cmds:
+        procs.append(
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        )
+    results = [None] * len(procs)
+    deadline = time.time() + timeout
+    pending = {p.pid: i for i, p in enumerate(procs)}
+    while pending:
+        if time.time() > deadline:
+            for pid in pending:
+                os.killpg(pid, signal.SIGINT)
+            deadline = time.time() + 10
+        reaped = False
+        for pid in list(pending):
+            got, status, ru = os.wait4(pid, os.WNOHANG)
+            if got == 0:
+                continue
+            reaped = True
+            i = pending.pop(pid)
+            procs[i].returncode = os.waitstatus_to_exitcode(status)
+            out = procs[i].stdout.read().decode(errors="replace")
+            results[i] = (out, ru.ru_utime + ru.ru_stime, procs[i].returncode)
+        if not reaped:
+            time.sleep(0.02)
+    return results
+
+
+def errors_of(out):
+    m = re.search(r"Errors: (\d+)", out)
+    return int(m.group(1)) if m else None
+
+
+def one_case(args, python, workload, flags, tmp):
+    proc, why = start_target(python, workload, args.duration + 30)
+    if proc is None:
+        return {"skipped": why}
+    try:
+        names = ("ours", "a", "b", "r")
+        outs = [os.path.join(tmp, n + ".txt") for n in names]
+        base = ["record", "--pid", str(proc.pid), "-f", "raw", "-r", str(args.rate),
+                "-d", str(args.duration)] + flags
+        cmds = [[exe] + base + mode + ["-o", out]
+                for exe, mode, out in zip((args.ours, args.pyspy, args.pyspy, args.pyspy),
+                                          (["--nonblocking"],) * 3 + ([],), outs)]
+        results = run_profilers(cmds, args.duration + 20)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    row = {}
+    for name, out, (text, cpu, code) in zip(names, outs, results):
+        if code != 0 or not os.path.exists(out):
+            return {"failed": "%s exited %s: %s" % (name, code, text.strip()[-300:])}
+        st = profile_stats(parse_raw(out))
+        st["errors"] = errors_of(text)
+        st["cpu_per_sample_us"] = cpu * 1e6 / max(st["samples"], 1)
+        row[name] = st
+    for kind in ("leaf", "incl"):
+        worst, noise, differs = compare(row["ours"], row["a"], row["b"], kind)
+        row[kind + "_diff"] = worst
+        row[kind + "_noise"] = noise
+        row[kind + "_differs"] = differs[:5]
+        row[kind + "_vs_paused"] = within_chance(row["ours"], row["r"], kind)[:5]
+    differs = row["leaf_differs"] or row["incl_differs"]
+    paused_ok = not (row["leaf_vs_paused"] or row["incl_vs_paused"])
+    row["verdict"] = ("agrees" if not differs else
+                      "agrees with paused py-spy" if paused_ok else "differs")
+    return row
+
+
+def version_of(python):
+    out = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "?"
+
+
+def fmt_row(version, workload, flags, row):
+    o, a, b = row["ours"], row["a"], row["b"]
+    pct = lambda x: "%.1f" % (100 * x)
+    return "| %s | %s%s | %d / %d / %d | %s / %s / %s | %s / %s / %s | %s / %s / %s | %s (%s) | %s (%s) | %.0f / %.0f | %s |" % (
+        version, workload, (" " + " ".join(flags)) if flags else "",
+        o["samples"], a["samples"], b["samples"],
+        o["errors"], a["errors"], b["errors"],
+        pct(o["empty"]), pct(a["empty"]), pct(b["empty"]),
+        pct(o["cut"]), pct(a["cut"]), pct(b["cut"]),
+        pct(row["leaf_diff"]), pct(row["leaf_noise"]),
+        pct(row["incl_diff"]), pct(row["incl_noise"]),
+        o["cpu_per_sample_us"], a["cpu_per_sample_us"],
+        row["verdict"] if row["verdict"] != "differs" else
+        "differs: " + ", ".join("%s %s vs %s (paused %s)" % (k, pct(po), pct(pa), pct(row["r"]["incl"].get(k, 0.0)))
+                                for k, po, pa, _ in (row["leaf_differs"] + row["incl_differs"])[:3]),
+    )
+
+
+HEADER = (
+    "| Python | workload | samples ours / A / B | errors ours / A / B | empty % ours / A / B "
+    "| cut % ours / A / B | leaf Δ max, ours−A (A−B) | total Δ max, ours−A (A−B) "
+    "| CPU µs/sample ours / A | verdict |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ours", required=True)
+    ap.add_argument("--pyspy", required=True, help="py-spy 0.4.3")
+    ap.add_argument("--python", action="append", default=[])
+    ap.add_argument("--workloads", help="comma-separated subset")
+    ap.add_argument("--duration", type=int, default=4)
+    ap.add_argument("--rate", type=int, default=200)
+    ap.add_argument("--quick", action="store_true", help="4 workloads, 3 s each")
+    ap.add_argument("--markdown")
+    ap.add_argument("--json")
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.duration = min(args.duration, 3)
+    pythons = args.python or [sys.executable]
+    wanted = args.workloads.split(",") if args.workloads else (QUICK if args.quick else None)
+    cases = [(w, f) for w, f in CASES if wanted is None or w in wanted]
+
+    lines = [HEADER]
+    print(HEADER, flush=True)
+    results, bad = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for python in pythons:
+            version = version_of(python)
+            for workload, flags in cases:
+                row = one_case(args, python, workload, flags, tmp)
+                results.append({"python": version, "workload": workload, "flags": flags, **row})
+                if "skipped" in row or "failed" in row:
+                    line = "| %s | %s | %s |" % (version, workload,
+                                                  row.get("skipped") or row.get("failed"))
+                    if "failed" in row:
+                        bad.append(line)
+                else:
+                    line = fmt_row(version, workload, flags, row)
+                    short = row["ours"]["samples"] < 0.9 * row["a"]["samples"]
+                    if row["verdict"] == "differs" or short:
+                        bad.append(line)
+                print(line, flush=True)
+                lines.append(line)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=str)
+    if bad:
+        print("\n%d case(s) where ours disagrees with py-spy beyond the noise, writes under "
+              "90%% of its samples, or failed:" % len(bad))
+        for line in bad:
+            print(line)
+    if args.check and bad:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -46,6 +46,9 @@ pub struct CaptureStats {
 
 /// Snapshots taken again, at most, when a stack changed while it was read.
 const MAX_RETRIES: usize = 2;
+/// How long a paused target runs before it is paused again for a retry (times the retry's
+/// number).
+const PAUSED_RETRY_WAIT: Duration = Duration::from_micros(500);
 
 /// A live Python process, attached.
 pub struct PythonSpy {
@@ -291,6 +294,12 @@ impl PythonSpy {
             }
             attempt += 1;
             self.stats.retries += 1;
+            // Paused, a thread can be caught half-way through entering or leaving a call: it
+            // must run on to leave that state, and a thread that waits for a core may not
+            // run at all in the instant between two pauses.
+            if blocking {
+                std::thread::sleep(PAUSED_RETRY_WAIT * attempt as u32);
+            }
         }
         for t in out.iter_mut() {
             if t.fault.is_none() {
@@ -517,8 +526,12 @@ impl PythonSpy {
                 .frames
                 .first()
                 .map_or((0, 0, 0), |f| (f.addr, f.code, f.instr_offset));
-            slot.moved =
-                thread.fault.is_none() && self.last_tops.insert(thread.thread_id, top) != Some(top);
+            // (A thread seen for the first time has not been seen to move.)
+            slot.moved = thread.fault.is_none()
+                && self
+                    .last_tops
+                    .insert(thread.thread_id, top)
+                    .is_some_and(|last| last != top);
             slot.frames.clear();
             if slot.fault.is_some() {
                 continue;

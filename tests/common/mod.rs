@@ -190,7 +190,8 @@ pub fn spawn_with(python: &Path, pre_args: &[&str], script_name: &str, args: &[&
     std::thread::spawn(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.trim() == "READY" {
+            let line_t = line.trim();
+            if line_t == "READY" || line_t.starts_with("READY ") {
                 let _ = tx.send(std::mem::take(&mut lines));
             } else {
                 lines.push(line);

@@ -196,9 +196,9 @@ def run_asyncio(deadline):
 def run_logging(deadline):
     import logging
     try:
-        from io import StringIO
+        from StringIO import StringIO  # 2.7: byte strings
     except ImportError:
-        from StringIO import StringIO
+        from io import StringIO
     stream = StringIO()
     logger = logging.getLogger("fidelity")
     handler = logging.StreamHandler(stream)

@@ -2,7 +2,7 @@
 //! files that are not ours, of another version, or damaged.
 
 use py_spy::store::{
-    FrameKey, SampleFilter, Session, SessionWriter, ThreadKey, FLAG_ACTIVE, FLAG_GIL,
+    FrameKey, SampleFilter, Session, SessionWriter, ThreadKey, FLAG_ACTIVE, FLAG_ERROR, FLAG_GIL,
 };
 use std::path::{Path, PathBuf};
 
@@ -237,4 +237,110 @@ fn set_user_version(path: &Path, v: i32) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Error samples (format 2): stored with their reason, read back with the flag and the
+/// reason's row, hidden from renders unless `--errors`, and counted.
+#[test]
+fn error_samples_are_stored_and_shown_on_request() {
+    let path = temp("errors.pyspy");
+    let mut w = SessionWriter::create(&path, &[("rate", "100".into())]).unwrap();
+    w.add_process(4242, None, "python app.py", Some("3.12.1"))
+        .unwrap();
+    let key = ThreadKey {
+        pid: 4242,
+        thread_id: 7,
+    };
+    let stack = [frame("work", 12)];
+    for tick in 0..10u64 {
+        let t = tick * 10_000;
+        if tick % 5 == 4 {
+            let (kind, message) = if tick == 4 {
+                ("stack_changed", "the stack changed while it was being read")
+            } else {
+                ("frame_unreadable", "a frame could not be read")
+            };
+            w.add_error_sample(
+                t,
+                key,
+                Some(77),
+                Some("MainThread"),
+                kind,
+                message,
+                FLAG_ACTIVE,
+                0,
+            )
+            .unwrap();
+        } else {
+            w.add_sample(t, key, Some(77), Some("MainThread"), &stack, FLAG_ACTIVE, 0)
+                .unwrap();
+        }
+    }
+    w.finish().unwrap();
+
+    let s = Session::open(&path).unwrap();
+    assert_eq!(s.version, 2);
+    let kinds: Vec<&str> = s.errors.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["stack_changed", "frame_unreadable"]);
+    let samples: Vec<_> = s
+        .samples(&SampleFilter::default())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(samples.len(), 10);
+    let errors: Vec<_> = samples.iter().filter(|x| x.error()).collect();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(s.errors[errors[0].stack as usize].kind, "stack_changed");
+    assert_eq!(errors[0].t_us, 40_000);
+    assert!(errors
+        .iter()
+        .all(|e| e.flags & FLAG_ERROR != 0 && e.active()));
+
+    let bin = env!("CARGO_BIN_EXE_py-spy");
+    let render = |extra: &[&str]| {
+        let o = std::process::Command::new(bin)
+            .args(["render", path.to_str().unwrap(), "-f", "raw", "-o", "-"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(render(&[]).trim(), "Mod.work (/app/mod.py:12) 8");
+    let shown = render(&["--errors"]);
+    assert!(
+        shown.contains("<error: the stack changed while it was being read> 1")
+            && shown.contains("<error: a frame could not be read> 1")
+            && shown.contains("Mod.work (/app/mod.py:12) 8"),
+        "{shown}"
+    );
+    let note = std::process::Command::new(bin)
+        .args(["render", path.to_str().unwrap(), "-f", "raw"])
+        .arg("-o")
+        .arg(temp("errors.txt"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&note.stderr);
+    assert!(
+        said.contains("2 samples whose stack could not be read left out")
+            && said.contains("the stack changed while it was being read: 1"),
+        "{said}"
+    );
+}
+
+/// A format 1 file (before error samples) is still read.
+#[test]
+fn format_1_files_are_read() {
+    let path = temp("v1.pyspy");
+    let (written, _) = write_session(&path, 2, 100, 1);
+    let status = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('drop table errors'); c.execute('pragma user_version=1'); c.commit()"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let s = Session::open(&path).unwrap();
+    assert_eq!(s.version, 1);
+    assert!(s.errors.is_empty());
+    assert_eq!(s.sample_count().unwrap(), written.len() as u64);
 }

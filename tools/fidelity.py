@@ -59,7 +59,7 @@ CASES = [
 QUICK = ["tokenize", "regex", "threads", "asyncio"]
 
 # Frames a complete stack starts with (after any thread or process label): the main
-# module, a thread's bootstrap, or runpy's entry.
+# module, a thread's bootstrap (`_bootstrap`, 2.7's `__bootstrap`), or runpy's entry.
 ENTRY_FUNCTIONS = {"<module>", "_bootstrap", "_run_module_as_main", "_run_code"}
 
 LABEL = re.compile(r"^(thread|process) \(|^process \d+:")
@@ -103,7 +103,8 @@ def profile_stats(stacks):
             continue
         if frames[0][0].startswith("<error"):
             continue
-        if frames[0][0].rsplit(".", 1)[-1] not in ENTRY_FUNCTIONS:
+        root = frames[0][0].rsplit(".", 1)[-1]
+        if root not in ENTRY_FUNCTIONS and not root.endswith("bootstrap"):
             cut += n
         key = "%s (%s)" % frames[-1]
         leaf[key] = leaf.get(key, 0) + n

@@ -802,6 +802,13 @@ fn walk_frames(
         let f = Fields(bytes);
         let code = f.u64(fo.code as usize) & tag_mask;
         let previous = f.u64(fo.previous as usize);
+        // Up to 3.10 a frame is an object: one that was freed (to the free list, or kept as
+        // its code's spare frame) has no references left, and its `f_back` no longer leads
+        // to its caller (the free list is linked through it).
+        if l.frames == FrameShape::FrameObject && f.i64(0) <= 0 {
+            thread.fault = Some(StackFault::Changed);
+            return;
+        }
         let mut is_entry = false;
         match fo.entry {
             EntryMark::None => is_entry = true,

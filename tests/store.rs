@@ -255,10 +255,16 @@ fn error_samples_are_stored_and_shown_on_request() {
     for tick in 0..10u64 {
         let t = tick * 10_000;
         if tick % 5 == 4 {
-            let (kind, message) = if tick == 4 {
-                ("stack_changed", "the stack changed while it was being read")
+            // One chain that broke off after its innermost frame (kept), one unreadable.
+            let (kind, message, partial) = if tick == 4 {
+                let leaf = w.intern_frame(&frame("leaf", 30)).unwrap();
+                (
+                    "stack_changed",
+                    "the stack changed while it was being read",
+                    vec![leaf],
+                )
             } else {
-                ("frame_unreadable", "a frame could not be read")
+                ("frame_unreadable", "a frame could not be read", vec![])
             };
             w.add_error_sample(
                 t,
@@ -267,6 +273,7 @@ fn error_samples_are_stored_and_shown_on_request() {
                 Some("MainThread"),
                 kind,
                 message,
+                &partial,
                 FLAG_ACTIVE,
                 0,
             )
@@ -282,6 +289,12 @@ fn error_samples_are_stored_and_shown_on_request() {
     assert_eq!(s.version, 2);
     let kinds: Vec<&str> = s.errors.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["stack_changed", "frame_unreadable"]);
+    let partial = s.errors[0].stack.expect("the broken chain's frames");
+    assert_eq!(
+        s.frames[s.stacks[partial as usize][0] as usize].function,
+        "leaf"
+    );
+    assert_eq!(s.errors[1].stack, None);
     let samples: Vec<_> = s
         .samples(&SampleFilter::default())
         .unwrap()
@@ -309,8 +322,9 @@ fn error_samples_are_stored_and_shown_on_request() {
     assert_eq!(render(&[]).trim(), "Mod.work (/app/mod.py:12) 8");
     let shown = render(&["--errors"]);
     assert!(
-        shown.contains("<error: the stack changed while it was being read> 1")
-            && shown.contains("<error: a frame could not be read> 1")
+        shown.contains(
+            "<error: the stack changed while it was being read>;Mod.leaf (/app/mod.py:30) 1"
+        ) && shown.contains("<error: a frame could not be read> 1")
             && shown.contains("Mod.work (/app/mod.py:12) 8"),
         "{shown}"
     );

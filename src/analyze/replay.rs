@@ -360,12 +360,16 @@ impl<'s> Replay<'s> {
 
     fn make_error_stack(&mut self, error: u32, thread: u32, label: u32) -> u32 {
         let mut out = self.roots(thread, label);
-        let reason = self
-            .session
-            .errors
-            .get(error as usize)
-            .map_or("unknown", |e| e.message.as_str());
+        let row = self.session.errors.get(error as usize);
+        let reason = row.map_or("unknown", |e| e.message.as_str());
         out.push(self.pseudo(format!("<error: {reason}>")));
+        // The innermost frames read before the chain broke off, callers unknown.
+        let session = self.session;
+        if let Some(stack) = row.and_then(|e| e.stack) {
+            for f in session.stacks[stack as usize].iter().rev() {
+                out.push(self.stored_frame(*f));
+            }
+        }
         let id = self.stacks.len() as u32;
         self.stacks.push(out);
         self.error_stacks.insert((error, label), id);

@@ -418,21 +418,6 @@ fn run(
                             pid: p.spy.pid,
                             thread_id: t.thread_id,
                         };
-                        if let Some(fault) = t.fault {
-                            writer.add_error_sample(
-                                t_us,
-                                key,
-                                t.os_thread_id,
-                                p.spy.thread_name(t.thread_id),
-                                fault.as_str(),
-                                fault.describe(),
-                                state,
-                                late_us,
-                            )?;
-                            samples += 1;
-                            error_samples += 1;
-                            continue;
-                        }
                         ids.clear();
                         for f in &t.frames {
                             let id = match p.frame_ids.get(&(f.code.id, f.line)) {
@@ -456,6 +441,24 @@ fn run(
                                 }
                             };
                             ids.push(id);
+                        }
+                        if let Some(fault) = t.fault {
+                            // Stored with its reason, and the innermost frames read before
+                            // the chain broke off, if any.
+                            writer.add_error_sample(
+                                t_us,
+                                key,
+                                t.os_thread_id,
+                                p.spy.thread_name(t.thread_id),
+                                fault.as_str(),
+                                fault.describe(),
+                                &ids,
+                                state,
+                                late_us,
+                            )?;
+                            samples += 1;
+                            error_samples += 1;
+                            continue;
                         }
                         let flags = state | if t.truncated { FLAG_TRUNCATED } else { 0 };
                         writer.add_sample_ids(
@@ -495,6 +498,7 @@ fn run(
                                 name,
                                 kind,
                                 message,
+                                &[],
                                 FLAG_ACTIVE,
                                 late_us,
                             )?;

@@ -99,8 +99,12 @@ pub struct ThreadSample {
     pub moved: bool,
     /// The stack is deeper than the walk's limit: its outermost frames are cut.
     pub truncated: bool,
+    /// With a fault, `frames` holds the innermost part of a chain that broke off.
+    pub partial: bool,
     /// The thread's stack could not be taken (it kept changing while read, or could not be
-    /// read): `frames` is then empty, and the sample stands for time of unknown stack.
+    /// read): the sample stands for time of unknown stack, and `frames` is empty or, for a
+    /// chain that broke off before the thread's first frame, its innermost part (see
+    /// [`RawThread::partial`]).
     pub fault: Option<StackFault>,
     /// Innermost first.
     pub frames: Vec<CodeFrame>,
@@ -311,7 +315,9 @@ impl PythonSpy {
             }
             if t.fault.is_some() {
                 self.stats.faults += 1;
-                t.frames.clear();
+                if !t.partial {
+                    t.frames.clear();
+                }
                 t.truncated = false;
             } else if t.truncated {
                 self.stats.truncated_stacks += 1;
@@ -522,6 +528,7 @@ impl PythonSpy {
             slot.active = true;
             slot.truncated = thread.truncated;
             slot.fault = thread.fault;
+            slot.partial = thread.partial;
             let top = thread
                 .frames
                 .first()
@@ -533,7 +540,7 @@ impl PythonSpy {
                     .insert(thread.thread_id, top)
                     .is_some_and(|last| last != top);
             slot.frames.clear();
-            if slot.fault.is_some() {
+            if slot.fault.is_some() && !slot.partial {
                 continue;
             }
             for raw in &thread.frames {
@@ -542,6 +549,8 @@ impl PythonSpy {
                     Err(_) => {
                         self.stats.bad_frames += 1;
                         slot.fault = Some(StackFault::BadCode);
+                        slot.partial = false;
+                        slot.frames.clear();
                         break;
                     }
                 };

@@ -63,8 +63,13 @@ pub struct RawThread {
     /// The stack is deeper than [`MAX_DEPTH`]: the innermost frames are true, the rest cut.
     pub truncated: bool,
     /// The frames could not be taken as the thread's true stack (see [`StackFault`]); the
-    /// frames found are then not to be trusted.
+    /// frames found are then not to be trusted, except with `partial`.
     pub fault: Option<StackFault>,
+    /// With a fault: `frames` are the innermost frames, each read whole and consistent, of a
+    /// chain that ended before the thread's first frame (a generator or coroutine that
+    /// yielded while it was read leaves its frame unlinked): what the thread ran then, with
+    /// its callers unknown.
+    pub partial: bool,
 }
 
 /// Why a thread's stack could not be taken as the thread's true stack.
@@ -525,6 +530,7 @@ impl Walker {
             thread.holds_gil = gil_holder != 0 && gil_holder == addr;
             thread.frames.clear();
             thread.truncated = false;
+            thread.partial = false;
             thread.fault = stack.unreadable.then_some(StackFault::Unreadable);
             if !stack.unreadable {
                 walk_frames(
@@ -882,6 +888,7 @@ fn walk_frames(
     };
     if !complete {
         thread.fault = Some(StackFault::Changed);
+        thread.partial = !thread.frames.is_empty();
     }
 }
 

@@ -69,6 +69,8 @@ pub struct ErrorRow {
     pub kind: String,
     /// For people.
     pub message: String,
+    /// The innermost frames read before the chain broke off (a `stacks.id`), if any.
+    pub stack: Option<u32>,
 }
 
 /// An open session file. Ids in samples index `frames`, `stacks` (or, for error samples,
@@ -199,13 +201,14 @@ impl Session {
         }
         let errors = if version >= 2 {
             dense(
-                conn.prepare("SELECT id, kind, message FROM errors ORDER BY id")?
+                conn.prepare("SELECT id, kind, message, stack FROM errors ORDER BY id")?
                     .query_map([], |r| {
                         Ok((
                             r.get::<_, i64>(0)?,
                             ErrorRow {
                                 kind: r.get(1)?,
                                 message: r.get(2)?,
+                                stack: r.get(3)?,
                             },
                         ))
                     })?
@@ -216,6 +219,12 @@ impl Session {
         } else {
             Vec::new()
         };
+        if errors
+            .iter()
+            .any(|e| e.stack.is_some_and(|s| s as usize >= stacks.len()))
+        {
+            bail!("an error names a stack that is not stored (damaged file?)");
+        }
         let processes = dense(processes, "processes")?;
         Ok(Session {
             conn,

@@ -61,7 +61,8 @@ CREATE INDEX chunks_by_time ON chunks(start_us, end_us);
 CREATE TABLE errors (
     id      INTEGER PRIMARY KEY,
     kind    TEXT NOT NULL,
-    message TEXT NOT NULL
+    message TEXT NOT NULL,
+    stack   INTEGER REFERENCES stacks(id)
 );
 ";
 

@@ -90,6 +90,7 @@ enum Msg {
         id: u32,
         kind: String,
         message: String,
+        stack: Option<u32>,
     },
     Chunk {
         start_us: u64,
@@ -107,7 +108,7 @@ pub struct SessionWriter {
     names: FastMap<u32, String>,
     frames: HashMap<FrameKey, u32>,
     stacks: FastMap<Vec<u32>, u32>,
-    errors: HashMap<(String, String), u32>,
+    errors: HashMap<(String, String, Option<u32>), u32>,
     pending: Vec<Sample>,
     chunk_start_us: u64,
     last_flush: Instant,
@@ -238,18 +239,7 @@ impl SessionWriter {
         late_us: u32,
     ) -> Result<()> {
         let thread_row = self.thread_row(thread, os_thread_id, thread_name, t_us)?;
-        let stack = match self.stacks.get(frames) {
-            Some(id) => *id,
-            None => {
-                let id = self.stacks.len() as u32;
-                self.stacks.insert(frames.to_vec(), id);
-                self.send(Msg::Stack {
-                    id,
-                    frames: frames.to_vec(),
-                })?;
-                id
-            }
-        };
+        let stack = self.stack_id(frames)?;
         self.push(Sample {
             t_us,
             thread: thread_row,
@@ -260,8 +250,10 @@ impl SessionWriter {
     }
 
     /// An error sample: the thread's stack at `t_us` could not be read, for the reason `kind`
-    /// (a short stable name) with `message` (for people). `flags` may hold the thread's
-    /// activity and GIL flags; [`FLAG_ERROR`](super::chunk::FLAG_ERROR) is added.
+    /// (a short stable name) with `message` (for people); `partial` are the innermost frames
+    /// that were read (interned frame ids, innermost first) when the chain broke off, if any.
+    /// `flags` may hold the thread's activity and GIL flags;
+    /// [`FLAG_ERROR`](super::chunk::FLAG_ERROR) is added.
     #[allow(clippy::too_many_arguments)]
     pub fn add_error_sample(
         &mut self,
@@ -271,11 +263,17 @@ impl SessionWriter {
         thread_name: Option<&str>,
         kind: &str,
         message: &str,
+        partial: &[u32],
         flags: u8,
         late_us: u32,
     ) -> Result<()> {
         let thread_row = self.thread_row(thread, os_thread_id, thread_name, t_us)?;
-        let key = (kind.to_string(), message.to_string());
+        let stack = if partial.is_empty() {
+            None
+        } else {
+            Some(self.stack_id(partial)?)
+        };
+        let key = (kind.to_string(), message.to_string(), stack);
         let error = match self.errors.get(&key) {
             Some(id) => *id,
             None => {
@@ -285,6 +283,7 @@ impl SessionWriter {
                     id,
                     kind: key.0,
                     message: key.1,
+                    stack,
                 })?;
                 id
             }
@@ -296,6 +295,20 @@ impl SessionWriter {
             flags: flags | super::chunk::FLAG_ERROR,
             late_us,
         })
+    }
+
+    /// The id of a stack (frame ids, innermost first), sending it the first time.
+    fn stack_id(&mut self, frames: &[u32]) -> Result<u32> {
+        if let Some(id) = self.stacks.get(frames) {
+            return Ok(*id);
+        }
+        let id = self.stacks.len() as u32;
+        self.stacks.insert(frames.to_vec(), id);
+        self.send(Msg::Stack {
+            id,
+            frames: frames.to_vec(),
+        })?;
+        Ok(id)
     }
 
     fn push(&mut self, sample: Sample) -> Result<()> {
@@ -505,9 +518,16 @@ fn apply(conn: &Connection, msg: Msg, stats: &mut WriterStats) -> Result<()> {
                 .execute(params![id, blob])?;
             stats.stacks += 1;
         }
-        Msg::Error { id, kind, message } => {
-            conn.prepare_cached("INSERT INTO errors (id, kind, message) VALUES (?1, ?2, ?3)")?
-                .execute(params![id, kind, message])?;
+        Msg::Error {
+            id,
+            kind,
+            message,
+            stack,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO errors (id, kind, message, stack) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, kind, message, stack])?;
         }
         Msg::Chunk { start_us, samples } => {
             let data = chunk::encode(&samples, start_us)?;

@@ -772,6 +772,8 @@ fn walk_frames(
     let mut steps = 0;
     // Where the last frame visited was, and whether it was a shim.
     let mut last: Option<(FoundIn, bool)> = None;
+    // Up to 3.10: the last frame object visited still had references.
+    let mut frame_objects_live = false;
     while addr != 0 {
         steps += 1;
         if thread.frames.len() >= MAX_DEPTH || steps > 2 * MAX_DEPTH {
@@ -808,12 +810,18 @@ fn walk_frames(
         let f = Fields(bytes);
         let code = f.u64(fo.code as usize) & tag_mask;
         let previous = f.u64(fo.previous as usize);
-        // Up to 3.10 a frame is an object: one that was freed (to the free list, or kept as
-        // its code's spare frame) has no references left, and its `f_back` no longer leads
-        // to its caller (the free list is linked through it).
-        if l.frames == FrameShape::FrameObject && f.i64(0) <= 0 {
-            thread.fault = Some(StackFault::Changed);
-            return;
+        // Up to 3.10 a frame is an object, and one that was freed has no references left.
+        // The innermost frames may have just returned (freed, their `f_back` still leads to
+        // the caller, which runs now): the stack of a moment before, still true. But a freed
+        // frame below a live one, or at the end of the chain, is not the thread's (the free
+        // list is linked through `f_back`).
+        if l.frames == FrameShape::FrameObject {
+            let live = f.i64(0) > 0;
+            if !live && frame_objects_live {
+                thread.fault = Some(StackFault::Changed);
+                return;
+            }
+            frame_objects_live = live;
         }
         let mut is_entry = false;
         match fo.entry {
@@ -879,7 +887,8 @@ fn walk_frames(
     }
     // The chain ended: it must end where a thread's first frame is.
     let complete = match (fo.entry, last) {
-        (_, None) | (EntryMark::None, _) => true,
+        (_, None) => true,
+        (EntryMark::None, _) => l.frames != FrameShape::FrameObject || frame_objects_live,
         (EntryMark::IsEntryByte(_), Some((FoundIn::Chunk(base), _))) => {
             regions.roots.contains(&base)
         }

@@ -5,7 +5,7 @@
 //!   thread's entry frame, no sample lost to an error, on every interpreter;
 //! - a thread stopped by SIGSTOP is idle, as the OS says;
 //! - file names that are not paths stay as they are inside a chroot;
-//! - the short fidelity check: ours against two py-spy 0.4.3 instances (and a paused one) on
+//! - the short fidelity check: ours against two py-spy 0.4.3 instances (and one run alone) on
 //!   the same processes, on 3.11, 3.12 and 3.13 (`tools/fidelity.py --quick --check`; the
 //!   whole matrix is in the README).
 

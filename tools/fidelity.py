@@ -11,14 +11,16 @@ Ours against A is then judged against that floor.
         [--python PY ...] [--workloads a,b] [--duration S] [--rate R] [--quick] \\
         [--markdown OUT.md] [--json OUT.json] [--check]
 
-A fourth recording, made right after the three on the same process, is py-spy 0.4.3 run
-alone (R). Three profilers and the target on two cores starve py-spy, whose sequential
-reads then fail on up to half of its samples (and its errors fall on the deepest, fastest-
-changing stacks): A and B agree with each other, biased alike. Where ours is outside the
-noise of A and B but within chance of R (an inclusive share that R undercounts by no more
-than its own cut stacks counts as within), the case is reported as agreeing with py-spy
-alone. (A paused py-spy was tried as the reference and dropped: pausing the target 200
-times a second changes what it does, most in code that makes system calls.)
+Two more recordings follow, each alone on the same process: py-spy 0.4.3 non-blocking
+(R) and py-spy 0.4.3 paused, its default (P). Three profilers and the target on two cores
+starve py-spy, whose sequential reads then fail on up to half of its samples, and its errors
+fall on the deepest, fastest-changing stacks: A and B agree with each other, biased alike.
+Neither reference is the truth either: R reads stacks that change under it (before 3.11 it
+follows freed frames; from 3.11 it keeps chains that broke off), and P changes what the
+target does by pausing it 200 times a second (most in code that makes system calls). Where
+ours is outside the noise of A and B, a function is explained when it is within chance of
+R or of P (an inclusive share a reference undercounts by no more than its cut stacks counts
+as within), and the case then "agrees with py-spy alone or paused".
 
 Per profiler it reports: samples written, errors, the share of samples with no Python
 frame ("empty"), the share of stacks that do not reach the thread's entry frame ("cut"),
@@ -171,23 +173,28 @@ def judge(row):
     every function that differs is within chance of py-spy run alone (R; an inclusive share
     R undercounts by no more than its cut stacks counts as within); or it differs."""
     unexplained = []
-    r = row["r"]
+
+    def near(ref, kind, k, po):
+        pr = ref[kind].get(k, 0.0)
+        tol = tolerance(pr, row["ours"]["samples"], ref["samples"])
+        if kind == "incl" and pr < po <= pr + ref["cut"] + tol:
+            return True
+        return abs(po - pr) <= tol
+
+    refs = [row[n] for n in ("r", "p") if n in row]
     for kind in ("leaf", "incl"):
         _, _, differs = compare(row["ours"], row["a"], row["b"], kind)
         row[kind + "_differs"] = differs[:5]
         for k, po, pa, _ in differs:
-            pr = r[kind].get(k, 0.0)
-            tol = tolerance(pr, row["ours"]["samples"], r["samples"])
-            if kind == "incl" and pr < po <= pr + r["cut"] + tol:
-                continue
-            if abs(po - pr) > tol:
+            if not any(near(ref, kind, k, po) for ref in refs):
+                pr = row["r"][kind].get(k, 0.0)
                 unexplained.append((kind, k, po, pa, pr))
     unexplained.sort(key=lambda x: -abs(x[2] - x[3]))
     row["unexplained"] = unexplained[:5]
     if not (row["leaf_differs"] or row["incl_differs"]):
         return "agrees"
     if not unexplained:
-        return "agrees with py-spy alone"
+        return "agrees with py-spy alone or paused"
     # A reference that lost a quarter of its samples to errors is not one: its errors fall on
     # the stacks that change fastest.
     lost = min(lost_share(row[n]) for n in ("a", "b", "r"))
@@ -263,7 +270,7 @@ def one_case(args, python, workload, flags, tmp):
     if proc is None:
         return {"skipped": why}
     try:
-        names = ("ours", "a", "b", "r")
+        names = ("ours", "a", "b", "r", "p")
         outs = [os.path.join(tmp, n + ".txt") for n in names]
         base = ["record", "--pid", str(proc.pid), "-f", "raw", "-r", str(args.rate),
                 "-d", str(args.duration)] + flags
@@ -271,13 +278,13 @@ def one_case(args, python, workload, flags, tmp):
         # broke off count as py-spy's cut stacks do; the default view is rendered after.
         session = os.path.join(tmp, "ours.pyspy")
         modes = (["--nonblocking", "--errors", "--session", session], ["--nonblocking"],
-                 ["--nonblocking"], ["--nonblocking"])
+                 ["--nonblocking"], ["--nonblocking"], [])
         cmds = [[exe] + base + mode + ["-o", out]
-                for exe, mode, out in zip((args.ours, args.pyspy, args.pyspy, args.pyspy),
-                                          modes, outs)]
+                for exe, mode, out in zip((args.ours,) + (args.pyspy,) * 4, modes, outs)]
         # Ours, A and B at the same time; the reference after them, alone.
         results = run_profilers(cmds[:3], args.duration + 20)
-        results += run_profilers(cmds[3:], args.duration + 20)
+        results += run_profilers(cmds[3:4], args.duration + 20)
+        results += run_profilers(cmds[4:], args.duration + 20)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -391,6 +391,15 @@ def main():
             version = version_of(python)
             for workload, flags in cases:
                 row = one_case(args, python, workload, flags, tmp)
+                # With --check, a case that differs is recorded once more on a fresh target
+                # and fails only if it differs again: with dozens of functions per case
+                # judged at three standard deviations, one chance miss is to be expected now
+                # and then.
+                if args.check and row.get("verdict") == "differs" and \
+                        workload not in args.report_only.split(","):
+                    print("| %s | %s | differs once, recording again |" % (version, workload),
+                          flush=True)
+                    row = one_case(args, python, workload, flags, tmp)
                 results.append({"python": version, "workload": workload, "flags": flags, **row})
                 if "skipped" in row or "failed" in row:
                     line = "| %s | %s | %s |" % (version, workload,

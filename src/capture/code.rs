@@ -15,6 +15,9 @@ use anyhow::{Context, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// `co_flags` of generators, coroutines and async generators (the same bits since 2.7).
+pub const CO_GENERATOR_LIKE: u32 = 0x20 | 0x80 | 0x100 | 0x200;
+
 /// Source of [`CodeInfo::id`].
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -38,6 +41,8 @@ pub struct CodeInfo {
     pub linetable: Vec<u8>,
     /// `co_argcount`: the first `argcount` locals are arguments.
     pub argcount: u32,
+    /// `co_flags`.
+    pub flags: u32,
     /// `co_nlocals`: plain local variables (arguments included).
     pub nlocals: u32,
     /// Address of the `co_localsplusnames` tuple (3.11+) / `co_varnames`.
@@ -280,6 +285,7 @@ fn load(
             first_line: f.i32(c.firstlineno as usize),
             linetable,
             argcount: f.u32(c.argcount as usize),
+            flags: f.u32(c.flags as usize),
             nlocals: f.u32(c.nlocals as usize),
             varnames: f.u64(c.varnames as usize),
         },

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::code::{CodeCache, CodeInfo};
+use super::code::{CodeCache, CodeInfo, CO_GENERATOR_LIKE};
+use super::layout::FrameShape;
 use super::errors::AttachError;
 use super::memory::{words_in, Fields, LiveMemory, Memory};
 use super::objects::ObjectReader;
@@ -571,6 +572,20 @@ impl PythonSpy {
                     shim_entry: raw.shim_entry,
                     locals,
                 });
+            }
+            // Up to 3.10 a running generator's frame links to its caller only while it runs:
+            // a chain that ends at one was read after it yielded (a thread's first frame is a
+            // function called from C, never a generator). From 3.11 the walker knows where a
+            // chain must end.
+            if layout.frames == FrameShape::FrameObject
+                && slot.fault.is_none()
+                && slot
+                    .frames
+                    .last()
+                    .is_some_and(|f| f.code.flags & CO_GENERATOR_LIKE != 0)
+            {
+                slot.fault = Some(StackFault::Changed);
+                slot.partial = true;
             }
         }
         out.truncate(used);

@@ -17,15 +17,6 @@ use std::process::Command;
 
 const WORKLOADS: &str = "../fidelity/workloads.py";
 
-fn render_raw(session: &Path, args: &[&str]) -> String {
-    let s = session.to_str().unwrap();
-    let mut argv = vec!["render", s, "-f", "raw", "-o", "-"];
-    argv.extend_from_slice(args);
-    let (code, out, err) = run_py_spy(&argv);
-    assert_eq!(code, 0, "render {args:?} failed: {err}");
-    out
-}
-
 fn capture(pid: i32, session: &Path, extra: &[&str]) {
     let pid = pid.to_string();
     let mut argv = vec![

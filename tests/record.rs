@@ -15,12 +15,7 @@ use std::time::{Duration, Instant};
 const SCRIPT: &str = "phases.py";
 
 fn render(session: &Path, args: &[&str]) -> String {
-    let s = session.to_str().unwrap();
-    let mut argv = vec!["render", s, "-f", "raw", "-o", "-"];
-    argv.extend_from_slice(args);
-    let (code, out, err) = run_py_spy(&argv);
-    assert_eq!(code, 0, "render {args:?} failed: {err}");
-    out
+    render_raw(session, args)
 }
 
 /// Shares of each stack, and the total.

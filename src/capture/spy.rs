@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::code::{CodeCache, CodeInfo, CO_GENERATOR_LIKE};
-use super::layout::FrameShape;
 use super::errors::AttachError;
+use super::layout::FrameShape;
 use super::memory::{words_in, Fields, LiveMemory, Memory};
 use super::objects::ObjectReader;
 use super::os_threads::{self, OsThreads};

@@ -210,6 +210,16 @@ pub fn spawn_with(python: &Path, pre_args: &[&str], script_name: &str, args: &[&
     target
 }
 
+/// `py-spy render SESSION -f raw -o - ARGS...`, which must succeed: the collapsed stacks.
+pub fn render_raw(session: &Path, args: &[&str]) -> String {
+    let s = session.to_str().unwrap();
+    let mut argv = vec!["render", s, "-f", "raw", "-o", "-"];
+    argv.extend_from_slice(args);
+    let (code, out, err) = run_py_spy(&argv);
+    assert_eq!(code, 0, "render {args:?} failed: {err}");
+    out
+}
+
 /// Run the py-spy binary; returns (exit code, stdout, stderr).
 pub fn run_py_spy(args: &[&str]) -> (i32, String, String) {
     run(&py_spy_bin(), args)

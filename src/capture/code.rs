@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// `co_flags` of generators, coroutines and async generators (the same bits since 2.7).
-pub const CO_GENERATOR_LIKE: u32 = 0x20 | 0x80 | 0x100 | 0x200;
+pub const CO_GENERATOR_LIKE: u32 = 0x20 | CO_COROUTINE_LIKE;
+/// `co_flags` of coroutines, generator-based coroutines and async generators.
+pub const CO_COROUTINE_LIKE: u32 = 0x80 | 0x100 | 0x200;
 
 /// Source of [`CodeInfo::id`].
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::code::{CodeCache, CodeInfo, CO_GENERATOR_LIKE};
+use super::code::{CodeCache, CodeInfo, CO_COROUTINE_LIKE, CO_GENERATOR_LIKE};
 use super::errors::AttachError;
 use super::layout::FrameShape;
 use super::memory::{words_in, Fields, LiveMemory, Memory};
@@ -293,7 +293,14 @@ impl PythonSpy {
                     }
                 }
             }
-            let faulty = out.iter().any(|t| t.fault.is_some());
+            // Without pausing, a chain that broke off inside a coroutine (it yielded to its
+            // event loop while it was read) is kept as it is, an error sample with its
+            // innermost frames: a coroutine's step is short, so the snapshot taken again
+            // lands in the loop's machinery instead, and coroutines would be undercounted.
+            // (A generator is resumed right away by its consumer: taking it again works.)
+            let faulty = out
+                .iter()
+                .any(|t| t.fault.is_some() && (blocking || !broke_in_coroutine(t)));
             if !faulty || attempt == MAX_RETRIES {
                 break;
             }
@@ -659,6 +666,15 @@ fn shorten_path(filename: &str, is_package: impl Fn(&str) -> bool) -> Option<Str
     path.strip_prefix(root)
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The thread's chain broke off inside a coroutine (or async generator): its innermost
+/// frames, kept, include one.
+fn broke_in_coroutine(t: &ThreadSample) -> bool {
+    t.partial
+        && t.frames
+            .iter()
+            .any(|f| f.code.flags & CO_COROUTINE_LIKE != 0)
 }
 
 /// py-spy's rule for threads that are runnable but in fact waiting: the innermost frame is a

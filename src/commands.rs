@@ -1,5 +1,5 @@
-//! What the `capture`, `render` and `record` commands do, apart from parsing arguments:
-//! stopping cleanly on Ctrl-C, naming output files, chaining capture and render.
+//! What the `capture`, `render`, `record` and `dump` commands do, apart from parsing
+//! arguments: stopping cleanly on Ctrl-C, naming output files, chaining capture and render.
 
 use anyhow::{Context, Result};
 use std::fs::File;
@@ -7,10 +7,13 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::capture::recorder::{self, format_bytes, CaptureOptions, CaptureSummary, Launch};
+use crate::capture::spy::PythonSpy;
+use crate::recording::{self as recorder, format_bytes, CaptureOptions, CaptureSummary, Launch};
+use crate::render::dump::DumpHeader;
 use crate::render::{self, RenderOptions, RenderSummary};
-use crate::settings::FileFormat;
+use crate::settings::{Config, FileFormat};
 use crate::store::Session;
+use crate::trace::Pid;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -248,4 +251,20 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `py-spy dump`: one snapshot of every thread of `pid` (capture), printed as py-spy 0.4
+/// prints it (render).
+pub fn dump(pid: Pid, config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
+    let mut spy = PythonSpy::new(pid, config)?;
+    let traces = spy
+        .get_stack_traces()
+        .context("failed to get stack traces")?;
+    let header = DumpHeader {
+        pid: spy.pid,
+        command_line: &spy.command_line(),
+        python: &spy.version.to_string(),
+        executable: spy.exe(),
+    };
+    render::dump::write_dump(out, &header, &traces, json)
 }

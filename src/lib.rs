@@ -1,17 +1,20 @@
 //! py-spy: a sampling profiler for Python programs that reads a running CPython process's
 //! memory from outside, without restarting or changing it.
 //!
-//! The crate is built record-then-analyze: [`capture`] reads processes; the store, analysis
-//! and renderers build on the samples it produces. The module paths of py-spy 0.4's library
+//! The crate is built record-then-analyze: [`capture`] reads processes; [`recording`] writes
+//! what it reads into session files ([`store`]); [`analyze`] and [`render`] replay them;
+//! [`commands`] chain the layers. [`trace`] is the stack model they share. The module paths of py-spy 0.4's library
 //! API ([`config`], [`stack_trace`], [`sampler`], [`python_spy`]) are kept as re-exports.
 
 pub mod analyze;
 pub mod capture;
 pub mod commands;
 pub mod fasthash;
+pub mod recording;
 pub mod render;
 pub mod settings;
 pub mod store;
+pub mod trace;
 
 /// py-spy 0.4's `py_spy::config`.
 pub mod config {
@@ -20,7 +23,7 @@ pub mod config {
 
 /// py-spy 0.4's `py_spy::stack_trace`.
 pub mod stack_trace {
-    pub use crate::capture::trace::{Frame, LocalVariable, ProcessInfo, StackTrace};
+    pub use crate::trace::{Frame, LocalVariable, ProcessInfo, StackTrace};
 }
 
 /// py-spy 0.4's `py_spy::sampler`.
@@ -34,5 +37,5 @@ pub mod python_spy {
 }
 
 pub use capture::spy::PythonSpy;
-pub use capture::trace::{Frame, LocalVariable, Pid, ProcessInfo, StackTrace};
 pub use settings::{Config, FileFormat, LineNo, LockingStrategy, RecordDuration};
+pub use trace::{Frame, LocalVariable, Pid, ProcessInfo, StackTrace};

@@ -6,12 +6,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use py_spy::analyze::View;
-use py_spy::capture::recorder::{self, CaptureOptions, Launch};
-use py_spy::capture::trace::Pid;
 use py_spy::commands;
+use py_spy::recording::{self as recorder, CaptureOptions, Launch};
 use py_spy::render::RenderOptions;
 use py_spy::store::Session;
-use py_spy::{Config, FileFormat, LineNo, LockingStrategy, PythonSpy, RecordDuration};
+use py_spy::trace::Pid;
+use py_spy::{Config, FileFormat, LineNo, LockingStrategy, RecordDuration};
 
 #[derive(Parser)]
 #[command(
@@ -381,8 +381,7 @@ fn dump(args: DumpArgs) -> Result<()> {
         },
         ..Config::default()
     };
-    let mut spy = PythonSpy::new(args.pid, &config)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    py_spy::render::dump::write_dump(&mut out, &mut spy, args.json)
+    commands::dump(args.pid, &config, args.json, &mut out)
 }

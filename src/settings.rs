@@ -3,7 +3,7 @@
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::capture::trace::Pid;
+use crate::trace::Pid;
 
 /// How to collect samples from a Python process.
 #[derive(Debug, Clone, PartialEq)]

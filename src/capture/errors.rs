@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::trace::Pid;
 use super::version::Version;
+use crate::trace::Pid;
 
 #[derive(Debug)]
 pub enum AttachError {

@@ -3,9 +3,10 @@
 //! Data flows: [`target`] finds the interpreter (binaries, version, [`layout`]); [`walker`]
 //! copies thread states and frames in a few batched reads through [`memory`]; [`code`],
 //! [`strings`] and [`linetable`] decode names, files and lines (cached); [`spy`] assembles
-//! [`trace::StackTrace`]s, with [`objects`] for locals and [`thread_names`]. [`recorder`]
-//! runs a capture into a session file on the drift-free clock of [`timer`]; [`sampling`] is
-//! py-spy's `Sampler` API over the same clock.
+//! [`trace::StackTrace`]s (the shared model, `crate::trace`), with [`objects`] for locals and
+//! [`thread_names`]. [`timer`] is the drift-free sampling clock; [`sampling`] is py-spy's
+//! `Sampler` API over it. Capture knows nothing of files or outputs: `crate::recording`
+//! writes captures into session files.
 
 pub mod code;
 pub mod debug_offsets;
@@ -17,7 +18,6 @@ pub mod maps;
 pub mod memory;
 pub mod objects;
 pub mod os_threads;
-pub mod recorder;
 pub mod sampling;
 pub mod spy;
 pub mod strings;
@@ -25,6 +25,6 @@ pub mod tables;
 pub mod target;
 pub mod thread_names;
 pub mod timer;
-pub mod trace;
+pub use crate::trace;
 pub mod version;
 pub mod walker;

@@ -6,8 +6,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use super::trace::Pid;
 use crate::fasthash::FastMap;
+use crate::trace::Pid;
 
 pub struct OsThreads {
     pid: Pid,

@@ -15,11 +15,11 @@ use super::os_threads::{self, OsThreads};
 use super::strings;
 use super::target::PythonTarget;
 use super::thread_names::thread_names;
-use super::trace::{Frame, LocalVariable, Pid, StackTrace};
 use super::version::Version;
 use super::walker::{Prefetch, RawFrame, RawThread, StackFault, Walker};
 use crate::fasthash::{FastMap, FastSet};
 use crate::settings::{Config, LineNo, LockingStrategy};
+use crate::trace::{Frame, LocalVariable, Pid, StackTrace};
 
 /// Shortest time between two lookups of thread names triggered by unknown threads.
 const NAME_REFRESH: Duration = Duration::from_millis(250);
@@ -280,18 +280,8 @@ impl PythonSpy {
             let result = self.snapshot_once(out, attempt == 0);
             drop(lock);
             result?;
-            // A thread that ran Python code last time and has no frame now has most likely
-            // been read while it changed (3.11-3.12 read the frame pointer through a C stack
-            // frame that may be gone): believed only when a second read says so too.
             if attempt == 0 {
-                for t in out.iter_mut() {
-                    if t.fault.is_none()
-                        && t.frames.is_empty()
-                        && self.had_frames.contains(&t.thread_id)
-                    {
-                        t.fault = Some(StackFault::Changed);
-                    }
-                }
+                self.doubt_new_empty_stacks(out);
             }
             // Without pausing, a chain that broke off inside a coroutine (it yielded to its
             // event loop while it was read) is kept as it is, an error sample with its
@@ -313,24 +303,7 @@ impl PythonSpy {
                 std::thread::sleep(PAUSED_RETRY_WAIT * attempt as u32);
             }
         }
-        for t in out.iter_mut() {
-            if t.fault.is_none() {
-                if t.frames.is_empty() {
-                    self.had_frames.remove(&t.thread_id);
-                } else {
-                    self.had_frames.insert(t.thread_id);
-                }
-            }
-            if t.fault.is_some() {
-                self.stats.faults += 1;
-                if !t.partial {
-                    t.frames.clear();
-                }
-                t.truncated = false;
-            } else if t.truncated {
-                self.stats.truncated_stacks += 1;
-            }
-        }
+        self.settle_faults(out);
 
         // Threads seen for the first time: their state can only be read now.
         if !self.config.gil_only {
@@ -381,6 +354,40 @@ impl PythonSpy {
         self.stats.code_loads = self.codes.loads;
         self.stats.code_invalidations = self.codes.invalidations;
         Ok(())
+    }
+
+    /// A thread that ran Python code last time and has no frame now has most likely been read
+    /// while it changed (3.11-3.12 read the frame pointer through a C stack frame that may be
+    /// gone): believed only when a second read says so too.
+    fn doubt_new_empty_stacks(&self, out: &mut [ThreadSample]) {
+        for t in out.iter_mut() {
+            if t.fault.is_none() && t.frames.is_empty() && self.had_frames.contains(&t.thread_id) {
+                t.fault = Some(StackFault::Changed);
+            }
+        }
+    }
+
+    /// After the last attempt: count faults and cut stacks, keep of a faulted thread only
+    /// the frames of a chain that broke off, and remember which threads had frames.
+    fn settle_faults(&mut self, out: &mut [ThreadSample]) {
+        for t in out.iter_mut() {
+            if t.fault.is_none() {
+                if t.frames.is_empty() {
+                    self.had_frames.remove(&t.thread_id);
+                } else {
+                    self.had_frames.insert(t.thread_id);
+                }
+            }
+            if t.fault.is_some() {
+                self.stats.faults += 1;
+                if !t.partial {
+                    t.frames.clear();
+                }
+                t.truncated = false;
+            } else if t.truncated {
+                self.stats.truncated_stacks += 1;
+            }
+        }
     }
 
     /// One walk of every thread and the decoding of its frames into `out`. `first` is the

@@ -8,9 +8,9 @@ use super::errors::{from_proc_io, AttachError};
 use super::layout::{self, GilHolder, Layout, Root};
 use super::maps::{self, MapRange};
 use super::memory::{words_in, Memory};
-use super::trace::Pid;
 use super::version::Version;
 use super::walker::GilWords;
+use crate::trace::Pid;
 
 /// What attaching learned about the target's interpreter.
 #[derive(Debug, Clone)]

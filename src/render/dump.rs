@@ -1,23 +1,32 @@
-//! `py-spy dump`: one snapshot of every thread, as py-spy 0.4 prints it (text or JSON).
+//! `py-spy dump`: one snapshot of every thread, as py-spy 0.4 prints it (text or JSON). The
+//! snapshot is taken by the caller (`commands::dump`); this only formats it.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::io::Write;
 
-use crate::capture::spy::PythonSpy;
-use crate::capture::trace::StackTrace;
+use crate::trace::{Pid, StackTrace};
+
+/// What the dump's header says about the process.
+pub struct DumpHeader<'a> {
+    pub pid: Pid,
+    pub command_line: &'a str,
+    pub python: &'a str,
+    pub executable: &'a str,
+}
 
 /// Print the header lines and every thread's stack, oldest thread first.
-pub fn write_dump<W: Write>(out: &mut W, spy: &mut PythonSpy, json: bool) -> Result<()> {
-    let traces = spy
-        .get_stack_traces()
-        .context("failed to get stack traces")?;
+pub fn write_dump<W: Write + ?Sized>(
+    out: &mut W,
+    header: &DumpHeader,
+    traces: &[StackTrace],
+    json: bool,
+) -> Result<()> {
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&traces)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(traces)?)?;
         return Ok(());
     }
-    let cmdline = spy.command_line();
-    writeln!(out, "Process {}: {}", spy.pid, cmdline)?;
-    writeln!(out, "Python v{} ({})", spy.version, spy.exe())?;
+    writeln!(out, "Process {}: {}", header.pid, header.command_line)?;
+    writeln!(out, "Python v{} ({})", header.python, header.executable)?;
     writeln!(out)?;
     for trace in traces.iter().rev() {
         write_trace(out, trace, true)?;
@@ -26,7 +35,7 @@ pub fn write_dump<W: Write>(out: &mut W, spy: &mut PythonSpy, json: bool) -> Res
 }
 
 /// One thread: its header line, then a line per frame, with locals under their frame.
-pub fn write_trace<W: Write>(
+pub fn write_trace<W: Write + ?Sized>(
     out: &mut W,
     trace: &StackTrace,
     include_activity: bool,

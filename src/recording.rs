@@ -1,5 +1,6 @@
 //! `py-spy capture`: sample a process (and, with `subprocesses`, its descendants) into a
 //! session file until the duration runs out, the program exits, or a stop is requested.
+//! This is where the capture layer (which knows nothing of files) meets the store.
 //!
 //! Everything is recorded: every thread, idle or not, with its line numbers, GIL and activity
 //! flags, so the choices py-spy makes while recording (`--idle`, `--gil`, `--threads`,
@@ -18,14 +19,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::errors::AttachError;
-use super::spy::{PythonSpy, ThreadSample};
-use super::timer::Ticker;
-use super::trace::Pid;
+use crate::capture::errors::AttachError;
+use crate::capture::spy::{PythonSpy, ThreadSample};
+use crate::capture::timer::Ticker;
 use crate::fasthash::FastMap;
 use crate::settings::{Config, LineNo, LockingStrategy, RecordDuration};
 use crate::store::{FrameKey, SessionWriter, ThreadKey, WriterStats};
 use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
+use crate::trace::Pid;
 
 /// How long a spawned program may take to start its interpreter.
 const SPAWN_ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -108,7 +109,7 @@ pub struct CaptureSummary {
     /// Snapshots of a process that failed while the process was alive.
     pub errors: u64,
     /// Thread samples written as errors (their stack could not be read; see
-    /// [`StackFault`](super::walker::StackFault)), failed snapshots included (one per
+    /// [`StackFault`](crate::capture::walker::StackFault)), failed snapshots included (one per
     /// thread, or one when no thread was known yet).
     pub error_samples: u64,
     pub last_error: Option<String>,

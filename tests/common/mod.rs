@@ -118,6 +118,8 @@ pub fn on_each_supported_from(test: &str, min: (u64, u64), mut check: impl FnMut
                 format!("the target script needs Python {}.{}+", min.0, min.1),
             ));
         } else if supported(&py) {
+            // Shown with a failure's output: which interpreter it failed on.
+            println!("[{test}] checking {}", py.label);
             check(&py);
             ran.push(py.label.clone());
         } else {
@@ -218,6 +220,41 @@ pub fn render_raw(session: &Path, args: &[&str]) -> String {
     let (code, out, err) = run_py_spy(&argv);
     assert_eq!(code, 0, "render {args:?} failed: {err}");
     out
+}
+
+/// What `capture` said it wrote: (snapshots taken, thread stacks stored as errors), parsed
+/// from its "Wrote session ..." line. Tests count samples against the snapshots actually
+/// taken: on a loaded machine the profiler itself may not get the CPU for every tick, and it
+/// says how many it skipped instead of inventing samples.
+pub fn capture_counts(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("Wrote session"))
+        .unwrap_or_else(|| panic!("no summary line in capture's output: {stderr}"));
+    let number_before = |word: &str| -> u64 {
+        let at = line
+            .find(word)
+            .unwrap_or_else(|| panic!("no '{word}' in {line}"));
+        line[..at]
+            .trim_end()
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no number before '{word}' in {line}"))
+    };
+    (
+        number_before(" snapshots in"),
+        number_before(" thread stacks unreadable"),
+    )
+}
+
+/// The fewest snapshots a test accepts out of `requested`: a quarter. Fewer means the machine
+/// is too loaded for the test to say anything, which is reported as a failure, not a pass.
+pub fn enough_snapshots(snapshots: u64, requested: u64, what: &str) {
+    assert!(
+        snapshots * 4 >= requested,
+        "{what}: only {snapshots} of {requested} snapshots taken (the machine is overloaded?)"
+    );
 }
 
 /// Run the py-spy binary; returns (exit code, stdout, stderr).

@@ -80,6 +80,9 @@ pub struct PythonSpy {
     running: FastMap<u64, bool>,
     last_running: FastMap<u64, bool>,
     scratch: Vec<ThreadSample>,
+    /// Without pausing: the first attempt of a sample that is taken again (see
+    /// [`PythonSpy::keep_first_moment`]).
+    first_attempt: Vec<ThreadSample>,
     raw: Vec<RawThread>,
     prefetch: Prefetch,
     /// Stripped 2.7/3.6 builds don't export `_PyThreadState_Current`: when it was last looked
@@ -161,6 +164,7 @@ impl PythonSpy {
             running: FastMap::default(),
             last_running: FastMap::default(),
             scratch: Vec::new(),
+            first_attempt: Vec::new(),
             raw: Vec::new(),
             prefetch: Prefetch::default(),
             gil_search: None,
@@ -294,6 +298,10 @@ impl PythonSpy {
             if !faulty || attempt == MAX_RETRIES {
                 break;
             }
+            if attempt == 0 && !blocking {
+                // `out`'s slots are reused by the next attempt: keep this one aside.
+                std::mem::swap(&mut self.first_attempt, out);
+            }
             attempt += 1;
             self.stats.retries += 1;
             // Paused, a thread can be caught half-way through entering or leaving a call: it
@@ -302,6 +310,9 @@ impl PythonSpy {
             if blocking {
                 std::thread::sleep(PAUSED_RETRY_WAIT * attempt as u32);
             }
+        }
+        if attempt > 0 && !blocking {
+            self.keep_first_moment(out);
         }
         self.settle_faults(out);
 
@@ -365,6 +376,36 @@ impl PythonSpy {
                 t.fault = Some(StackFault::Changed);
             }
         }
+    }
+
+    /// Without pausing, a snapshot taken again is taken at a later moment, and what runs a
+    /// moment after a stack tears is not a fair draw (a recursive call that returns tears
+    /// the chain before 3.11, and the retry lands on what the caller does next far more
+    /// often than chance): taking the retry's stack instead would move samples from one
+    /// function to another. So `out` (the last attempt) is merged back into the first: a
+    /// thread read whole the first time keeps that stack; a thread whose chain broke off
+    /// takes the retry's only when it is whole and caught at the same moment (the same
+    /// innermost code and line), and otherwise stays an error sample with the innermost
+    /// frames first read; a thread whose stack could not be read at all takes the retry's.
+    fn keep_first_moment(&mut self, out: &mut Vec<ThreadSample>) {
+        let first = &mut self.first_attempt;
+        for slot in first.iter_mut() {
+            if slot.fault.is_none() {
+                continue;
+            }
+            let Some(retry) = out.iter_mut().find(|t| t.thread_id == slot.thread_id) else {
+                continue;
+            };
+            let take = if slot.partial && !slot.frames.is_empty() {
+                retry.fault.is_none() && same_moment(&slot.frames[0], retry.frames.first())
+            } else {
+                true
+            };
+            if take {
+                std::mem::swap(slot, retry);
+            }
+        }
+        std::mem::swap(first, out);
     }
 
     /// After the last attempt: count faults and cut stacks, keep of a faulted thread only
@@ -673,6 +714,12 @@ fn shorten_path(filename: &str, is_package: impl Fn(&str) -> bool) -> Option<Str
     path.strip_prefix(root)
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Whether `retry` is the innermost frame `torn` was, at the same line: a stack read again
+/// that shows the thread where the first read left it.
+fn same_moment(torn: &CodeFrame, retry: Option<&CodeFrame>) -> bool {
+    retry.is_some_and(|r| Arc::ptr_eq(&r.code, &torn.code) && r.line == torn.line)
 }
 
 /// The thread's chain broke off inside a coroutine (or async generator): its innermost

@@ -4,7 +4,14 @@ standard library (nothing of ours), the way programs use it, until a deadline.
     python workloads.py NAME [MAX_SECONDS]
 
 Prints "READY <pid>" once the workload is running. Exits at the deadline or when the
-process that started it goes away. Runs on Python 2.7 and 3.6+ (a workload the interpreter
+process that started it goes away.
+
+With FIDELITY_SELF_SAMPLE=PATH in its environment, the process samples itself instead of
+being profiled from outside: SIGPROF every 1/FIDELITY_SELF_RATE (default 200) seconds of
+CPU time, from READY for FIDELITY_SELF_SECONDS (default 4), each signal counting the stack of
+the frame it interrupted; the counts are written to PATH as collapsed stacks, then the
+process exits. No reading from outside, no pause: the program's own view, for the workloads
+whose work runs on the main thread (Python runs signal handlers there). Runs on Python 2.7 and 3.6+ (a workload the interpreter
 cannot run says so on stderr and exits with status 3).
 
 Workloads:
@@ -32,8 +39,45 @@ def alive(deadline):
 
 
 def ready():
+    path = os.environ.get("FIDELITY_SELF_SAMPLE")
+    if path:
+        sample_self(path, float(os.environ.get("FIDELITY_SELF_RATE", "200")),
+                    float(os.environ.get("FIDELITY_SELF_SECONDS", "4")))
     sys.stdout.write("READY %d\n" % os.getpid())
     sys.stdout.flush()
+
+
+def sample_self(path, rate, seconds):
+    """Count the interrupted stack at each SIGPROF; write them out and exit after `seconds`."""
+    import signal
+    counts = {}
+
+    def frame_name(f):
+        co = f.f_code
+        return "%s (%s:%d)" % (getattr(co, "co_qualname", co.co_name), co.co_filename,
+                               f.f_lineno)
+
+    def on_prof(signum, frame):
+        names = []
+        while frame is not None:
+            names.append(frame_name(frame))
+            frame = frame.f_back
+        key = ";".join(reversed(names))
+        counts[key] = counts.get(key, 0) + 1
+
+    def finish():
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        with open(path + ".tmp", "w") as out:
+            for key, n in sorted(counts.items()):
+                out.write("%s %d\n" % (key, n))
+        os.rename(path + ".tmp", path)
+        os._exit(0)
+
+    signal.signal(signal.SIGPROF, on_prof)
+    signal.setitimer(signal.ITIMER_PROF, 1.0 / rate, 1.0 / rate)
+    timer = threading.Timer(seconds, finish)
+    timer.daemon = True
+    timer.start()
 
 
 def stdlib_sources(count):

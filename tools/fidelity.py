@@ -19,8 +19,9 @@ Neither reference is the truth either: R reads stacks that change under it (befo
 follows freed frames; from 3.11 it keeps chains that broke off), and P changes what the
 target does by pausing it 200 times a second (most in code that makes system calls). Where
 ours is outside the noise of A and B, a function is explained when it is within chance of
-R or of P, and the case then "agrees with py-spy alone or paused, or the program's own
-samples". The last reference (S) is the target sampling itself (SIGPROF, on the workloads
+R, of P or of S (below), or when ours counts more samples in it than A by no more than the
+samples A lost to errors beyond ours (while A lost under a quarter); the case then "agrees
+with a reference". S is the target sampling itself (SIGPROF, on the workloads
 whose work runs on the main thread, on Python 3.6-3.10, whose interpreter checks for signals
 between nearly every two instructions): no reader from outside, no pause. An inclusive share
 that one profile undercounts by no more than its cut stacks (they lose their outer frames:
@@ -185,6 +186,9 @@ def within(kind, p, ours, ref, ref_stats, tol):
     return abs(p - ref) <= tol
 
 
+EXPLAINED = "agrees with a reference (py-spy alone or paused, py-spy's lost samples, own samples)"
+
+
 def judge(row):
     """The verdict of one case: ours within the noise of A and B; or, where it is not,
     every function that differs is within chance of py-spy run alone (R; an inclusive share
@@ -197,11 +201,15 @@ def judge(row):
         return within(kind, po, row["ours"], pr, ref, tol)
 
     refs = [row[n] for n in ("r", "p", "s") if n in row]
+    # A reference that lost a quarter of its samples to errors is not one: its errors fall on
+    # the stacks that change fastest (and its losses would explain nearly anything).
+    lost = min(lost_share(row[n]) for n in ("a", "b", "r"))
     for kind in ("leaf", "incl"):
         _, _, differs = compare(row["ours"], row["a"], row["b"], kind)
         row[kind + "_differs"] = differs[:5]
         for k, po, pa, _ in differs:
-            if not any(near(ref, kind, k, po) for ref in refs):
+            if not any(near(ref, kind, k, po) for ref in refs) and \
+                    not (lost <= 0.25 and lost_by_py_spy(row["ours"], row["a"], po, pa)):
                 pr = row["r"][kind].get(k, 0.0)
                 unexplained.append((kind, k, po, pa, pr))
     unexplained.sort(key=lambda x: -abs(x[2] - x[3]))
@@ -209,13 +217,19 @@ def judge(row):
     if not (row["leaf_differs"] or row["incl_differs"]):
         return "agrees"
     if not unexplained:
-        return "agrees with py-spy alone or paused, or the program's own samples"
-    # A reference that lost a quarter of its samples to errors is not one: its errors fall on
-    # the stacks that change fastest.
-    lost = min(lost_share(row[n]) for n in ("a", "b", "r"))
+        return EXPLAINED
     if lost > 0.25:
         return "not judged: py-spy lost %.0f%% of its samples to errors" % (100 * lost)
     return "differs"
+
+
+def lost_by_py_spy(ours, a, po, pa):
+    """Whether ours counts more samples in a function than py-spy A by no more than the
+    samples A lost to errors beyond ours (plus chance): a sample py-spy could not read is
+    missing from its counts, and its errors fall on the stacks that change fastest."""
+    excess = po * ours["samples"] - pa * a["samples"]
+    lost = (a.get("errors") or 0) - (ours.get("errors") or 0)
+    return 0 < excess <= lost + 3 * math.sqrt(max(pa * a["samples"], 1.0))
 
 
 def lost_share(stats):

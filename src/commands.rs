@@ -169,8 +169,9 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
     };
     let cleanup = |p: &Path| {
         if temporary {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+            let _ = std::fs::remove_file(p);
+            for side in crate::store::schema::side_files(p) {
+                let _ = std::fs::remove_file(side);
             }
         }
     };

@@ -279,11 +279,9 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
+/// The session's size on disk, its write-ahead log included.
 fn file_size(path: &Path) -> u64 {
-    let wal = path.with_extension(format!(
-        "{}-wal",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
+    let [wal, _, _] = crate::store::schema::side_files(path);
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     size(path) + size(&wal)
 }

@@ -3,7 +3,6 @@
 //! Paths in the map are as the target sees them; for a process in a container or chroot they
 //! only make sense under `/proc/PID/root`, which is how every file here is opened.
 
-use anyhow::{Context, Result};
 use std::path::PathBuf;
 
 /// One line of `/proc/PID/maps`.
@@ -50,12 +49,6 @@ fn parse_line(line: &str) -> Option<MapRange> {
         inode,
         path,
     })
-}
-
-pub fn read_maps(pid: i32) -> Result<Vec<MapRange>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .with_context(|| format!("could not read the memory map of process {pid}"))?;
-    Ok(parse_maps(&text))
 }
 
 /// Where a file the target has mapped can be opened from here.

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `PRAGMA application_id`: "PySp".
 pub const APPLICATION_ID: i32 = 0x5079_5370;
@@ -115,12 +115,24 @@ pub fn open_existing(path: &Path) -> Result<(Connection, i32)> {
     Ok((conn, version))
 }
 
+/// The files SQLite keeps beside a session at `path` while it is open or after a crash: the
+/// write-ahead log, its index and a rollback journal (`run.pyspy-wal`, ...: the suffix is
+/// appended to the whole name, extension or not).
+pub fn side_files(path: &Path) -> [PathBuf; 3] {
+    ["-wal", "-shm", "-journal"].map(|suffix| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
 /// Create a new session file (replacing any file at `path`) with the schema in place.
 pub fn create(path: &Path) -> Result<Connection> {
-    for suffix in ["", "-wal", "-shm"] {
-        let p = format!("{}{suffix}", path.display());
-        if Path::new(&p).exists() {
-            std::fs::remove_file(&p).with_context(|| format!("could not replace {p}"))?;
+    let [wal, shm, _] = side_files(path);
+    for p in [path.to_path_buf(), wal, shm] {
+        if p.exists() {
+            std::fs::remove_file(&p)
+                .with_context(|| format!("could not replace {}", p.display()))?;
         }
     }
     let conn = Connection::open(path)
@@ -134,4 +146,29 @@ pub fn create(path: &Path) -> Result<Connection> {
     ))
     .context("could not create the session tables")?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::side_files;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn side_files_append_to_the_whole_name() {
+        let names = |p: &str| side_files(Path::new(p)).map(|f| f.display().to_string());
+        assert_eq!(
+            names("/tmp/run.pyspy"),
+            [
+                "/tmp/run.pyspy-wal",
+                "/tmp/run.pyspy-shm",
+                "/tmp/run.pyspy-journal"
+            ]
+        );
+        // Without an extension: not "run.-wal".
+        assert_eq!(side_files(Path::new("run"))[0], PathBuf::from("run-wal"));
+        assert_eq!(
+            side_files(Path::new("a.b/run"))[1],
+            PathBuf::from("a.b/run-shm")
+        );
+    }
 }

@@ -38,6 +38,7 @@ than 90% of A's samples (samples are thread stacks for both), or when a run fail
 Stdlib only (Python 3.7+).
 """
 import argparse
+import functools
 import json
 import math
 import os
@@ -385,6 +386,7 @@ def own_samples_usable(python):
     return major == 3 and minor <= 10
 
 
+@functools.lru_cache(maxsize=None)
 def version_of(python):
     out = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
                          capture_output=True, text=True)

@@ -772,9 +772,8 @@ fn walk_frames(
     let mut steps = 0;
     // Where the last frame visited was, and whether it was a shim.
     let mut last: Option<(FoundIn, bool)> = None;
-    // Up to 3.10: the last frame object visited still had references, and where the run of
-    // freed frames that ends the chain so far began.
-    let mut frame_objects_live = false;
+    // Up to 3.10: where the run of freed frame objects (no references left) that ends the
+    // chain so far began; `None` while the last frame visited is live.
     let mut freed_run: Option<usize> = None;
     while addr != 0 {
         steps += 1;
@@ -822,8 +821,7 @@ fn walk_frames(
         // are on the free list, which is linked through `f_back` and ends at NULL: a chain
         // that wanders into it ends at a freed frame, which the end-of-chain check rejects.
         if l.frames == FrameShape::FrameObject {
-            frame_objects_live = f.i64(0) > 0;
-            if frame_objects_live {
+            if f.i64(0) > 0 {
                 freed_run = None;
             } else if freed_run.is_none() {
                 freed_run = Some(thread.frames.len());
@@ -894,7 +892,7 @@ fn walk_frames(
     // The chain ended: it must end where a thread's first frame is.
     let complete = match (fo.entry, last) {
         (_, None) => true,
-        (EntryMark::None, _) => l.frames != FrameShape::FrameObject || frame_objects_live,
+        (EntryMark::None, _) => l.frames != FrameShape::FrameObject || freed_run.is_none(),
         (EntryMark::IsEntryByte(_), Some((FoundIn::Chunk(base), _))) => {
             regions.roots.contains(&base)
         }

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use py_spy::analyze::View;
 use py_spy::commands;
-use py_spy::recording::{self as recorder, CaptureOptions, Launch};
+use py_spy::commands::capture::{self as recorder, CaptureOptions, Launch};
 use py_spy::render::RenderOptions;
 use py_spy::store::Session;
-use py_spy::trace::Pid;
+use py_spy::Pid;
 use py_spy::{Config, FileFormat, LineNo, LockingStrategy, RecordDuration};
 
 #[derive(Parser)]
@@ -301,7 +301,7 @@ fn title() -> String {
 
 fn record(args: RecordArgs) -> Result<()> {
     let stop = commands::install_stop_handler();
-    let req = commands::Record {
+    let req = commands::record::Record {
         launch: args.target.launch()?,
         capture: args.sampling.options()?,
         render: RenderOptions {
@@ -316,7 +316,7 @@ fn record(args: RecordArgs) -> Result<()> {
         session: args.session,
     };
     let _ = args.capture; // the program's output is left alone, as py-spy record leaves it
-    commands::record(&req, stop)
+    commands::record::record(&req, stop)
 }
 
 fn capture(args: CaptureArgs) -> Result<()> {
@@ -324,7 +324,10 @@ fn capture(args: CaptureArgs) -> Result<()> {
     let launch = args.target.launch()?;
     let opts = args.sampling.options()?;
     let summary = recorder::capture(&launch, &opts, &args.output, stop)?;
-    eprintln!("{}", commands::describe_capture(&args.output, &summary));
+    eprintln!(
+        "{}",
+        commands::capture::describe_capture(&args.output, &summary)
+    );
     Ok(())
 }
 
@@ -345,7 +348,7 @@ fn render(args: RenderArgs) -> Result<()> {
         },
         title: Some(title()),
     };
-    let summary = commands::render_to(&session, &opts, &output)?;
+    let summary = commands::render::render_to(&session, &opts, &output)?;
     if output != std::path::Path::new("-") {
         eprintln!(
             "Wrote {} samples to '{}'{}",
@@ -383,5 +386,5 @@ fn dump(args: DumpArgs) -> Result<()> {
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    commands::dump(args.pid, &config, args.json, &mut out)
+    commands::dump::dump(args.pid, &config, args.json, &mut out)
 }

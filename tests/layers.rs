@@ -1,22 +1,30 @@
 //! The data flows one way, capture → store → analyze → render, and the layers say so in
 //! their imports: a layer that reaches into one it must not fails here, naming the file and
-//! line. Commands (`src/commands.rs`, `src/main.rs`) and `src/recording.rs` are where layers
-//! meet; `src/trace.rs` and `src/settings.rs` are the model every layer may use.
+//! line. `src/commands/` (and `src/main.rs`, which only parses arguments) is where layers
+//! meet; `src/model/` is what every layer may use, and uses none of them. Inside capture, the
+//! OS level (`capture/os`) knows nothing of the CPython level above it.
 
 use std::path::{Path, PathBuf};
 
 /// (layer directory, modules it must not use)
 const RULES: &[(&str, &[&str])] = &[
     (
-        "capture",
-        &["store", "analyze", "render", "recording", "commands"],
+        "model",
+        &["capture", "store", "analyze", "render", "commands"],
     ),
+    ("capture", &["store", "analyze", "render", "commands"]),
     (
-        "store",
-        &["capture", "analyze", "render", "recording", "commands"],
+        "capture/os",
+        &[
+            "capture::python",
+            "capture::spy",
+            "capture::sampling",
+            "capture::errors",
+        ],
     ),
-    ("analyze", &["capture", "render", "recording", "commands"]),
-    ("render", &["capture", "recording", "commands"]),
+    ("store", &["capture", "analyze", "render", "commands"]),
+    ("analyze", &["capture", "render", "commands"]),
+    ("render", &["capture", "commands"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -88,4 +96,10 @@ fn the_check_sees_a_forbidden_use() {
                 use crate::{trace::Frame, store};\n";
     let found: Vec<usize> = uses(text, "store").iter().map(|u| u.0).collect();
     assert_eq!(found, [1, 4]);
+    let nested = "use crate::capture::python::layout;\nuse crate::capture::os::memory;\n";
+    let found: Vec<usize> = uses(nested, "capture::python")
+        .iter()
+        .map(|u| u.0)
+        .collect();
+    assert_eq!(found, [1]);
 }

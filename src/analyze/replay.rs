@@ -11,8 +11,8 @@
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 
-use crate::fasthash::FastMap;
-use crate::settings::LineNo;
+use crate::model::config::LineNo;
+use crate::model::fasthash::FastMap;
 use crate::store::{SampleFilter, Session};
 
 /// What to show, and which samples.

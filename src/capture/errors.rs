@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::version::Version;
-use crate::trace::Pid;
+use super::python::version::Version;
+use crate::model::trace::Pid;
 
 #[derive(Debug)]
 pub enum AttachError {

@@ -1,30 +1,22 @@
-//! Reading live Python processes (and, later, core files) from outside.
+//! Reading live Python processes (and, later, core files) from outside. Capture knows nothing
+//! of files or outputs: `crate::commands` hands what it reads to the store.
 //!
-//! Data flows: [`target`] finds the interpreter (binaries, version, [`layout`]); [`walker`]
-//! copies thread states and frames in a few batched reads through [`memory`]; [`code`],
-//! [`strings`] and [`linetable`] decode names, files and lines (cached); [`spy`] assembles
-//! [`trace::StackTrace`]s (the shared model, `crate::trace`), with [`objects`] for locals and
-//! [`thread_names`]. [`timer`] is the drift-free sampling clock; [`sampling`] is py-spy's
-//! `Sampler` API over it. Capture knows nothing of files or outputs: `crate::recording`
-//! writes captures into session files.
+//! Two levels, each in its own folder:
+//! - [`os`]: the process as the operating system shows it — its memory ([`os::memory`], the
+//!   seam where core files will plug in), memory map, ELF binaries and threads. Nothing here
+//!   knows Python.
+//! - [`python`]: CPython read through that seam — finding the interpreter and its version
+//!   ([`python::target`]), the per-version struct layouts ([`python::layout`]), the batched
+//!   stack walk ([`python::walker`]) and the decoding of code objects, strings, line tables
+//!   and objects.
+//!
+//! On top of both: [`spy`] is py-spy's `PythonSpy` (attach, then one snapshot of every thread
+//! per call), [`timer`] the drift-free sampling clock, [`sampling`] py-spy's `Sampler` API, and
+//! [`errors`] the typed reasons an attach fails.
 
-pub mod code;
-pub mod debug_offsets;
-pub mod elf;
 pub mod errors;
-pub mod layout;
-pub mod linetable;
-pub mod maps;
-pub mod memory;
-pub mod objects;
-pub mod os_threads;
+pub mod os;
+pub mod python;
 pub mod sampling;
 pub mod spy;
-pub mod strings;
-pub mod tables;
-pub mod target;
-pub mod thread_names;
 pub mod timer;
-pub use crate::trace;
-pub mod version;
-pub mod walker;

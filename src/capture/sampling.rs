@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::spy::PythonSpy;
 use super::timer::Ticker;
-use crate::settings::{Config, RecordDuration};
-use crate::trace::{Pid, StackTrace};
+use crate::model::config::{Config, RecordDuration};
+use crate::model::trace::{Pid, StackTrace};
 
 /// One snapshot of every thread.
 pub struct Sample {

@@ -6,20 +6,20 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::code::{CodeCache, CodeInfo, CO_COROUTINE_LIKE, CO_GENERATOR_LIKE};
 use super::errors::AttachError;
-use super::layout::FrameShape;
-use super::memory::{words_in, Fields, LiveMemory, Memory};
-use super::objects::ObjectReader;
-use super::os_threads::{self, OsThreads};
-use super::strings;
-use super::target::PythonTarget;
-use super::thread_names::thread_names;
-use super::version::Version;
-use super::walker::{Prefetch, RawFrame, RawThread, StackFault, Walker};
-use crate::fasthash::{FastMap, FastSet};
-use crate::settings::{Config, LineNo, LockingStrategy};
-use crate::trace::{Frame, LocalVariable, Pid, StackTrace};
+use super::os::memory::{words_in, Fields, LiveMemory, Memory};
+use super::os::threads::{self, OsThreads};
+use super::python::code::{CodeCache, CodeInfo, CO_COROUTINE_LIKE, CO_GENERATOR_LIKE};
+use super::python::layout::FrameShape;
+use super::python::objects::ObjectReader;
+use super::python::strings;
+use super::python::target::PythonTarget;
+use super::python::thread_names::thread_names;
+use super::python::version::Version;
+use super::python::walker::{Prefetch, RawFrame, RawThread, StackFault, Walker};
+use crate::model::config::{Config, LineNo, LockingStrategy};
+use crate::model::fasthash::{FastMap, FastSet};
+use crate::model::trace::{Frame, LocalVariable, Pid, StackTrace};
 
 /// Shortest time between two lookups of thread names triggered by unknown threads.
 const NAME_REFRESH: Duration = Duration::from_millis(250);
@@ -453,7 +453,7 @@ impl PythonSpy {
                 self.decode(&raw, out)
             });
         if self.walker.gil.holder == 0
-            && self.target.layout.runtime.gil == super::layout::GilHolder::CurrentSymbol
+            && self.target.layout.runtime.gil == super::python::layout::GilHolder::CurrentSymbol
         {
             self.find_gil_word(&raw);
         }
@@ -545,7 +545,7 @@ impl PythonSpy {
         {
             let ids: Vec<u64> = threads.iter().map(|t| t.thread_id).collect();
             if self.walker.threads_changed || self.pthread_tids.len() < ids.len() {
-                self.pthread_tids = os_threads::map_pthreads(&self.mem, self.pid, &ids);
+                self.pthread_tids = threads::map_pthreads(&self.mem, self.pid, &ids);
             }
         }
         let unknown_thread = threads

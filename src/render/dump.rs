@@ -4,7 +4,7 @@
 use anyhow::Result;
 use std::io::Write;
 
-use crate::trace::{Pid, StackTrace};
+use crate::model::trace::{Pid, StackTrace};
 
 /// What the dump's header says about the process.
 pub struct DumpHeader<'a> {

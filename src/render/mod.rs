@@ -15,7 +15,7 @@ use anyhow::Result;
 use std::io::Write;
 
 use crate::analyze::{Replay, View};
-use crate::settings::FileFormat;
+use crate::model::config::FileFormat;
 use crate::store::Session;
 
 /// How to render a session.

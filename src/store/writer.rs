@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::chunk::{self, Sample};
 use super::schema;
-use crate::fasthash::FastMap;
+use crate::model::fasthash::FastMap;
 
 /// Samples buffered before a chunk is sent, whatever the time.
 const CHUNK_SAMPLES: usize = 16 * 1024;

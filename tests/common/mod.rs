@@ -68,7 +68,9 @@ pub fn interpreters() -> Vec<Interpreter> {
 /// Is this version one the capture layer has a layout for?
 pub fn supported(i: &Interpreter) -> bool {
     let (a, b, c) = i.version;
-    py_spy::capture::layout::is_known(&py_spy::capture::version::Version::new(a, b, c))
+    py_spy::capture::python::layout::is_known(&py_spy::capture::python::version::Version::new(
+        a, b, c,
+    ))
 }
 
 /// Print which interpreters a test ran on and which it skipped, and why.

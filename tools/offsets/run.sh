@@ -1,5 +1,5 @@
 #!/bin/sh
-# Print the struct offsets src/capture/tables.rs is built from, for one installed CPython.
+# Print the struct offsets src/capture/python/tables.rs is built from, for one installed CPython.
 # usage: tools/offsets/run.sh PREFIX      (e.g. ~/.pyenv/versions/3.12.1)
 # Needs that Python's headers (PREFIX/include/pythonX.Y, with internal/). 3.13+ publish their
 # offsets in _PyRuntime.debug_offsets instead; see docs/adding-a-python-version.md.

@@ -10,8 +10,8 @@
 //! chunks (a generator's) or a code object not seen before costs a read of its own.
 
 use super::layout::{EntryMark, FramePtr, FrameShape, InstrPos, Layout};
-use super::memory::{Fields, Memory};
-use crate::fasthash::FastSet;
+use crate::capture::os::memory::{Fields, Memory};
+use crate::model::fasthash::FastSet;
 use anyhow::{bail, Context, Result};
 
 /// More threads than this means we are walking garbage.
@@ -921,9 +921,9 @@ const OWNED_BY_FRAME_OBJECT: u8 = 2;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::code::CodeCache;
-    use crate::capture::memory::ImageMemory;
-    use crate::capture::objects::ObjectReader;
+    use crate::capture::os::memory::ImageMemory;
+    use crate::capture::python::code::CodeCache;
+    use crate::capture::python::objects::ObjectReader;
 
     /// xorshift: reproducible garbage.
     struct Rng(u64);
@@ -943,8 +943,8 @@ mod tests {
         const BASES: [u64; 4] = [0x10000, 0x20000, 0x30000, 0x40000];
         for seed in 1..400u64 {
             // Every table, in turn: each frame shape, string, int and dict format.
-            let layout =
-                crate::capture::tables::ALL[seed as usize % crate::capture::tables::ALL.len()];
+            let layout = crate::capture::python::tables::ALL
+                [seed as usize % crate::capture::python::tables::ALL.len()];
             let mut rng = Rng(seed.wrapping_mul(0x9e3779b97f4a7c15));
             let mut mem = ImageMemory::new();
             for base in BASES {

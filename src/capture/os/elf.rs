@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::maps::MapRange;
-use super::version::Version;
+
+/// Called with a binary's symbols (those wanted) and its `.rodata` bytes while the file is open.
+pub type RodataInspector<'a> = &'a mut dyn FnMut(&HashMap<String, u64>, &[u8]);
 
 /// The symbols and layout we need from one ELF file (python executable or libpython),
 /// with addresses already moved to where the target loaded it.
@@ -20,22 +22,19 @@ pub struct LoadedBinary {
     pub symbols: HashMap<String, u64>,
     /// Runtime ranges of .data and .bss, for scanning when symbols are missing.
     pub data_ranges: Vec<(u64, u64)>,
-    /// The CPython version string found in .rodata ("3.11.7 (main, ..."), if any.
-    pub rodata_version: Option<Version>,
 }
 
-/// Symbols the capture layer looks for; everything else in the table is ignored.
-pub const WANTED_SYMBOLS: &[&str] = &[
-    "_PyRuntime",
-    "Py_Version",
-    "interp_head",
-    "_PyThreadState_Current",
-    "_Py_Version",
-];
-
 impl LoadedBinary {
-    /// Parse `file` (opened from `host_path`) that is mapped in the target at `maps`.
-    pub fn load(target_path: &str, host_path: &Path, maps: &[MapRange]) -> Result<LoadedBinary> {
+    /// Parse `file` (opened from `host_path`) that is mapped in the target at `maps`, keeping
+    /// the symbols named in `wanted`. `on_rodata` sees the file's `.rodata` bytes (and the
+    /// symbols found) while the file is open, for callers that look for a string there.
+    pub fn load(
+        target_path: &str,
+        host_path: &Path,
+        maps: &[MapRange],
+        wanted: &[&str],
+        on_rodata: RodataInspector,
+    ) -> Result<LoadedBinary> {
         let file = MappedFile::open(host_path)
             .with_context(|| format!("could not read {}", host_path.display()))?;
         let bytes: &[u8] = &file;
@@ -52,7 +51,7 @@ impl LoadedBinary {
                     continue;
                 }
                 if let Some(name) = strtab.get_at(sym.st_name) {
-                    if WANTED_SYMBOLS.contains(&name) {
+                    if wanted.contains(&name) {
                         symbols
                             .entry(name.to_string())
                             .or_insert(sym.st_value.wrapping_add(bias));
@@ -62,7 +61,6 @@ impl LoadedBinary {
         }
 
         let mut data_ranges = Vec::new();
-        let mut rodata_version = None;
         for sh in &elf.section_headers {
             let name = elf.shdr_strtab.get_at(sh.sh_name).unwrap_or("");
             let range = (
@@ -71,13 +69,14 @@ impl LoadedBinary {
             );
             match name {
                 ".data" | ".bss" | "PyRuntime" => data_ranges.push(range),
-                // The version string is only needed when `Py_Version` is missing (< 3.11).
-                ".rodata" if !symbols.contains_key("Py_Version") => {
+                ".rodata" => {
                     let start = sh.sh_offset as usize;
-                    rodata_version = start
+                    if let Some(rodata) = start
                         .checked_add(sh.sh_size as usize)
                         .and_then(|end| bytes.get(start..end))
-                        .and_then(Version::scan_bytes);
+                    {
+                        on_rodata(&symbols, rodata);
+                    }
                 }
                 _ => {}
             }
@@ -88,7 +87,6 @@ impl LoadedBinary {
             bias,
             symbols,
             data_ranges,
-            rodata_version,
         })
     }
 

@@ -1,7 +1,7 @@
 //! Decoding `str` and `bytes` objects out of the target.
 
 use super::layout::{Layout, StrFormat};
-use super::memory::{Fields, Memory};
+use crate::capture::os::memory::{Fields, Memory};
 use anyhow::{bail, Context, Result};
 
 /// Longest string we copy in full for names and file names; longer ones are cut there.
@@ -115,8 +115,8 @@ pub fn read_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::memory::ImageMemory;
-    use crate::capture::tables::V3_11;
+    use crate::capture::os::memory::ImageMemory;
+    use crate::capture::python::tables::V3_11;
 
     /// Build a compact 3.11 str object the way CPython lays it out.
     fn str_object(text: &str) -> Vec<u8> {

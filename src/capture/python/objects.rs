@@ -7,8 +7,8 @@
 //! as `b"..."` (py-spy: `<bytes at 0x..>`).
 
 use super::layout::{tpflags, DictFormat, IntFormat, Layout, ManagedDict, StrFormat};
-use super::memory::{Fields, Memory};
 use super::strings;
+use crate::capture::os::memory::{Fields, Memory};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 

@@ -8,9 +8,9 @@
 
 use super::layout::{CodeOffsets, Layout};
 use super::linetable;
-use super::memory::{Fields, Memory};
 use super::strings;
-use crate::fasthash::FastMap;
+use crate::capture::os::memory::{Fields, Memory};
+use crate::model::fasthash::FastMap;
 use anyhow::{Context, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

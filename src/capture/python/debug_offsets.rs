@@ -14,9 +14,9 @@
 //! hold the expected values at the expected places. Otherwise the version is unsupported.
 
 use super::layout::*;
-use super::memory::{words_in, Fields, Memory};
 use super::tables::V3_12;
 use super::version::Version;
+use crate::capture::os::memory::{words_in, Fields, Memory};
 use anyhow::{bail, Context, Result};
 use std::sync::Mutex;
 

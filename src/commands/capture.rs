@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use crate::capture::errors::AttachError;
 use crate::capture::spy::{PythonSpy, ThreadSample};
 use crate::capture::timer::Ticker;
-use crate::fasthash::FastMap;
-use crate::settings::{Config, LineNo, LockingStrategy, RecordDuration};
+use crate::model::config::{Config, LineNo, LockingStrategy, RecordDuration};
+use crate::model::fasthash::FastMap;
+use crate::model::trace::Pid;
 use crate::store::{FrameKey, SessionWriter, ThreadKey, WriterStats};
 use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
-use crate::trace::Pid;
 
 /// How long a spawned program may take to start its interpreter.
 const SPAWN_ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -39,6 +39,31 @@ const CHILD_SCAN_EVERY: Duration = Duration::from_millis(500);
 const CHILD_ATTACH_TRIES: u32 = 6;
 /// How often the progress line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// One line on how a capture went.
+pub fn describe_capture(path: &Path, s: &CaptureSummary) -> String {
+    let mut text = format!(
+        "Wrote session '{}': {} samples of process {} (Python {}), {} snapshots in {:.1} s, \
+         {} errors ({} thread stacks unreadable), {} ({:.1} bytes/sample)",
+        path.display(),
+        s.samples,
+        s.pid,
+        s.python,
+        s.snapshots,
+        s.elapsed.as_secs_f64(),
+        s.errors,
+        s.error_samples,
+        format_bytes(s.file_bytes),
+        s.file_bytes as f64 / s.samples.max(1) as f64,
+    );
+    if s.late > 0 || s.skipped > 0 {
+        text.push_str(&format!(
+            "; {} snapshots more than a period late (worst {:.1?}), {} ticks skipped: try a lower rate",
+            s.late, s.max_late, s.skipped
+        ));
+    }
+    text
+}
 
 /// What to profile.
 #[derive(Debug, Clone)]
@@ -109,7 +134,7 @@ pub struct CaptureSummary {
     /// Snapshots of a process that failed while the process was alive.
     pub errors: u64,
     /// Thread samples written as errors (their stack could not be read; see
-    /// [`StackFault`](crate::capture::walker::StackFault)), failed snapshots included (one per
+    /// [`StackFault`](crate::capture::python::walker::StackFault)), failed snapshots included (one per
     /// thread, or one when no thread was known yet).
     pub error_samples: u64,
     pub last_error: Option<String>,

@@ -1,16 +1,17 @@
 //! Finding the interpreter in a process: its binaries, version, layout and `_PyRuntime`.
 
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 
 use super::debug_offsets;
-use super::elf::LoadedBinary;
-use super::errors::{from_proc_io, AttachError};
 use super::layout::{self, GilHolder, Layout, Root};
-use super::maps::{self, MapRange};
-use super::memory::{words_in, Memory};
 use super::version::Version;
 use super::walker::GilWords;
-use crate::trace::Pid;
+use crate::capture::errors::{from_proc_io, AttachError};
+use crate::capture::os::elf::LoadedBinary;
+use crate::capture::os::maps::{self, MapRange};
+use crate::capture::os::memory::{words_in, Memory};
+use crate::model::trace::Pid;
 
 /// What attaching learned about the target's interpreter.
 #[derive(Debug, Clone)]
@@ -68,7 +69,16 @@ impl PythonTarget {
         let mut last_err = None;
         for cand in candidates {
             let host = maps::host_path(pid, &cand.path);
-            let bin = match LoadedBinary::load(&cand.path, &host, &maps) {
+            // The version string in .rodata is only needed without `Py_Version` (< 3.11).
+            let mut rodata_version = None;
+            let mut scan_rodata = |symbols: &HashMap<String, u64>, rodata: &[u8]| {
+                if !symbols.contains_key("Py_Version") {
+                    rodata_version = Version::scan_bytes(rodata);
+                }
+            };
+            let loaded =
+                LoadedBinary::load(&cand.path, &host, &maps, WANTED_SYMBOLS, &mut scan_rodata);
+            let bin = match loaded {
                 Ok(b) => b,
                 Err(e) => {
                     last_err = Some(e);
@@ -83,7 +93,7 @@ impl PythonTarget {
             if !named_python && !has_python_symbols {
                 continue;
             }
-            let version = detect_version(mem, &bin)
+            let version = detect_version(mem, &bin, rodata_version.clone())
                 .or_else(|| Version::from_file_name(maps::file_name(&cand.path)));
             let Some(version) = version else {
                 continue;
@@ -188,9 +198,22 @@ impl PythonTarget {
     }
 }
 
+/// Symbols looked for in the interpreter's binaries; everything else in the table is ignored.
+const WANTED_SYMBOLS: &[&str] = &[
+    "_PyRuntime",
+    "Py_Version",
+    "interp_head",
+    "_PyThreadState_Current",
+    "_Py_Version",
+];
+
 /// `Py_Version` from memory (3.11+), else the version string in the binary's .rodata, else
 /// `sys.version` as `Py_GetVersion` left it in the target's .data/.bss.
-fn detect_version(mem: &dyn Memory, bin: &LoadedBinary) -> Option<Version> {
+fn detect_version(
+    mem: &dyn Memory,
+    bin: &LoadedBinary,
+    rodata_version: Option<Version>,
+) -> Option<Version> {
     if let Some(addr) = bin.symbol("Py_Version") {
         if let Ok(word) = mem.read_u64(addr) {
             if let Some(v) = Version::from_hex(word & 0xffff_ffff) {
@@ -198,7 +221,7 @@ fn detect_version(mem: &dyn Memory, bin: &LoadedBinary) -> Option<Version> {
             }
         }
     }
-    bin.rodata_version.clone().or_else(|| {
+    rodata_version.or_else(|| {
         bin.data_ranges.iter().find_map(|(start, end)| {
             let len = end.saturating_sub(*start).min(16 << 20) as usize;
             Version::scan_bytes(&mem.read_vec(*start, len).ok()?)

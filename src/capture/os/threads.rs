@@ -6,8 +6,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::fasthash::FastMap;
-use crate::trace::Pid;
+use crate::model::fasthash::FastMap;
+use crate::model::trace::Pid;
 
 pub struct OsThreads {
     pid: Pid,

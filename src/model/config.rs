@@ -3,7 +3,7 @@
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::trace::Pid;
+use crate::model::trace::Pid;
 
 /// How to collect samples from a Python process.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,93 @@
+//! The commands, apart from parsing arguments: the only place that chains the layers
+//! (capture → store → analyze → render). One module per command; this file holds what they
+//! share (stopping cleanly on Ctrl-C, naming output files).
+
+pub mod capture;
+pub mod dump;
+pub mod record;
+pub mod render;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::model::config::FileFormat;
+use capture::Launch;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Make SIGINT (Ctrl-C) and SIGTERM end a capture cleanly instead of killing the process;
+/// returns the flag they set.
+pub fn install_stop_handler() -> &'static AtomicBool {
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+    }
+    &STOP
+}
+
+/// The usual file extension of a format.
+pub fn extension(format: FileFormat) -> &'static str {
+    match format {
+        FileFormat::flamegraph => "svg",
+        FileFormat::speedscope | FileFormat::chrometrace => "json",
+        FileFormat::raw => "txt",
+    }
+}
+
+/// Local time as `YYYY-MM-DDTHH:MM:SS±HH:MM`, for default file names (as py-spy names them).
+pub fn local_timestamp() -> String {
+    // SAFETY: localtime_r writes only into `tm`.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return now.to_string();
+        }
+        let off = tm.tm_gmtoff / 60;
+        let zone = if off == 0 {
+            "Z".to_string()
+        } else {
+            format!(
+                "{}{:02}:{:02}",
+                if off < 0 { '-' } else { '+' },
+                off.abs() / 60,
+                off.abs() % 60
+            )
+        };
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{zone}",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
+    }
+}
+
+/// py-spy's default output name: `PROGRAM-TIME.EXT` or `PID-TIME.EXT`.
+pub fn default_output(launch: &Launch, ext: &str) -> PathBuf {
+    let name = match launch {
+        Launch::Spawn(argv) => argv
+            .first()
+            .map(|p| {
+                Path::new(p)
+                    .file_name()
+                    .map_or(p.clone(), |f| f.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "unknown".into()),
+        Launch::Attach(pid) => pid.to_string(),
+    };
+    PathBuf::from(format!("{name}-{}.{ext}", local_timestamp()))
+}

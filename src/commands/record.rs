@@ -1,0 +1,130 @@
+//! `py-spy record`: capture into a session file (temporary unless `--session` keeps it),
+//! then render it, printing what py-spy 0.4 prints.
+
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use super::capture::{self as recorder, CaptureOptions, Launch};
+use super::render::render_to;
+use super::{default_output, extension};
+use crate::model::config::{FileFormat, RecordDuration};
+use crate::render::RenderOptions;
+use crate::store::Session;
+
+/// What `record` is asked to do.
+pub struct Record {
+    pub launch: Launch,
+    pub capture: CaptureOptions,
+    pub render: RenderOptions,
+    pub output: Option<PathBuf>,
+    /// Keep the session file here (otherwise a temporary file is used and removed).
+    pub session: Option<PathBuf>,
+}
+
+/// `py-spy record`: capture into a session file, then render it, printing what py-spy prints.
+pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
+    let output = req
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&req.launch, extension(req.render.format)));
+    let (session_path, temporary) = match &req.session {
+        Some(p) => (p.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!(
+                "py-spy-{}-{}.pyspy",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            )),
+            true,
+        ),
+    };
+    let cleanup = |p: &Path| {
+        if temporary {
+            let _ = std::fs::remove_file(p);
+            for side in crate::store::schema::side_files(p) {
+                let _ = std::fs::remove_file(side);
+            }
+        }
+    };
+    match &req.capture.duration {
+        RecordDuration::Unlimited => println!(
+            "Sampling process {} times a second. Press Control-C to exit.",
+            req.capture.rate
+        ),
+        RecordDuration::Seconds(s) => println!(
+            "Sampling process {} times a second for {s} seconds. Press Control-C to exit.",
+            req.capture.rate
+        ),
+    }
+    println!();
+    let summary = match recorder::capture(&req.launch, &req.capture, &session_path, stop) {
+        Ok(s) => s,
+        Err(e) => {
+            cleanup(&session_path);
+            return Err(e);
+        }
+    };
+    match summary.stop {
+        recorder::StopReason::Interrupted => {
+            println!("\nStopped sampling because Control-C pressed")
+        }
+        recorder::StopReason::ProcessExited => {
+            println!("\nStopped sampling because process exited")
+        }
+        recorder::StopReason::Duration => {}
+    }
+    if summary.late > 0 || summary.skipped > 0 {
+        println!(
+            "{} of {} sampling ticks were missed because sampling fell behind, and {} snapshots \
+             were more than a sampling period late (worst {:.2?}): results may be inaccurate. \
+             Try reducing the sampling rate.",
+            summary.skipped,
+            summary.snapshots + summary.skipped,
+            summary.late,
+            summary.max_late
+        );
+    }
+    let rendered =
+        Session::open(&session_path).and_then(|session| render_to(&session, &req.render, &output));
+    cleanup(&session_path);
+    let rendered = rendered?;
+    // py-spy's "Errors": samples that could not be taken (here: thread stacks that could
+    // not be read, failed snapshots included).
+    let (samples, errors) = (rendered.samples, summary.error_samples);
+    let out = output.display();
+    match req.render.format {
+        FileFormat::flamegraph => {
+            println!("Wrote flamegraph data to '{out}'. Samples: {samples} Errors: {errors}")
+        }
+        FileFormat::speedscope => {
+            println!("Wrote speedscope file to '{out}'. Samples: {samples} Errors: {errors}");
+            println!("Visit https://www.speedscope.app/ to view");
+        }
+        FileFormat::raw => {
+            println!("Wrote raw flamegraph data to '{out}'. Samples: {samples} Errors: {errors}");
+            println!(
+                "You can use the flamegraph.pl script from \
+                 https://github.com/brendangregg/flamegraph to generate a SVG"
+            );
+        }
+        FileFormat::chrometrace => {
+            println!("Wrote chrome trace to '{out}'. Samples: {samples} Errors: {errors}");
+            println!("Visit chrome://tracing or https://ui.perfetto.dev/ to view");
+        }
+    }
+    if let Some(note) = &rendered.errors_note {
+        println!("{note}");
+    }
+    if let Some(p) = &req.session {
+        println!(
+            "Kept the session in '{}': `py-spy render {}` renders it again",
+            p.display(),
+            p.display()
+        );
+    }
+    Ok(())
+}

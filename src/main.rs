@@ -190,11 +190,18 @@ struct FormatArg {
         short,
         long,
         value_name = "format",
-        value_enum,
+        value_parser = format_parser(),
         ignore_case = true,
         default_value = "flamegraph"
     )]
     format: FileFormat,
+}
+
+/// `--format`'s values: the names of `FileFormat::ALL`.
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = FileFormat> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(FileFormat::ALL.map(FileFormat::name))
+        .map(|name| name.parse::<FileFormat>().expect("a listed format name"))
 }
 
 #[derive(clap::Args)]
@@ -335,7 +342,7 @@ fn render(args: RenderArgs) -> Result<()> {
     let session = Session::open(&args.session)?;
     let output = args.output.unwrap_or_else(|| {
         args.session
-            .with_extension(commands::extension(args.format.format))
+            .with_extension(py_spy::render::formats::spec(args.format.format).extension)
     });
     let opts = RenderOptions {
         format: args.format.format,

@@ -10,7 +10,6 @@ pub mod render;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::model::config::FileFormat;
 use capture::Launch;
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -33,15 +32,6 @@ pub fn install_stop_handler() -> &'static AtomicBool {
         libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
     }
     &STOP
-}
-
-/// The usual file extension of a format.
-pub fn extension(format: FileFormat) -> &'static str {
-    match format {
-        FileFormat::flamegraph => "svg",
-        FileFormat::speedscope | FileFormat::chrometrace => "json",
-        FileFormat::raw => "txt",
-    }
 }
 
 /// Local time as `YYYY-MM-DDTHH:MM:SS±HH:MM`, for default file names (as py-spy names them).

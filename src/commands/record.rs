@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use super::capture::{self as recorder, CaptureOptions, Launch};
+use super::default_output;
 use super::render::render_to;
-use super::{default_output, extension};
-use crate::model::config::{FileFormat, RecordDuration};
-use crate::render::RenderOptions;
+use crate::model::config::RecordDuration;
+use crate::render::{formats, RenderOptions};
 use crate::store::Session;
 
 /// What `record` is asked to do.
@@ -27,7 +27,7 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
     let output = req
         .output
         .clone()
-        .unwrap_or_else(|| default_output(&req.launch, extension(req.render.format)));
+        .unwrap_or_else(|| default_output(&req.launch, formats::spec(req.render.format).extension));
     let (session_path, temporary) = match &req.session {
         Some(p) => (p.clone(), false),
         None => (
@@ -95,27 +95,10 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
     // py-spy's "Errors": samples that could not be taken (here: thread stacks that could
     // not be read, failed snapshots included).
     let (samples, errors) = (rendered.samples, summary.error_samples);
-    let out = output.display();
-    match req.render.format {
-        FileFormat::flamegraph => {
-            println!("Wrote flamegraph data to '{out}'. Samples: {samples} Errors: {errors}")
-        }
-        FileFormat::speedscope => {
-            println!("Wrote speedscope file to '{out}'. Samples: {samples} Errors: {errors}");
-            println!("Visit https://www.speedscope.app/ to view");
-        }
-        FileFormat::raw => {
-            println!("Wrote raw flamegraph data to '{out}'. Samples: {samples} Errors: {errors}");
-            println!(
-                "You can use the flamegraph.pl script from \
-                 https://github.com/brendangregg/flamegraph to generate a SVG"
-            );
-        }
-        FileFormat::chrometrace => {
-            println!("Wrote chrome trace to '{out}'. Samples: {samples} Errors: {errors}");
-            println!("Visit chrome://tracing or https://ui.perfetto.dev/ to view");
-        }
-    }
+    println!(
+        "{}",
+        (formats::spec(req.render.format).wrote)(&output, samples, errors)
+    );
     if let Some(note) = &rendered.errors_note {
         println!("{note}");
     }

@@ -1,6 +1,5 @@
 //! Options shared by the library and the command line: py-spy 0.4's `Config` and its enums.
 
-use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 use crate::model::trace::Pid;
@@ -55,9 +54,10 @@ pub struct Config {
     pub core_filename: Option<String>,
 }
 
-/// Output formats of `record` / `render`.
+/// Output formats of `record` / `render` (py-spy 0.4's names). What each writes, its file
+/// extension and its messages are in one registry, `crate::render::formats`.
 #[allow(non_camel_case_types)]
-#[derive(ValueEnum, Debug, Copy, Clone, Eq, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Copy, Clone, Eq, PartialEq, Serialize, Deserialize)]
 pub enum FileFormat {
     flamegraph,
     raw,
@@ -65,14 +65,40 @@ pub enum FileFormat {
     chrometrace,
 }
 
+impl FileFormat {
+    /// Every format, in the order `--help` lists them.
+    pub const ALL: [FileFormat; 4] = [
+        FileFormat::flamegraph,
+        FileFormat::raw,
+        FileFormat::speedscope,
+        FileFormat::chrometrace,
+    ];
+
+    /// The name the command line and py-spy use.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::flamegraph => "flamegraph",
+            FileFormat::raw => "raw",
+            FileFormat::speedscope => "speedscope",
+            FileFormat::chrometrace => "chrometrace",
+        }
+    }
+}
+
+impl std::fmt::Display for FileFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for FileFormat {
     type Err = String;
 
+    /// A format by name, ignoring case (as py-spy's command line does).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::value_variants()
-            .iter()
-            .find(|v| v.to_possible_value().is_some_and(|p| p.matches(s, false)))
-            .copied()
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| format!("Invalid fileformat: {s}"))
     }
 }

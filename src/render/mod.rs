@@ -1,5 +1,6 @@
-//! Output formats. [`dump`] prints one live snapshot; the others replay a session file
-//! through an [`analyze::View`](crate::analyze::View) into a file py-spy users know:
+//! Output formats. [`dump`] prints one snapshot as py-spy 0.4's `dump` does; the others
+//! replay a session file through an [`analyze::View`](crate::analyze::View) into a file py-spy
+//! users know, and are listed with their extensions and messages in [`formats`]:
 //!
 //! - [`collapsed`]: raw collapsed stacks (`frame;frame;frame count`), and the flamegraph SVG
 //!   drawn from them by inferno;
@@ -9,19 +10,19 @@
 pub mod chrometrace;
 pub mod collapsed;
 pub mod dump;
+pub mod formats;
 pub mod speedscope;
 
 use anyhow::Result;
 use std::io::Write;
 
 use crate::analyze::{Replay, View};
-use crate::model::config::FileFormat;
 use crate::store::Session;
 
 /// How to render a session.
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
-    pub format: FileFormat,
+    pub format: crate::model::config::FileFormat,
     pub view: View,
     /// Flamegraph title (py-spy uses the command line that made the profile).
     pub title: Option<String>,
@@ -46,14 +47,7 @@ pub fn render(
     out: &mut dyn Write,
 ) -> Result<RenderSummary> {
     let mut replay = Replay::new(session, &opts.view)?;
-    let samples = match opts.format {
-        FileFormat::raw => collapsed::write_raw(&mut replay, out)?,
-        FileFormat::flamegraph => {
-            collapsed::write_flamegraph(&mut replay, opts.title.as_deref(), out)?
-        }
-        FileFormat::speedscope => speedscope::write(&mut replay, out)?,
-        FileFormat::chrometrace => chrometrace::write(&mut replay, out)?,
-    };
+    let samples = (formats::spec(opts.format).write)(&mut replay, opts, out)?;
     Ok(RenderSummary {
         samples,
         dropped: replay.dropped,

@@ -13,6 +13,7 @@
 use anyhow::Result;
 use py_spy::analyze::View;
 use py_spy::render::{render, RenderOptions};
+use py_spy::store::{CaptureStart, SamplingOptions, Started};
 use py_spy::store::{FrameKey, Session, SessionWriter, ThreadKey, FLAG_ACTIVE, FLAG_GIL};
 use py_spy::FileFormat;
 use std::sync::Arc;
@@ -70,14 +71,16 @@ fn main() -> Result<()> {
 
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
-    let mut w = SessionWriter::create(
-        &path,
-        &[
-            ("rate", "100".to_string()),
-            ("command_line", "python service.py".to_string()),
-            ("python", "3.11.7".to_string()),
-        ],
-    )?;
+    let start = CaptureStart {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        command_line: "python service.py".into(),
+        started: Started::Attached,
+        pid: 1234,
+        python: "3.11.7".into(),
+        host: "bench".into(),
+        options: SamplingOptions::default(),
+    };
+    let mut w = SessionWriter::create(&path, &start)?;
     w.add_process(1234, None, "python service.py", Some("3.11.7"))?;
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let threads = 10u64;

@@ -9,7 +9,7 @@ use py_spy::analyze::View;
 use py_spy::commands;
 use py_spy::commands::capture::{self as recorder, CaptureOptions, Launch};
 use py_spy::render::RenderOptions;
-use py_spy::store::Session;
+use py_spy::store::{SamplingOptions, Session};
 use py_spy::Pid;
 use py_spy::{Config, FileFormat, LineNo, LockingStrategy, RecordDuration};
 
@@ -121,15 +121,17 @@ impl SamplingArgs {
             },
         };
         Ok(CaptureOptions {
-            rate: self.rate,
-            duration,
-            blocking: if self.nonblocking {
-                LockingStrategy::NonBlocking
-            } else {
-                LockingStrategy::Lock
+            sampling: SamplingOptions {
+                rate: self.rate,
+                duration,
+                blocking: if self.nonblocking {
+                    LockingStrategy::NonBlocking
+                } else {
+                    LockingStrategy::Lock
+                },
+                native: self.native,
+                subprocesses: self.subprocesses,
             },
-            native: self.native,
-            subprocesses: self.subprocesses,
             progress: !self.hideprogress,
         })
     }

@@ -2,7 +2,8 @@
 //! files that are not ours, of another version, or damaged.
 
 use py_spy::store::{
-    FrameKey, SampleFilter, Session, SessionWriter, ThreadKey, FLAG_ACTIVE, FLAG_ERROR, FLAG_GIL,
+    CaptureStart, FrameKey, SampleFilter, SamplingOptions, Session, SessionWriter, Started,
+    ThreadKey, FLAG_ACTIVE, FLAG_ERROR, FLAG_GIL,
 };
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,22 @@ fn frame(function: &str, line: i32) -> FrameKey {
     }
 }
 
+/// The meta rows of a capture of `python app.py` at `rate`.
+fn start(tool_version: &str, rate: u64) -> CaptureStart {
+    CaptureStart {
+        tool_version: tool_version.into(),
+        command_line: "python app.py".into(),
+        started: Started::Spawned,
+        pid: 4242,
+        python: "3.11.7".into(),
+        host: "test".into(),
+        options: SamplingOptions {
+            rate,
+            ..SamplingOptions::default()
+        },
+    }
+}
+
 /// Writes `threads` threads sampled at `rate` Hz for `seconds`, each cycling through a few
 /// stacks; returns the samples written as (t_us, thread index, stack frames, flags).
 fn write_session(
@@ -36,7 +53,7 @@ fn write_session(
     rate: u64,
     seconds: u64,
 ) -> (Vec<Written>, py_spy::store::WriterStats) {
-    let mut w = SessionWriter::create(path, &[("tool_version", "test".into())]).unwrap();
+    let mut w = SessionWriter::create(path, &start("test", 100)).unwrap();
     w.add_process(4242, None, "python app.py", Some("3.11.7"))
         .unwrap();
     let shapes: Vec<Vec<FrameKey>> = (0..5)
@@ -88,8 +105,15 @@ fn round_trip_with_filters() {
     assert_eq!(stats.samples, written.len() as u64);
     assert!(stats.chunks > 1, "several chunks");
     let s = Session::open(&path).unwrap();
-    assert_eq!(s.meta["tool_version"], "test");
-    assert!(s.meta.contains_key("start_unix_us"));
+    let meta = s
+        .meta
+        .start
+        .as_ref()
+        .expect("the capture's start is recorded");
+    assert_eq!(meta.tool_version, "test");
+    assert_eq!(meta.command_line, "python app.py");
+    assert!(s.meta.start_unix_us > 1_600_000_000_000_000);
+    assert!(s.meta.end.is_none(), "no end was written");
     assert_eq!(s.processes[0].command_line, "python app.py");
     assert_eq!(s.threads.len(), 3);
     assert_eq!(s.sample_count().unwrap(), written.len() as u64);
@@ -244,7 +268,7 @@ fn set_user_version(path: &Path, v: i32) {
 #[test]
 fn error_samples_are_stored_and_shown_on_request() {
     let path = temp("errors.pyspy");
-    let mut w = SessionWriter::create(&path, &[("rate", "100".into())]).unwrap();
+    let mut w = SessionWriter::create(&path, &start("test", 100)).unwrap();
     w.add_process(4242, None, "python app.py", Some("3.12.1"))
         .unwrap();
     let key = ThreadKey {

@@ -169,14 +169,9 @@ impl<'s> Replay<'s> {
             }
             filter.threads = Some(rows);
         }
-        let process_frames = view.process_frames.unwrap_or_else(|| {
-            session
-                .meta
-                .get("options")
-                .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
-                .and_then(|o| o.get("subprocesses").and_then(|s| s.as_bool()))
-                .unwrap_or(false)
-        });
+        let process_frames = view
+            .process_frames
+            .unwrap_or_else(|| session.meta.subprocesses());
         Ok(Replay {
             session,
             view: view.clone(),

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use crate::capture::errors::AttachError;
 use crate::capture::spy::{PythonSpy, ThreadSample};
 use crate::capture::timer::Ticker;
-use crate::model::config::{Config, LineNo, LockingStrategy, RecordDuration};
+use crate::model::config::{Config, LineNo, RecordDuration};
 use crate::model::fasthash::FastMap;
 use crate::model::trace::Pid;
+use crate::store::{CaptureEnd, CaptureStart, SamplingOptions, Started};
 use crate::store::{FrameKey, SessionWriter, ThreadKey, WriterStats};
 use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
 
@@ -74,16 +75,11 @@ pub enum Launch {
     Spawn(Vec<String>),
 }
 
-/// How to capture. Serialised into the session's meta table.
-#[derive(Debug, Clone, Serialize)]
+/// How to capture: the sampling options (stored in the session's meta table) and how to
+/// show progress (not stored).
+#[derive(Debug, Clone)]
 pub struct CaptureOptions {
-    /// Snapshots per second.
-    pub rate: u64,
-    pub duration: RecordDuration,
-    /// Pause the target while reading it (`Lock`, the default) or not (`--nonblocking`).
-    pub blocking: LockingStrategy,
-    pub native: bool,
-    pub subprocesses: bool,
+    pub sampling: SamplingOptions,
     /// Draw a progress line on stderr (only when stderr is a terminal).
     pub progress: bool,
 }
@@ -91,11 +87,7 @@ pub struct CaptureOptions {
 impl Default for CaptureOptions {
     fn default() -> Self {
         CaptureOptions {
-            rate: 100,
-            duration: RecordDuration::Unlimited,
-            blocking: LockingStrategy::Lock,
-            native: false,
-            subprocesses: false,
+            sampling: SamplingOptions::default(),
             progress: true,
         }
     }
@@ -173,7 +165,7 @@ pub fn capture(
     path: &Path,
     stop: &AtomicBool,
 ) -> Result<CaptureSummary> {
-    if opts.native {
+    if opts.sampling.native {
         bail!("native stack traces (--native) are not supported yet");
     }
     let config = spy_config(opts);
@@ -201,9 +193,9 @@ pub fn capture(
 
 fn spy_config(opts: &CaptureOptions) -> Config {
     Config {
-        blocking: opts.blocking,
-        native: opts.native,
-        sampling_rate: opts.rate,
+        blocking: opts.sampling.blocking,
+        native: opts.sampling.native,
+        sampling_rate: opts.sampling.rate,
         include_idle: true,
         gil_only: false,
         lineno: LineNo::LastInstruction,
@@ -326,7 +318,7 @@ fn progress_bar(opts: &CaptureOptions) -> ProgressBar {
     if !opts.progress || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = match opts.duration {
+    let bar = match opts.sampling.duration {
         RecordDuration::Seconds(s) => {
             let bar = ProgressBar::with_draw_target(Some(s * 1000), ProgressDrawTarget::stderr());
             bar.set_style(
@@ -366,25 +358,18 @@ fn run(
     let root_pid = root.pid;
     let python = root.version.to_string();
     let command_line = root.command_line();
-    let options = serde_json::to_string(opts).unwrap_or_default();
-    let meta: Vec<(&str, String)> = vec![
-        ("tool", "py-spy".to_string()),
-        ("tool_version", env!("CARGO_PKG_VERSION").to_string()),
-        ("command_line", command_line.clone()),
-        (
-            "started",
-            match launch {
-                Launch::Attach(_) => "attached",
-                Launch::Spawn(_) => "spawned",
-            }
-            .to_string(),
-        ),
-        ("pid", root_pid.to_string()),
-        ("python", python.clone()),
-        ("host", hostname()),
-        ("rate", opts.rate.to_string()),
-        ("options", options),
-    ];
+    let meta = CaptureStart {
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        command_line: command_line.clone(),
+        started: match launch {
+            Launch::Attach(_) => Started::Attached,
+            Launch::Spawn(_) => Started::Spawned,
+        },
+        pid: root_pid,
+        python: python.clone(),
+        host: hostname(),
+        options: opts.sampling.clone(),
+    };
     let mut writer = SessionWriter::create(path, &meta)
         .with_context(|| format!("could not create session file {}", path.display()))?;
     writer.add_process(root_pid, None, &command_line, Some(&python))?;
@@ -398,17 +383,17 @@ fn run(
     let mut child_tries: HashMap<Pid, u32> = HashMap::new();
     let mut last_scan = Instant::now();
 
-    let limit = match opts.duration {
+    let limit = match opts.sampling.duration {
         RecordDuration::Unlimited => None,
-        RecordDuration::Seconds(s) => Some(s.saturating_mul(opts.rate.max(1))),
+        RecordDuration::Seconds(s) => Some(s.saturating_mul(opts.sampling.rate.max(1))),
     };
     let bar = progress_bar(opts);
     let mut last_draw = Instant::now();
     let begin = Instant::now();
-    let mut ticker = Ticker::new(opts.rate);
+    let mut ticker = Ticker::new(opts.sampling.rate);
     let mut threads: Vec<ThreadSample> = Vec::new();
     let mut ids: Vec<u32> = Vec::new();
-    let period = Duration::from_nanos(1_000_000_000 / opts.rate.max(1));
+    let period = Duration::from_nanos(1_000_000_000 / opts.sampling.rate.max(1));
     let (mut snapshots, mut samples, mut errors, mut late_count) = (0u64, 0u64, 0u64, 0u64);
     let mut error_samples = 0u64;
     let mut max_late = Duration::ZERO;
@@ -542,7 +527,7 @@ fn run(
             break StopReason::ProcessExited;
         }
 
-        if opts.subprocesses && last_scan.elapsed() >= CHILD_SCAN_EVERY {
+        if opts.sampling.subprocesses && last_scan.elapsed() >= CHILD_SCAN_EVERY {
             last_scan = Instant::now();
             for (pid, parent) in descendants(root_pid) {
                 if known.contains(&pid) {
@@ -583,17 +568,17 @@ fn run(
     bar.finish_and_clear();
 
     let elapsed = begin.elapsed();
-    writer.set_meta("end_us", writer.elapsed_us().to_string())?;
-    writer.set_meta("snapshots", snapshots.to_string())?;
-    writer.set_meta("samples", samples.to_string())?;
-    writer.set_meta("errors", errors.to_string())?;
-    writer.set_meta("error_samples", error_samples.to_string())?;
-    writer.set_meta("late_snapshots", late_count.to_string())?;
-    writer.set_meta("skipped_ticks", ticker.skipped.to_string())?;
-    writer.set_meta("stop_reason", stop_reason.as_str().to_string())?;
-    if let Some(e) = &last_error {
-        writer.set_meta("last_error", e.clone())?;
-    }
+    writer.set_end(&CaptureEnd {
+        end_us: writer.elapsed_us(),
+        snapshots,
+        samples,
+        errors,
+        error_samples,
+        late_snapshots: late_count,
+        skipped_ticks: ticker.skipped,
+        stop_reason: stop_reason.as_str().to_string(),
+        last_error: last_error.clone(),
+    })?;
     let stats = writer.finish()?;
     Ok(CaptureSummary {
         pid: root_pid,

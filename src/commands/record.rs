@@ -50,14 +50,14 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
             }
         }
     };
-    match &req.capture.duration {
+    match &req.capture.sampling.duration {
         RecordDuration::Unlimited => println!(
             "Sampling process {} times a second. Press Control-C to exit.",
-            req.capture.rate
+            req.capture.sampling.rate
         ),
         RecordDuration::Seconds(s) => println!(
             "Sampling process {} times a second for {s} seconds. Press Control-C to exit.",
-            req.capture.rate
+            req.capture.sampling.rate
         ),
     }
     println!();
@@ -97,7 +97,7 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
     let (samples, errors) = (rendered.samples, summary.error_samples);
     println!(
         "{}",
-        (formats::spec(req.render.format).wrote)(&output, samples, errors)
+        formats::spec(req.render.format).wrote(&output, samples, errors)
     );
     if let Some(note) = &rendered.errors_note {
         println!("{note}");

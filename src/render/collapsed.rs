@@ -83,16 +83,13 @@ pub fn write_flamegraph(
     opts.title = title
         .map(str::to_string)
         .unwrap_or_else(|| "py-spy".to_string());
-    let span_s = session
-        .meta
-        .get("end_us")
-        .and_then(|e| e.parse::<f64>().ok())
-        .map(|us| us / 1e6);
-    let mut subtitle = match session.meta.get("command_line") {
-        Some(c) if !c.is_empty() => c.clone(),
+    let span_s = session.meta.duration_s();
+    let start = session.meta.start.as_ref();
+    let mut subtitle = match start.map(|s| s.command_line.as_str()) {
+        Some(c) if !c.is_empty() => c.to_string(),
         _ => "profile".to_string(),
     };
-    if let Some(v) = session.meta.get("python") {
+    if let Some(v) = start.map(|s| &s.python).filter(|v| !v.is_empty()) {
         subtitle.push_str(&format!(" (Python {v})"));
     }
     subtitle.push_str(&format!(": {total} samples"));

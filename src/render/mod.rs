@@ -58,10 +58,5 @@ pub fn render(
 
 /// The capture's sampling rate (snapshots per second), from the session's meta table.
 pub fn session_rate(session: &Session) -> u64 {
-    session
-        .meta
-        .get("rate")
-        .and_then(|r| r.parse().ok())
-        .filter(|r| *r > 0)
-        .unwrap_or(100)
+    session.meta.rate()
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::chunk::{self, Sample};
+use super::meta::SessionMeta;
 use super::schema;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +80,7 @@ pub struct Session {
     conn: Connection,
     /// The file's format version.
     pub version: i32,
-    pub meta: BTreeMap<String, String>,
+    pub meta: SessionMeta,
     pub processes: Vec<ProcessRow>,
     pub threads: Vec<ThreadRow>,
     pub frames: Vec<FrameRow>,
@@ -109,6 +110,7 @@ impl Session {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<BTreeMap<String, String>>>()
             .with_context(ctx)?;
+        let meta = SessionMeta::from_rows(meta);
         let processes = conn
             .prepare("SELECT id, pid, parent, command_line, python FROM processes ORDER BY id")?
             .query_map([], |r| {

@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::chunk::{self, Sample};
+use super::meta::{CaptureEnd, CaptureStart};
 use super::schema;
 use crate::model::fasthash::FastMap;
 
@@ -115,9 +116,10 @@ pub struct SessionWriter {
 }
 
 impl SessionWriter {
-    /// Create `path` (replacing it) and start the writer thread. `meta` goes in the meta
+    /// Create `path` (replacing it) and start the writer thread. `start` goes in the meta
     /// table along with `start_unix_us`.
-    pub fn create(path: &Path, meta: &[(&str, String)]) -> Result<SessionWriter> {
+    pub fn create(path: &Path, start: &CaptureStart) -> Result<SessionWriter> {
+        let meta = start.rows();
         let conn = schema::create(path)?;
         let start_unix_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -128,7 +130,7 @@ impl SessionWriter {
             {
                 let mut stmt = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
                 stmt.execute(params!["start_unix_us", start_unix_us.to_string()])?;
-                for (k, v) in meta {
+                for (k, v) in &meta {
                     stmt.execute(params![k, v])?;
                 }
             }
@@ -169,9 +171,13 @@ impl SessionWriter {
             .map_err(|_| anyhow!("the session writer stopped (see its error when finishing)"))
     }
 
-    /// Record (or update) a key of the meta table.
-    pub fn set_meta(&mut self, key: &str, value: String) -> Result<()> {
-        self.send(Msg::Meta(key.to_string(), value))
+    /// Record how the capture ended (in the meta table, committed with the samples before
+    /// it).
+    pub fn set_end(&mut self, end: &CaptureEnd) -> Result<()> {
+        for (key, value) in end.rows() {
+            self.send(Msg::Meta(key.to_string(), value))?;
+        }
+        Ok(())
     }
 
     /// Register a process; samples of its threads may follow.

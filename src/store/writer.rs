@@ -1,7 +1,7 @@
 //! Writing a session: interning on the caller's (sampling) side, everything else on a
 //! writer thread.
 //!
-//! The sampling side only hashes: a frame, a stack or a thread seen for the first time gets
+//! The sampling side only hashes (in a [`model::intern::Interner`](crate::model::intern::Interner)): a frame, a stack or a thread seen for the first time gets
 //! an id and is sent once; samples are buffered and sent as a chunk at least once a second.
 //! The writer thread encodes and compresses chunks and commits each one (with the frames and
 //! stacks it needs) in its own transaction, so a capture killed at any moment leaves a file
@@ -9,17 +9,16 @@
 
 use anyhow::{anyhow, Context, Result};
 use rusqlite::{params, Connection};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::chunk::{self, Sample};
 use super::meta::{CaptureEnd, CaptureStart};
 use super::schema;
-use crate::model::fasthash::FastMap;
+use crate::model::intern::{ErrorKey, Interned, Interner};
+pub use crate::model::intern::{FrameKey, ThreadKey};
 
 /// Samples buffered before a chunk is sent, whatever the time.
 const CHUNK_SAMPLES: usize = 16 * 1024;
@@ -27,26 +26,6 @@ const CHUNK_SAMPLES: usize = 16 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// Longest time the writer thread keeps a transaction open.
 const COMMIT_EVERY: Duration = Duration::from_millis(500);
-
-/// A frame as stored: what identifies it for interning.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FrameKey {
-    pub function: Arc<str>,
-    pub qualname: Arc<str>,
-    pub filename: Arc<str>,
-    /// The file relative to its package root, when it could be worked out at capture time.
-    pub short_filename: Option<Arc<str>>,
-    pub line: i32,
-    pub first_line: i32,
-    pub module: Option<Arc<str>>,
-}
-
-/// A thread: its process and Python thread id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ThreadKey {
-    pub pid: i32,
-    pub thread_id: u64,
-}
 
 /// What a finished writer wrote.
 #[derive(Debug, Clone, Default)]
@@ -104,12 +83,7 @@ pub struct SessionWriter {
     tx: Option<Sender<Msg>>,
     worker: Option<JoinHandle<Result<WriterStats>>>,
     start: Instant,
-    processes: HashMap<i32, u32>,
-    threads: FastMap<ThreadKey, u32>,
-    names: FastMap<u32, String>,
-    frames: HashMap<FrameKey, u32>,
-    stacks: FastMap<Vec<u32>, u32>,
-    errors: HashMap<(String, String, Option<u32>), u32>,
+    ids: Interner,
     pending: Vec<Sample>,
     chunk_start_us: u64,
     last_flush: Instant,
@@ -146,12 +120,7 @@ impl SessionWriter {
             tx: Some(tx),
             worker: Some(worker),
             start: now,
-            processes: HashMap::new(),
-            threads: FastMap::default(),
-            names: FastMap::default(),
-            frames: HashMap::new(),
-            stacks: FastMap::default(),
-            errors: HashMap::new(),
+            ids: Interner::new(),
             pending: Vec::new(),
             chunk_start_us: 0,
             last_flush: now,
@@ -188,12 +157,11 @@ impl SessionWriter {
         command_line: &str,
         python: Option<&str>,
     ) -> Result<()> {
-        if self.processes.contains_key(&pid) {
+        let Interned { id, new } = self.ids.process(pid);
+        if !new {
             return Ok(());
         }
-        let id = self.processes.len() as u32;
-        self.processes.insert(pid, id);
-        let parent = parent.and_then(|p| self.processes.get(&p).copied());
+        let parent = parent.and_then(|p| self.ids.process_id(p));
         self.send(Msg::Process {
             id,
             pid,
@@ -279,21 +247,20 @@ impl SessionWriter {
         } else {
             Some(self.stack_id(partial)?)
         };
-        let key = (kind.to_string(), message.to_string(), stack);
-        let error = match self.errors.get(&key) {
-            Some(id) => *id,
-            None => {
-                let id = self.errors.len() as u32;
-                self.errors.insert(key.clone(), id);
-                self.send(Msg::Error {
-                    id,
-                    kind: key.0,
-                    message: key.1,
-                    stack,
-                })?;
-                id
-            }
+        let key = ErrorKey {
+            kind: kind.to_string(),
+            message: message.to_string(),
+            partial: stack,
         };
+        let Interned { id: error, new } = self.ids.error(&key);
+        if new {
+            self.send(Msg::Error {
+                id: error,
+                kind: key.kind,
+                message: key.message,
+                stack,
+            })?;
+        }
         self.push(Sample {
             t_us,
             thread: thread_row,
@@ -305,15 +272,13 @@ impl SessionWriter {
 
     /// The id of a stack (frame ids, innermost first), sending it the first time.
     fn stack_id(&mut self, frames: &[u32]) -> Result<u32> {
-        if let Some(id) = self.stacks.get(frames) {
-            return Ok(*id);
+        let Interned { id, new } = self.ids.stack(frames);
+        if new {
+            self.send(Msg::Stack {
+                id,
+                frames: frames.to_vec(),
+            })?;
         }
-        let id = self.stacks.len() as u32;
-        self.stacks.insert(frames.to_vec(), id);
-        self.send(Msg::Stack {
-            id,
-            frames: frames.to_vec(),
-        })?;
         Ok(id)
     }
 
@@ -330,15 +295,13 @@ impl SessionWriter {
 
     /// The id of a frame, sending it to the file the first time it is seen.
     pub fn intern_frame(&mut self, key: &FrameKey) -> Result<u32> {
-        if let Some(id) = self.frames.get(key) {
-            return Ok(*id);
+        let Interned { id, new } = self.ids.frame(key);
+        if new {
+            self.send(Msg::Frame {
+                id,
+                key: key.clone(),
+            })?;
         }
-        let id = self.frames.len() as u32;
-        self.frames.insert(key.clone(), id);
-        self.send(Msg::Frame {
-            id,
-            key: key.clone(),
-        })?;
         Ok(id)
     }
 
@@ -349,30 +312,19 @@ impl SessionWriter {
         name: Option<&str>,
         t_us: u64,
     ) -> Result<u32> {
-        let id = match self.threads.get(&key) {
-            Some(id) => *id,
-            None => {
-                let process = match self.processes.get(&key.pid) {
-                    Some(p) => *p,
-                    None => {
-                        self.add_process(key.pid, None, "", None)?;
-                        self.processes[&key.pid]
-                    }
-                };
-                let id = self.threads.len() as u32;
-                self.threads.insert(key, id);
-                self.send(Msg::Thread {
-                    id,
-                    process,
-                    thread_id: key.thread_id,
-                    os_thread_id,
-                })?;
-                id
-            }
-        };
+        let Interned { id, new } = self.ids.thread(key);
+        if new {
+            self.add_process(key.pid, None, "", None)?;
+            let process = self.ids.process(key.pid).id;
+            self.send(Msg::Thread {
+                id,
+                process,
+                thread_id: key.thread_id,
+                os_thread_id,
+            })?;
+        }
         if let Some(name) = name {
-            if self.names.get(&id).map(String::as_str) != Some(name) {
-                self.names.insert(id, name.to_string());
+            if self.ids.rename(id, name) {
                 self.send(Msg::ThreadName {
                     thread: id,
                     since_us: t_us,

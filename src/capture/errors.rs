@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::os::proc;
 use super::python::version::Version;
 use crate::model::trace::Pid;
 
@@ -44,11 +45,63 @@ impl fmt::Display for AttachError {
 
 impl std::error::Error for AttachError {}
 
-/// Map an I/O error on `/proc/PID/...` to the error a user can act on.
-pub fn from_proc_io(pid: Pid, err: &std::io::Error) -> Option<AttachError> {
-    match err.kind() {
-        std::io::ErrorKind::NotFound => Some(AttachError::NoSuchProcess(pid)),
-        std::io::ErrorKind::PermissionDenied => Some(AttachError::PermissionDenied(pid)),
+/// The one classification of system errors met while attaching to, reading or pausing
+/// process `pid`: the error a user can act on, when the errno stands for one. A process that
+/// has exited (a zombie included) is gone whatever the errno said.
+pub fn classify_errno(pid: Pid, errno: i32) -> Option<AttachError> {
+    match errno {
+        libc::EPERM | libc::EACCES => Some(AttachError::PermissionDenied(pid)),
+        libc::ESRCH | libc::ENOENT => Some(AttachError::NoSuchProcess(pid)),
+        _ if !proc::alive(pid) => Some(AttachError::NoSuchProcess(pid)),
         _ => None,
+    }
+}
+
+/// [`classify_errno`] for an I/O error (reading `/proc/PID/...`).
+pub fn classify_io(pid: Pid, err: &std::io::Error) -> Option<AttachError> {
+    match (err.raw_os_error(), err.kind()) {
+        (Some(errno), _) => classify_errno(pid, errno),
+        (None, std::io::ErrorKind::NotFound) => Some(AttachError::NoSuchProcess(pid)),
+        (None, std::io::ErrorKind::PermissionDenied) => Some(AttachError::PermissionDenied(pid)),
+        _ => classify_errno(pid, 0),
+    }
+}
+
+/// [`classify_errno`] for an error from pausing the process (remoteprocess's ptrace).
+pub fn classify_remote(pid: Pid, err: &remoteprocess::Error) -> Option<AttachError> {
+    match err {
+        remoteprocess::Error::NixError(errno) => classify_errno(pid, *errno as i32),
+        remoteprocess::Error::IOError(io) => classify_io(pid, io),
+        _ => classify_errno(pid, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errnos_map_to_what_a_user_can_act_on() {
+        let me = std::process::id() as Pid;
+        let perm = classify_errno(me, libc::EPERM);
+        assert!(matches!(perm, Some(AttachError::PermissionDenied(p)) if p == me));
+        assert!(matches!(
+            classify_errno(me, libc::ESRCH),
+            Some(AttachError::NoSuchProcess(_))
+        ));
+        assert!(
+            classify_errno(me, libc::EIO).is_none(),
+            "alive: not classified"
+        );
+        let gone = i32::MAX - 1;
+        assert!(matches!(
+            classify_errno(gone, libc::EIO),
+            Some(AttachError::NoSuchProcess(_))
+        ));
+        let io = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert!(matches!(
+            classify_io(me, &io),
+            Some(AttachError::PermissionDenied(_))
+        ));
     }
 }

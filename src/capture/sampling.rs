@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Duration;
 
+use super::os::proc;
 use super::spy::PythonSpy;
 use super::timer::Ticker;
 use crate::model::config::{Config, RecordDuration};
@@ -56,7 +57,7 @@ impl Sampler {
                             late,
                         },
                         Err(e) => {
-                            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                            if !proc::alive(pid) {
                                 break;
                             }
                             Sample {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::errors::AttachError;
+use super::errors::{classify_remote, AttachError};
 use super::os::memory::{words_in, Fields, LiveMemory, Memory};
 use super::os::threads::{self, OsThreads};
 use super::python::code::{CodeCache, CodeInfo, CO_COROUTINE_LIKE, CO_GENERATOR_LIKE};
@@ -517,13 +517,9 @@ impl PythonSpy {
     }
 
     fn lock_error(&self, e: remoteprocess::Error) -> anyhow::Error {
-        let text = e.to_string();
-        if text.contains("EPERM") || text.contains("ermission") {
-            AttachError::PermissionDenied(self.pid).into()
-        } else if text.contains("ESRCH") || !Path::new(&format!("/proc/{}", self.pid)).exists() {
-            AttachError::NoSuchProcess(self.pid).into()
-        } else {
-            anyhow::Error::from(e).context("failed to pause the process")
+        match classify_remote(self.pid, &e) {
+            Some(a) => a.into(),
+            None => anyhow::Error::from(e).context("failed to pause the process"),
         }
     }
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::capture::errors::AttachError;
+use crate::capture::os::proc;
 use crate::capture::spy::{PythonSpy, ThreadSample};
 use crate::capture::timer::Ticker;
 use crate::model::config::{Config, LineNo, RecordDuration};
@@ -290,12 +291,6 @@ fn end_child(child: &mut Option<Child>) {
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// The session's size on disk, its write-ahead log included.
 fn file_size(path: &Path) -> u64 {
     let [wal, _, _] = crate::store::schema::side_files(path);
@@ -367,7 +362,7 @@ fn run(
         },
         pid: root_pid,
         python: python.clone(),
-        host: hostname(),
+        host: proc::hostname(),
         options: opts.sampling.clone(),
     };
     let mut writer = SessionWriter::create(path, &meta)
@@ -483,7 +478,7 @@ fn run(
                     }
                 }
                 Err(e) => {
-                    if !process_alive(p.spy.pid) {
+                    if !proc::alive(p.spy.pid) {
                         gone.push(i);
                     } else {
                         errors += 1;
@@ -529,7 +524,7 @@ fn run(
 
         if opts.sampling.subprocesses && last_scan.elapsed() >= CHILD_SCAN_EVERY {
             last_scan = Instant::now();
-            for (pid, parent) in descendants(root_pid) {
+            for (pid, parent) in proc::descendants(root_pid) {
                 if known.contains(&pid) {
                     continue;
                 }
@@ -597,61 +592,4 @@ fn run(
         writer: stats,
         file_bytes: file_size(path),
     })
-}
-
-/// The fields of `/proc/PID/stat` after the `(comm)`, which may itself hold ')': state first,
-/// then the parent's pid.
-fn stat_fields(pid: Pid) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(
-        rest.split_whitespace()
-            .take(2)
-            .map(str::to_string)
-            .collect(),
-    )
-}
-
-fn process_alive(pid: Pid) -> bool {
-    // A zombie has exited: its /proc entry stays until it is reaped.
-    stat_fields(pid)
-        .and_then(|f| f.first().cloned())
-        .is_some_and(|state| state != "Z" && state != "X")
-}
-
-/// Every live descendant of `root`, with its parent.
-fn descendants(root: Pid) -> Vec<(Pid, Pid)> {
-    let mut parent_of: Vec<(Pid, Pid)> = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<Pid>().ok())
-            else {
-                continue;
-            };
-            let ppid = stat_fields(pid)
-                .and_then(|f| f.get(1).cloned())
-                .and_then(|p| p.parse::<Pid>().ok());
-            if let Some(ppid) = ppid {
-                parent_of.push((pid, ppid));
-            }
-        }
-    }
-    let mut found: HashSet<Pid> = HashSet::from([root]);
-    let mut out = Vec::new();
-    loop {
-        let before = out.len();
-        for &(pid, ppid) in &parent_of {
-            if found.contains(&ppid) && !found.contains(&pid) {
-                found.insert(pid);
-                out.push((pid, ppid));
-            }
-        }
-        if out.len() == before {
-            break;
-        }
-    }
-    out
 }

@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use super::proc::{parse_stat, task_ids};
 use crate::model::fasthash::FastMap;
 use crate::model::trace::Pid;
 
@@ -33,7 +34,7 @@ impl OsThreads {
         let f = self.files.get(&tid)?;
         let mut buf = [0u8; 512];
         match f.read_at(&mut buf, 0) {
-            Ok(n) if n > 0 => match state_of(&buf[..n]) {
+            Ok(n) if n > 0 => match parse_stat(&buf[..n]).map(|s| s.state) {
                 Some(b't') | None => None,
                 Some(s) => Some(s == b'R'),
             },
@@ -47,19 +48,10 @@ impl OsThreads {
     /// Open the stat file of every thread the process has now (at attach, and after the set
     /// of threads changed), so their state can be read before the process is paused.
     pub fn rescan(&mut self) {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
-            return;
-        };
-        for entry in dir.flatten() {
-            if let Some(tid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                if let std::collections::hash_map::Entry::Vacant(v) = self.files.entry(tid) {
-                    if let Ok(f) = File::open(format!("/proc/{}/task/{tid}/stat", self.pid)) {
-                        v.insert(f);
-                    }
+        for tid in task_ids(self.pid) {
+            if let std::collections::hash_map::Entry::Vacant(v) = self.files.entry(tid) {
+                if let Ok(f) = File::open(format!("/proc/{}/task/{tid}/stat", self.pid)) {
+                    v.insert(f);
                 }
             }
         }
@@ -74,16 +66,6 @@ impl OsThreads {
     pub fn known(&self) -> Vec<u64> {
         self.files.keys().copied().collect()
     }
-}
-
-/// Thread ids of the process now.
-pub fn task_ids(pid: Pid) -> Vec<u64> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect()
 }
 
 /// glibc's offset of `tid` in `struct pthread` on x86_64, preferred when the search below
@@ -149,22 +131,9 @@ pub fn map_pthreads(
     out
 }
 
-/// The state letter of a stat line: the field after the `(comm)`, which may itself hold ')'.
-fn state_of(stat: &[u8]) -> Option<u8> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    stat.get(close + 2).copied()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_state() {
-        assert_eq!(state_of(b"123 (python) S 1 2 3"), Some(b'S'));
-        assert_eq!(state_of(b"123 (a) b) R 1"), Some(b'R'));
-        assert_eq!(state_of(b"garbage"), None);
-    }
 
     #[test]
     fn own_thread_is_running() {

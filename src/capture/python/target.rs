@@ -7,7 +7,7 @@ use super::debug_offsets;
 use super::layout::{self, GilHolder, Layout, Root};
 use super::version::Version;
 use super::walker::GilWords;
-use crate::capture::errors::{from_proc_io, AttachError};
+use crate::capture::errors::{classify_errno, classify_io, AttachError};
 use crate::capture::os::elf::LoadedBinary;
 use crate::capture::os::maps::{self, MapRange};
 use crate::capture::os::memory::{words_in, Memory};
@@ -35,10 +35,7 @@ impl PythonTarget {
         let exe = match exe_link {
             Ok(p) => p.to_string_lossy().into_owned(),
             Err(e) => {
-                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                    return Err(AttachError::NoSuchProcess(pid).into());
-                }
-                if let Some(a) = from_proc_io(pid, &e) {
+                if let Some(a) = classify_io(pid, &e) {
                     return Err(a.into());
                 }
                 return Err(e).context(format!("could not read /proc/{pid}/exe"));
@@ -47,7 +44,7 @@ impl PythonTarget {
         let exe = exe.trim_end_matches(" (deleted)").to_string();
         let maps = match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
             Ok(text) => maps::parse_maps(&text),
-            Err(e) => match from_proc_io(pid, &e) {
+            Err(e) => match classify_io(pid, &e) {
                 Some(a) => return Err(a.into()),
                 None => return Err(e).context(format!("could not read /proc/{pid}/maps")),
             },
@@ -185,10 +182,9 @@ impl PythonTarget {
     pub fn interpreter_address(&self, mem: &dyn Memory) -> Result<u64> {
         let addr = mem
             .read_u64(self.runtime + self.layout.runtime.interpreters_head)
-            .map_err(|e| match e.errno {
-                libc::EPERM => anyhow::Error::from(AttachError::PermissionDenied(self.pid)),
-                libc::ESRCH => anyhow::Error::from(AttachError::NoSuchProcess(self.pid)),
-                _ => anyhow::Error::from(e),
+            .map_err(|e| match classify_errno(self.pid, e.errno) {
+                Some(a) => anyhow::Error::from(a),
+                None => anyhow::Error::from(e),
             })
             .context("could not read the interpreter list from _PyRuntime")?;
         if addr == 0 {

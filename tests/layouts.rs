@@ -6,8 +6,9 @@
 //! every version it changes. After an intended change, rewrite the golden file with
 //! `PYSPY_UPDATE_GOLDEN=1 cargo test --release --test layouts` and review its diff.
 
-use py_spy::capture::python::debug_offsets::layout_from_table;
-use py_spy::capture::python::layout::{self, Layout};
+use py_spy::capture::python::layout::Layout;
+use py_spy::capture::python::registry::layout_from_debug_table;
+use py_spy::capture::python::tables;
 use py_spy::capture::python::version::Version;
 use std::path::PathBuf;
 
@@ -32,7 +33,7 @@ fn section(out: &mut String, title: &str, layout: &Layout) {
 /// The text of every layout, oldest first.
 fn render() -> String {
     let mut out = String::new();
-    for t in layout::TABLES {
+    for t in tables::ALL {
         let (a, b, c) = t.first;
         let (x, y, z) = t.last;
         section(
@@ -43,7 +44,7 @@ fn render() -> String {
     }
     for (minor, patch) in [(13, 0), (14, 10), (15, 2)] {
         let version = Version::new(3, minor, patch);
-        let l = layout_from_table(&debug_table(minor), &version)
+        let l = layout_from_debug_table(&debug_table(minor), &version)
             .unwrap_or_else(|e| panic!("3.{minor}: {e:#}"));
         section(
             &mut out,

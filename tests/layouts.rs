@@ -121,6 +121,38 @@ fn layouts_match_golden() {
     );
 }
 
+/// Each debug-offsets input is what its binary (named in its first line) holds, where that
+/// binary is on this machine: the first 8-byte aligned cookie followed by a 3.x version word.
+#[test]
+fn debug_tables_match_their_binaries() {
+    for minor in [13, 14, 15] {
+        let path = golden_dir().join(format!("debug-offsets-3.{minor}.txt"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let binary = text
+            .lines()
+            .next()
+            .and_then(|l| l.split(" from ").nth(1))
+            .and_then(|r| r.split(" (").next())
+            .unwrap_or_else(|| panic!("{path:?} does not name its binary"));
+        let home = std::env::var("HOME").unwrap_or_default();
+        let binary = binary.replacen('~', &home, 1);
+        let Ok(data) = std::fs::read(&binary) else {
+            eprintln!("skipped 3.{minor}: {binary} is not on this machine");
+            continue;
+        };
+        let want = debug_table(minor);
+        let word = |at: usize| u64::from_le_bytes(data[at..at + 8].try_into().unwrap());
+        let at = (0..data.len().saturating_sub(want.len()))
+            .step_by(8)
+            .find(|&at| &data[at..at + 8] == b"xdebugpy" && word(at + 8) >> 24 == 3)
+            .unwrap_or_else(|| panic!("no _Py_DebugOffsets in {binary}"));
+        assert!(
+            data[at..at + want.len()] == want[..],
+            "{path:?} differs from the table in {binary}"
+        );
+    }
+}
+
 #[test]
 fn locate_names_the_field() {
     let text = "== 3.12 ==\nLayout {\n    runtime: RuntimeOffsets {\n        gil: InterpGil {\n            locked: 16,\n";

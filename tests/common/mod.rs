@@ -68,7 +68,7 @@ pub fn interpreters() -> Vec<Interpreter> {
 /// Is this version one the capture layer has a layout for?
 pub fn supported(i: &Interpreter) -> bool {
     let (a, b, c) = i.version;
-    py_spy::capture::python::layout::is_known(&py_spy::capture::python::version::Version::new(
+    py_spy::capture::python::registry::is_known(&py_spy::capture::python::version::Version::new(
         a, b, c,
     ))
 }

@@ -1,7 +1,7 @@
-/* Prints, as `name = value` lines, every struct offset src/capture/tables.rs needs, from one
- * CPython release's headers (2.7, 3.6-3.13); run it with tools/offsets/run.sh PREFIX. Private
- * structs that are not installed (3.6-3.10 dict keys, module objects) are declared below with
- * the layout of that release's sources. */
+/* Prints, as `name = value` lines, every struct offset src/capture/python/tables.rs needs,
+ * from one CPython release's headers (2.7, 3.6-3.13); run it with tools/offsets/run.sh PREFIX.
+ * Private structs that are not installed (3.6-3.10 dict keys, module objects) are declared
+ * below with the layout of that release's sources. */
 #define Py_BUILD_CORE 1
 #include "Python.h"
 #include "frameobject.h"

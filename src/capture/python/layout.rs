@@ -8,9 +8,10 @@
 //!
 //! Behaviour that differs between versions is a named flag ([`FrameShape`],
 //! [`LineTableFormat`], ...), never a version comparison in the walkers.
-
-use super::tables;
-use super::version::Version;
+//!
+//! This module holds the types and their consistency check ([`Layout::check`]) only: the
+//! values are in `tables.rs` (2.7–3.12) and `debug_offsets.rs` (3.13+), and which of them
+//! serves a version is `registry.rs`'s answer. It imports none of them.
 
 /// Where the walk starts: the symbol whose address is the base of [`RuntimeOffsets`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,26 +324,6 @@ pub mod tpflags {
     pub const DICT_SUBCLASS: u64 = 1 << 29;
 }
 
-/// Every table we have, oldest first.
-pub const TABLES: &[&Layout] = tables::ALL;
-
-/// The layout for `version`, if we have one.
-pub fn for_version(version: &Version) -> Option<&'static Layout> {
-    let v = (version.major, version.minor, version.patch);
-    TABLES.iter().copied().find(|l| l.first <= v && v <= l.last)
-}
-
-/// Whether this py-spy knows how to read `version`: from a table (2.7, 3.6–3.12) or from
-/// the target's debug offsets with a table shape we know (3.13–3.15; a newer 3.x is tried
-/// at attach, when its table can be checked).
-pub fn is_known(version: &Version) -> bool {
-    for_version(version).is_some()
-        || (version.major == 3
-            && super::debug_offsets::SHAPES
-                .iter()
-                .any(|s| s.minor == version.minor))
-}
-
 impl Layout {
     /// Internal consistency of a table: every field inside the size we copy. Run on each
     /// table in tests, and on tables read from a target (3.13+) before they are trusted.
@@ -449,30 +430,5 @@ impl Layout {
             return Err("str offsets are implausible".into());
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_are_consistent() {
-        for t in TABLES {
-            t.check().unwrap();
-        }
-    }
-
-    #[test]
-    fn picks_by_version() {
-        // 3.7's GIL state moved in 3.7.4.
-        let gil = |p| for_version(&Version::new(3, 7, p)).unwrap().runtime.gil;
-        assert_eq!(gil(3), GilHolder::RuntimeTstateCurrent(1392));
-        assert_eq!(gil(4), GilHolder::RuntimeTstateCurrent(1480));
-        assert!(for_version(&Version::new(2, 7, 18)).is_some());
-        assert!(for_version(&Version::new(3, 5, 0)).is_none());
-        assert!(for_version(&Version::new(3, 11, 7)).is_some());
-        assert!(for_version(&Version::new(3, 11, 2)).is_some());
-        assert!(for_version(&Version::new(3, 16, 0)).is_none());
     }
 }

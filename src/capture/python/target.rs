@@ -1,10 +1,12 @@
-//! Finding the interpreter in a process: its binaries, version, layout and `_PyRuntime`.
+//! Finding the interpreter in a process: its binaries, version, layout (from the source
+//! `registry` names for the version) and `_PyRuntime`.
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 
 use super::debug_offsets;
-use super::layout::{self, GilHolder, Layout, Root};
+use super::layout::{GilHolder, Layout, Root};
+use super::registry::{self, LayoutSource};
 use super::version::Version;
 use super::walker::GilWords;
 use crate::capture::errors::{classify_errno, classify_io, AttachError};
@@ -99,38 +101,40 @@ impl PythonTarget {
                 pid,
                 version: version.clone(),
             };
-            let runtime_symbol = bin.symbol("_PyRuntime");
-            let (layout, root) = if (version.major, version.minor) >= (3, 13) {
-                // 3.13+: the interpreter describes itself in `_PyRuntime.debug_offsets`.
-                let runtime = match runtime_symbol {
-                    Some(r) => r,
-                    None => {
-                        debug_offsets::scan_for_runtime(mem, &bin.data_ranges).ok_or_else(|| {
+            let (layout, root) = match registry::source_for(&version) {
+                LayoutSource::DebugOffsets { shape, .. } => {
+                    // 3.13+: the interpreter describes itself in `_PyRuntime.debug_offsets`.
+                    let runtime = match bin.symbol("_PyRuntime") {
+                        Some(r) => r,
+                        None => debug_offsets::scan_for_runtime(mem, &bin.data_ranges).ok_or_else(
+                            || {
+                                anyhow::anyhow!(
+                                    "found Python {version} in {} but no _PyRuntime (no \
+                                     symbol, and no debug offsets in its data)",
+                                    cand.path
+                                )
+                            },
+                        )?,
+                    };
+                    let layout = debug_offsets::read_layout(mem, runtime, &version, shape)
+                        .map_err(|e| anyhow::Error::from(unsupported()).context(e))?;
+                    (layout, runtime)
+                }
+                LayoutSource::Table(layout) => {
+                    let root = match bin.symbol(layout.root.symbol()) {
+                        Some(r) => r,
+                        None => scan_for_root(mem, layout, &bin.data_ranges).ok_or_else(|| {
                             anyhow::anyhow!(
-                                "found Python {version} in {} but no _PyRuntime (no symbol, \
-                                 and no debug offsets in its data)",
-                                cand.path
+                                "found Python {version} in {} but neither the symbol {} nor, \
+                                 in its data, a pointer to a live interpreter",
+                                cand.path,
+                                layout.root.symbol()
                             )
-                        })?
-                    }
-                };
-                let layout = debug_offsets::read_layout(mem, runtime, &version)
-                    .map_err(|e| anyhow::Error::from(unsupported()).context(e))?;
-                (layout, runtime)
-            } else {
-                let layout = layout::for_version(&version).ok_or_else(unsupported)?;
-                let root = match bin.symbol(layout.root.symbol()) {
-                    Some(r) => r,
-                    None => scan_for_root(mem, layout, &bin.data_ranges).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "found Python {version} in {} but neither the symbol {} nor, in \
-                             its data, a pointer to a live interpreter",
-                            cand.path,
-                            layout.root.symbol()
-                        )
-                    })?,
-                };
-                (layout, root)
+                        })?,
+                    };
+                    (layout, root)
+                }
+                LayoutSource::Unsupported => return Err(unsupported().into()),
             };
             return Ok(PythonTarget {
                 pid,

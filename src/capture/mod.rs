@@ -11,9 +11,10 @@
 //!   and objects.
 //!
 //! On top of both: [`spy`] is py-spy's `PythonSpy` (attach, then one snapshot of every thread
-//! per call), [`timer`] the drift-free sampling clock, [`sampling`] py-spy's `Sampler` API, and
+//! per call), [`attach`] the one policy for retrying an attach, [`timer`] the drift-free sampling clock, [`sampling`] py-spy's `Sampler` API, and
 //! [`errors`] the typed reasons an attach fails.
 
+pub mod attach;
 pub mod errors;
 pub mod os;
 pub mod python;

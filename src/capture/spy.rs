@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::attach::AttachPolicy;
 use super::errors::{classify_remote, AttachError};
 use super::os::memory::{words_in, Fields, LiveMemory, Memory};
 use super::os::threads::{self, OsThreads};
@@ -182,27 +183,10 @@ impl PythonSpy {
         Ok(spy)
     }
 
-    /// [`PythonSpy::new`], retried while the target is still starting up.
+    /// [`PythonSpy::new`], retried while the target is still starting up (py-spy 0.4's
+    /// entry point; the policy is [`AttachPolicy::retries`]).
     pub fn retry_new(pid: Pid, config: &Config, max_retries: u64) -> Result<PythonSpy> {
-        let mut tries = 0;
-        loop {
-            let err = match PythonSpy::new(pid, config) {
-                Ok(mut spy) => match spy.get_stack_traces() {
-                    Ok(_) => return Ok(spy),
-                    Err(e) => e,
-                },
-                Err(e) => e,
-            };
-            tries += 1;
-            let fatal = matches!(
-                err.downcast_ref::<AttachError>(),
-                Some(AttachError::NoSuchProcess(_)) | Some(AttachError::PermissionDenied(_))
-            );
-            if fatal || tries >= max_retries {
-                return Err(err);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        AttachPolicy::retries(max_retries).attach(pid, config, &mut || None)
     }
 
     /// The executable path as the target sees it.

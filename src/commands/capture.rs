@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::capture::errors::AttachError;
+use crate::capture::attach::AttachPolicy;
 use crate::capture::os::proc;
 use crate::capture::spy::{PythonSpy, ThreadSample};
 use crate::capture::timer::Ticker;
@@ -30,15 +30,8 @@ use crate::store::{CaptureEnd, CaptureStart, SamplingOptions, Started};
 use crate::store::{FrameKey, SessionWriter, ThreadKey, WriterStats};
 use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
 
-/// How long a spawned program may take to start its interpreter.
-const SPAWN_ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a "not Python" or "unsupported version" answer must last before a spawned
-/// program is given up (a wrapper may exec Python only after a while).
-const UNSUPPORTED_SETTLE: Duration = Duration::from_secs(5);
 /// How often descendants are looked for with `subprocesses`.
 const CHILD_SCAN_EVERY: Duration = Duration::from_millis(500);
-/// Attempts at attaching to a descendant before deciding it is not Python.
-const CHILD_ATTACH_TRIES: u32 = 6;
 /// How often the progress line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
@@ -220,26 +213,7 @@ fn spawn(argv: &[String]) -> Result<Child> {
 /// not pause the target (a pause right before the first sample would wake its sleeping
 /// threads and make them look busy in it).
 fn attach(pid: Pid, config: &Config) -> Result<PythonSpy> {
-    let mut tries = 0;
-    loop {
-        match PythonSpy::new(pid, config) {
-            Ok(spy) => return Ok(spy),
-            Err(e) => {
-                tries += 1;
-                let fatal = matches!(
-                    e.downcast_ref::<AttachError>(),
-                    Some(AttachError::NoSuchProcess(_))
-                        | Some(AttachError::PermissionDenied(_))
-                        | Some(AttachError::NotPython { .. })
-                        | Some(AttachError::UnsupportedVersion { .. })
-                );
-                if fatal || tries >= 3 {
-                    return Err(e);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
+    AttachPolicy::RUNNING.attach(pid, config, &mut || None)
 }
 
 /// Attach to a program we just started: retry while it loads and initialises Python.
@@ -249,36 +223,18 @@ fn attach_spawned(
     child: &mut Child,
     stop: &AtomicBool,
 ) -> Result<PythonSpy> {
-    let begin = Instant::now();
-    loop {
-        let err = match PythonSpy::new(pid, config) {
-            Ok(spy) => return Ok(spy),
-            Err(e) => e,
-        };
+    let mut give_up = || {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(err.context(format!(
+            return Some(format!(
                 "the program exited ({status}) before py-spy could attach to it"
-            )));
+            ));
         }
-        // While the program starts, its binaries are only partly loaded: a version read from
-        // the executable's name alone may look unsupported. Only a lasting answer counts.
-        let fatal = match err.downcast_ref::<AttachError>() {
-            Some(AttachError::PermissionDenied(_)) => true,
-            Some(AttachError::UnsupportedVersion { .. }) | Some(AttachError::NotPython { .. }) => {
-                begin.elapsed() > UNSUPPORTED_SETTLE
-            }
-            _ => false,
-        };
-        if fatal
-            || begin.elapsed() > SPAWN_ATTACH_TIMEOUT
-            || stop.load(std::sync::atomic::Ordering::Relaxed)
-        {
-            return Err(err.context(format!(
-                "could not attach to the program started as process {pid}"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        stop.load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| format!("stopped before py-spy could attach to process {pid}"))
+    };
+    AttachPolicy::STARTING
+        .attach(pid, config, &mut give_up)
+        .with_context(|| format!("could not attach to the program started as process {pid}"))
 }
 
 /// Stop a program we started, if it still runs, and reap it.
@@ -375,7 +331,7 @@ fn run(
         last_threads: Vec::new(),
     }];
     let mut known: HashSet<Pid> = HashSet::from([root_pid]);
-    let mut child_tries: HashMap<Pid, u32> = HashMap::new();
+    let mut child_tries: HashMap<Pid, (u64, bool)> = HashMap::new();
     let mut last_scan = Instant::now();
 
     let limit = match opts.sampling.duration {
@@ -528,12 +484,15 @@ fn run(
                 if known.contains(&pid) {
                     continue;
                 }
-                let tries = child_tries.entry(pid).or_insert(0);
-                *tries += 1;
-                if *tries > CHILD_ATTACH_TRIES {
+                let (tries, failed) = child_tries.entry(pid).or_insert((0, false));
+                if *failed {
                     continue;
                 }
-                if let Ok(spy) = PythonSpy::new(pid, config) {
+                *tries += 1;
+                let attached = PythonSpy::new(pid, config).map_err(|e| {
+                    *failed = AttachPolicy::DESCENDANT.is_final(&e, *tries, Duration::ZERO);
+                });
+                if let Ok(spy) = attached {
                     let cmd = spy.command_line();
                     let version = spy.version.to_string();
                     writer.add_process(pid, Some(parent), &cmd, Some(&version))?;

@@ -4,8 +4,25 @@
 mod common;
 
 use common::*;
-use py_spy::sampler::Sampler;
+use py_spy::sampler::{Sample, Sampler};
 use py_spy::{Config, LockingStrategy, RecordDuration};
+use std::sync::mpsc::channel;
+use std::time::{Duration, Instant};
+
+/// Every sample `sampler` yields, with the time it took; fails if the iterator has not
+/// ended after `deadline` (a sampler that hangs fails here instead of hanging the tests).
+fn collect_within(sampler: Sampler, deadline: Duration) -> (Vec<Sample>, Duration) {
+    let (tx, rx) = channel();
+    let begin = Instant::now();
+    std::thread::spawn(move || {
+        let samples: Vec<Sample> = sampler.collect();
+        let _ = tx.send(samples);
+    });
+    let samples = rx
+        .recv_timeout(deadline)
+        .unwrap_or_else(|_| panic!("the sampler had not ended after {deadline:?}"));
+    (samples, begin.elapsed())
+}
 
 fn config(seconds: Option<u64>) -> Config {
     Config {
@@ -25,12 +42,20 @@ fn samples_full_stacks_until_the_duration() {
         sampler.version.as_deref().map(|v| v.starts_with("3.11")),
         Some(true)
     );
-    let samples: Vec<_> = sampler.collect();
-    // -d counts samples (rate x seconds), as in py-spy; ticks missed under load are skipped.
+    let (samples, took) = collect_within(sampler, Duration::from_secs(5));
+    // -d counts samples (rate x seconds), as in py-spy; ticks missed under load are skipped,
+    // so the count is at most 200 and the time about a second.
+    assert!(samples.len() <= 200, "{} samples", samples.len());
+    enough_snapshots(samples.len() as u64, 200, "Sampler at 200 Hz for 1 s");
     assert!(
-        !samples.is_empty() && samples.len() <= 200,
-        "{} samples",
-        samples.len()
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "1 s at 200 Hz took {took:?}"
+    );
+    // The rate: samples come one period apart on average, not in bursts or slower.
+    let achieved = samples.len() as f64 / took.as_secs_f64();
+    assert!(
+        (50.0..=230.0).contains(&achieved),
+        "{achieved:.0} samples/s for 200 requested"
     );
     let full = samples
         .iter()
@@ -53,7 +78,11 @@ fn stops_when_the_target_exits() {
     let mut sampler = Sampler::new(target.pid, &config(None)).unwrap();
     assert!(sampler.next().is_some());
     drop(target);
-    // The iterator ends (it does not hang or panic); errors before the end are reported.
-    let rest: Vec<_> = sampler.collect();
-    assert!(rest.len() < 10_000);
+    // The iterator ends soon (it does not hang or panic); errors before the end are reported.
+    let (rest, took) = collect_within(sampler, Duration::from_secs(5));
+    assert!(
+        took < Duration::from_secs(2),
+        "ended {took:?} after the exit"
+    );
+    assert!(rest.len() < 400, "{} samples after the exit", rest.len());
 }

@@ -203,9 +203,7 @@ fn thread_process_and_time_selections() {
         },
         title: None,
     };
-    let err = render(&s, &other_pid, &mut Vec::new())
-        .err()
-        .expect("an unknown pid fails");
+    let err = render(&s, &other_pid, &mut Vec::new()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "process 1 is not in this session (processes: 4242)"

@@ -6,8 +6,8 @@
 //!   seam where core files will plug in), memory map, ELF binaries and threads. Nothing here
 //!   knows Python.
 //! - [`python`]: CPython read through that seam — finding the interpreter and its version
-//!   ([`python::target`]), the per-version struct layouts ([`python::layout`]), the batched
-//!   stack walk ([`python::walker`]) and the decoding of code objects, strings, line tables
+//!   (`python::target`), the per-version struct layouts ([`python::layout`]), the batched
+//!   stack walk (`python::walker`) and the decoding of code objects, strings, line tables
 //!   and objects.
 //!
 //! On top of both: [`spy`] is py-spy's `PythonSpy` (attach, then one snapshot of every thread

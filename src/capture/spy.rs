@@ -109,7 +109,7 @@ pub struct ThreadSample {
     /// The thread's stack could not be taken (it kept changing while read, or could not be
     /// read): the sample stands for time of unknown stack, and `frames` is empty or, for a
     /// chain that broke off before the thread's first frame, its innermost part (see
-    /// [`RawThread::partial`]).
+    /// `RawThread::partial`).
     pub fault: Option<StackFault>,
     /// Innermost first.
     pub frames: Vec<CodeFrame>,

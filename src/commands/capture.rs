@@ -120,7 +120,7 @@ pub struct CaptureSummary {
     /// Snapshots of a process that failed while the process was alive.
     pub errors: u64,
     /// Thread samples written as errors (their stack could not be read; see
-    /// [`StackFault`](crate::capture::python::walker::StackFault)), failed snapshots included (one per
+    /// `StackFault`), failed snapshots included (one per
     /// thread, or one when no thread was known yet).
     pub error_samples: u64,
     pub last_error: Option<String>,

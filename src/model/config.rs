@@ -4,14 +4,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::trace::Pid;
 
-/// How to collect samples from a Python process.
+/// How to collect samples from a Python process: py-spy 0.4's `Config`, field for field, so
+/// that code written against py-spy's crate builds a `Config` the same way.
+///
+/// The library reads the fields documented as such ([`PythonSpy`](crate::PythonSpy) and
+/// [`Sampler`](crate::sampler::Sampler)); the others are the command line's in py-spy 0.4 and
+/// are kept only for that compatibility: this crate's command line builds its own options
+/// (`commands`), and a value set there is ignored by the library.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Pause the target while reading it (`Lock`), or not (`NonBlocking`: less impact on the
     /// target, but a stack can be caught half-updated, which shows as a sampling error).
     pub blocking: LockingStrategy,
-    /// Also walk native (C/C++) frames.
+    /// Also walk native (C/C++) frames (not supported yet: attaching fails with a clear error).
     pub native: bool,
+    /// Samples per second ([`Sampler`](crate::sampler::Sampler)).
+    pub sampling_rate: u64,
+    /// How long to sample ([`Sampler`](crate::sampler::Sampler): rate × seconds samples).
+    pub duration: RecordDuration,
+    /// Only the thread holding the GIL.
+    pub gil_only: bool,
+    /// Which line each frame reports.
+    pub lineno: LineNo,
+    /// Full file names rather than relative to the package root.
+    pub full_filenames: bool,
+    /// Read local variables: 0 none, 1 and more with longer values shown.
+    pub dump_locals: u64,
+    /// py-spy 0.4's command line only (compatibility; not read by the library).
     #[doc(hidden)]
     pub command: String,
     #[doc(hidden)]
@@ -19,15 +38,13 @@ pub struct Config {
     #[doc(hidden)]
     pub python_program: Option<Vec<String>>,
     #[doc(hidden)]
-    pub sampling_rate: u64,
-    #[doc(hidden)]
     pub filename: Option<String>,
     #[doc(hidden)]
     pub format: Option<FileFormat>,
     #[doc(hidden)]
     pub show_line_numbers: bool,
-    #[doc(hidden)]
-    pub duration: RecordDuration,
+    /// py-spy 0.4's command line only: idle threads are always returned by the library and
+    /// left out by the views that ask for it (`analyze::View::idle`).
     #[doc(hidden)]
     pub include_idle: bool,
     #[doc(hidden)]
@@ -35,19 +52,11 @@ pub struct Config {
     #[doc(hidden)]
     pub subprocesses: bool,
     #[doc(hidden)]
-    pub gil_only: bool,
-    #[doc(hidden)]
     pub hide_progress: bool,
     #[doc(hidden)]
     pub capture_output: bool,
     #[doc(hidden)]
     pub dump_json: bool,
-    #[doc(hidden)]
-    pub dump_locals: u64,
-    #[doc(hidden)]
-    pub full_filenames: bool,
-    #[doc(hidden)]
-    pub lineno: LineNo,
     #[doc(hidden)]
     pub refresh_seconds: f64,
     #[doc(hidden)]

@@ -14,10 +14,6 @@ pub type RodataInspector<'a> = &'a mut dyn FnMut(&HashMap<String, u64>, &[u8]);
 /// with addresses already moved to where the target loaded it.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedBinary {
-    /// Path as the target sees it.
-    pub path: String,
-    /// Difference between runtime addresses and the file's virtual addresses.
-    pub bias: u64,
     /// Runtime address of each interesting symbol (from .symtab or .dynsym).
     pub symbols: HashMap<String, u64>,
     /// Runtime ranges of .data and .bss, for scanning when symbols are missing.
@@ -83,8 +79,6 @@ impl LoadedBinary {
         }
 
         Ok(LoadedBinary {
-            path: target_path.to_string(),
-            bias,
             symbols,
             data_ranges,
         })

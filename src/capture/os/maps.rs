@@ -19,12 +19,6 @@ pub struct MapRange {
     pub path: String,
 }
 
-impl MapRange {
-    pub fn contains(&self, addr: u64) -> bool {
-        addr >= self.start && addr < self.end
-    }
-}
-
 /// Parse the text of `/proc/PID/maps`. Lines that don't parse are skipped.
 pub fn parse_maps(text: &str) -> Vec<MapRange> {
     text.lines().filter_map(parse_line).collect()

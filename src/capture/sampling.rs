@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::os::proc;
 use super::spy::PythonSpy;
 use super::timer::Ticker;
-use crate::model::config::{Config, RecordDuration};
+use crate::model::config::Config;
 use crate::model::trace::{Pid, StackTrace};
 
 /// One snapshot of every thread.
@@ -35,18 +35,15 @@ impl Sampler {
         let version = Some(spy.version.to_string());
         let (tx, rx) = sync_channel(1024);
         let rate = config.sampling_rate.max(1);
-        let limit = match config.duration {
-            RecordDuration::Unlimited => None,
-            RecordDuration::Seconds(s) => Some(s * rate),
-        };
+        let duration = config.duration.clone();
         std::thread::Builder::new()
             .name("py-spy-sampler".into())
             .spawn(move || {
                 let mut spy = spy;
                 let never = AtomicBool::new(false);
-                let mut ticker = Ticker::new(rate);
+                let mut ticker = Ticker::for_duration(rate, &duration);
                 loop {
-                    if limit.is_some_and(|l| ticker.next_index() >= l) {
+                    if ticker.finished() {
                         break;
                     }
                     let late = ticker.wait(&never).filter(|l| !l.is_zero());

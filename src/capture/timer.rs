@@ -8,6 +8,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::model::config::RecordDuration;
+
 /// Longest single sleep, so that a stop request is seen quickly even at low rates.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
@@ -15,6 +17,8 @@ pub struct Ticker {
     start: Instant,
     period_ns: u64,
     next: u64,
+    /// Ticks in all (rate × seconds), when the duration is limited.
+    limit: Option<u64>,
     /// Ticks skipped because sampling fell behind.
     pub skipped: u64,
 }
@@ -26,13 +30,31 @@ impl Ticker {
             start: Instant::now(),
             period_ns: (1_000_000_000 / rate.max(1)).max(1),
             next: 0,
+            limit: None,
             skipped: 0,
         }
     }
 
-    /// Index of the next tick (the number of ticks taken or skipped so far).
-    pub fn next_index(&self) -> u64 {
-        self.next
+    /// A clock for `duration` at `rate`: [`Ticker::finished`] once rate × seconds ticks are
+    /// taken or skipped (so the duration is wall time, as skipped ticks count).
+    pub fn for_duration(rate: u64, duration: &RecordDuration) -> Ticker {
+        Ticker {
+            limit: match duration {
+                RecordDuration::Unlimited => None,
+                RecordDuration::Seconds(s) => Some(s.saturating_mul(rate.max(1))),
+            },
+            ..Ticker::new(rate)
+        }
+    }
+
+    /// Whether every tick of the duration has been taken or skipped.
+    pub fn finished(&self) -> bool {
+        self.limit.is_some_and(|l| self.next >= l)
+    }
+
+    /// The time between ticks.
+    pub fn period(&self) -> Duration {
+        Duration::from_nanos(self.period_ns)
     }
 
     /// When tick `n` is due.
@@ -91,5 +113,19 @@ mod tests {
         let mut slow = Ticker::new(1);
         slow.advance();
         assert!(slow.wait(&stop).is_none());
+    }
+
+    #[test]
+    fn a_duration_ends_after_its_ticks_even_a_huge_one() {
+        let mut t = Ticker::for_duration(100, &RecordDuration::Seconds(1));
+        assert_eq!(t.period(), Duration::from_millis(10));
+        for _ in 0..100 {
+            assert!(!t.finished());
+            t.next += 1;
+        }
+        assert!(t.finished());
+        let huge = Ticker::for_duration(1_000_000, &RecordDuration::Seconds(u64::MAX));
+        assert!(!huge.finished(), "no overflow");
+        assert!(!Ticker::for_duration(100, &RecordDuration::Unlimited).finished());
     }
 }

@@ -1,0 +1,59 @@
+//! Getting the process to sample: start the program (`-- python app.py`) or find it
+//! (`--pid`), and attach under the policy that fits (`capture::attach`).
+
+use anyhow::{bail, Context, Result};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::capture::attach::AttachPolicy;
+use crate::capture::spy::PythonSpy;
+use crate::model::config::Config;
+use crate::model::trace::Pid;
+
+pub(super) fn spawn(argv: &[String]) -> Result<Child> {
+    let Some(program) = argv.first() else {
+        bail!("no program given to run (expected `-- python script.py ...`)");
+    };
+    Command::new(program)
+        .args(&argv[1..])
+        .spawn()
+        .with_context(|| format!("could not start '{program}'"))
+}
+
+/// Attach to a running process. `PythonSpy::new` checks the layout with one walk that does
+/// not pause the target (a pause right before the first sample would wake its sleeping
+/// threads and make them look busy in it).
+pub(super) fn attach(pid: Pid, config: &Config) -> Result<PythonSpy> {
+    AttachPolicy::RUNNING.attach(pid, config, &mut || None)
+}
+
+/// Attach to a program we just started: retry while it loads and initialises Python.
+pub(super) fn attach_spawned(
+    pid: Pid,
+    config: &Config,
+    child: &mut Child,
+    stop: &AtomicBool,
+) -> Result<PythonSpy> {
+    let mut give_up = || {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(format!(
+                "the program exited ({status}) before py-spy could attach to it"
+            ));
+        }
+        stop.load(Ordering::Relaxed)
+            .then(|| format!("stopped before py-spy could attach to process {pid}"))
+    };
+    AttachPolicy::STARTING
+        .attach(pid, config, &mut give_up)
+        .with_context(|| format!("could not attach to the program started as process {pid}"))
+}
+
+/// Stop a program we started, if it still runs, and reap it.
+pub(super) fn end_child(child: &mut Option<Child>) {
+    if let Some(c) = child.as_mut() {
+        if let Ok(None) = c.try_wait() {
+            let _ = c.kill();
+        }
+        let _ = c.wait();
+    }
+}

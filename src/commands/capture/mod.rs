@@ -1,0 +1,299 @@
+//! `py-spy capture`: sample a process (and, with `subprocesses`, its descendants) into a
+//! session file until the duration runs out, the program exits, or a stop is requested.
+//! This is where the capture layer (which knows nothing of files) meets the store.
+//!
+//! Everything is recorded: every thread, idle or not, with its line numbers, GIL and activity
+//! flags, so the choices py-spy makes while recording (`--idle`, `--gil`, `--threads`,
+//! `--nolineno`, `--function`) are made later, when rendering. Frames are interned by code
+//! object and line here, on the sampling thread, so a sample costs a few hash lookups; the
+//! session writer encodes and commits on a thread of its own.
+
+mod children;
+mod launch;
+mod process;
+mod progress;
+mod tally;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use crate::capture::os::proc;
+use crate::capture::spy::PythonSpy;
+use crate::capture::timer::Ticker;
+use crate::model::config::{Config, LineNo};
+use crate::model::trace::Pid;
+use crate::store::{CaptureEnd, CaptureStart, SamplingOptions, Started};
+use crate::store::{SessionWriter, WriterStats};
+use children::Descendants;
+use launch::{attach, attach_spawned, end_child, spawn};
+use process::{Attached, Moment, Scratch};
+use progress::Progress;
+use tally::Tally;
+
+/// One line on how a capture went.
+pub fn describe_capture(path: &Path, s: &CaptureSummary) -> String {
+    let mut text = format!(
+        "Wrote session '{}': {} samples of process {} (Python {}), {} snapshots in {:.1} s, \
+         {} errors ({} thread stacks unreadable), {} ({:.1} bytes/sample)",
+        path.display(),
+        s.samples,
+        s.pid,
+        s.python,
+        s.snapshots,
+        s.elapsed.as_secs_f64(),
+        s.errors,
+        s.error_samples,
+        format_bytes(s.file_bytes),
+        s.file_bytes as f64 / s.samples.max(1) as f64,
+    );
+    if s.late > 0 || s.skipped > 0 {
+        text.push_str(&format!(
+            "; {} snapshots more than a period late (worst {:.1?}), {} ticks skipped: try a lower rate",
+            s.late, s.max_late, s.skipped
+        ));
+    }
+    text
+}
+
+/// What to profile.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// A running process.
+    Attach(Pid),
+    /// A program to start (and stop again when the capture ends).
+    Spawn(Vec<String>),
+}
+
+/// How to capture: the sampling options (stored in the session's meta table) and how to
+/// show progress (not stored).
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    pub sampling: SamplingOptions,
+    /// Draw a progress line on stderr (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions {
+            sampling: SamplingOptions::default(),
+            progress: true,
+        }
+    }
+}
+
+/// Why a capture ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Duration,
+    Interrupted,
+    ProcessExited,
+}
+
+impl StopReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StopReason::Duration => "duration",
+            StopReason::Interrupted => "interrupted",
+            StopReason::ProcessExited => "process_exited",
+        }
+    }
+}
+
+/// What a capture did.
+#[derive(Debug, Clone)]
+pub struct CaptureSummary {
+    /// The profiled process (the spawned one, or the one attached to).
+    pub pid: Pid,
+    pub python: String,
+    pub command_line: String,
+    /// Snapshot ticks taken (each covers every thread of every process).
+    pub snapshots: u64,
+    /// Thread stacks written.
+    pub samples: u64,
+    /// Snapshots of a process that failed while the process was alive.
+    pub errors: u64,
+    /// Thread samples written as errors (their stack could not be read; see
+    /// `StackFault`), failed snapshots included (one per
+    /// thread, or one when no thread was known yet).
+    pub error_samples: u64,
+    pub last_error: Option<String>,
+    /// Ticks taken more than a period late, and ticks skipped because sampling fell behind.
+    pub late: u64,
+    pub skipped: u64,
+    /// Largest lateness of a tick.
+    pub max_late: Duration,
+    pub stop: StopReason,
+    pub elapsed: Duration,
+    pub writer: WriterStats,
+    /// Size of the session file once closed.
+    pub file_bytes: u64,
+}
+
+/// Run a capture into `path` (created, or replaced). `stop` ends it early, cleanly.
+pub fn capture(
+    launch: &Launch,
+    opts: &CaptureOptions,
+    path: &Path,
+    stop: &AtomicBool,
+) -> Result<CaptureSummary> {
+    if opts.sampling.native {
+        bail!("native stack traces (--native) are not supported yet");
+    }
+    let config = spy_config(opts);
+    let mut child = None;
+    let root = match launch {
+        Launch::Attach(pid) => attach(*pid, &config)?,
+        Launch::Spawn(argv) => {
+            let c = spawn(argv)?;
+            let pid = c.id() as Pid;
+            child = Some(c);
+            let attached = attach_spawned(pid, &config, child.as_mut().unwrap(), stop);
+            match attached {
+                Ok(spy) => spy,
+                Err(e) => {
+                    end_child(&mut child);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let result = run(launch, root, opts, &config, path, stop);
+    end_child(&mut child);
+    result
+}
+
+fn spy_config(opts: &CaptureOptions) -> Config {
+    Config {
+        blocking: opts.sampling.blocking,
+        native: opts.sampling.native,
+        sampling_rate: opts.sampling.rate,
+        include_idle: true,
+        gil_only: false,
+        lineno: LineNo::LastInstruction,
+        full_filenames: false,
+        dump_locals: 0,
+        ..Config::default()
+    }
+}
+
+/// The session's size on disk, its write-ahead log included.
+fn file_size(path: &Path) -> u64 {
+    let [wal, _, _] = crate::store::schema::side_files(path);
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    size(path) + size(&wal)
+}
+
+/// Human-readable byte count.
+pub fn format_bytes(n: u64) -> String {
+    match n {
+        n if n >= 10 << 20 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 10 << 10 => format!("{} KiB", n >> 10),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn run(
+    launch: &Launch,
+    root: PythonSpy,
+    opts: &CaptureOptions,
+    config: &Config,
+    path: &Path,
+    stop: &AtomicBool,
+) -> Result<CaptureSummary> {
+    let root_pid = root.pid;
+    let python = root.version.to_string();
+    let command_line = root.command_line();
+    let meta = CaptureStart {
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        command_line: command_line.clone(),
+        started: match launch {
+            Launch::Attach(_) => Started::Attached,
+            Launch::Spawn(_) => Started::Spawned,
+        },
+        pid: root_pid,
+        python: python.clone(),
+        host: proc::hostname(),
+        options: opts.sampling.clone(),
+    };
+    let mut writer = SessionWriter::create(path, &meta)
+        .with_context(|| format!("could not create session file {}", path.display()))?;
+    writer.add_process(root_pid, None, &command_line, Some(&python))?;
+
+    let mut procs = vec![Attached::new(root)];
+    let mut children = Descendants::new(root_pid);
+    let mut progress = Progress::new(opts);
+    let begin = Instant::now();
+    let mut ticker = Ticker::for_duration(opts.sampling.rate, &opts.sampling.duration);
+    let period = ticker.period();
+    let mut scratch = Scratch::default();
+    let mut tally = Tally::default();
+
+    let stop_reason = loop {
+        if ticker.finished() {
+            break StopReason::Duration;
+        }
+        let Some(late) = ticker.wait(stop) else {
+            break StopReason::Interrupted;
+        };
+        let at = Moment {
+            t_us: writer.elapsed_us(),
+            late_us: late.as_micros().min(u32::MAX as u128) as u32,
+        };
+        tally.tick(late, period);
+        let mut alive = Vec::with_capacity(procs.len());
+        for mut p in procs.drain(..) {
+            if p.sample_into(&mut writer, at, &mut scratch, &mut tally)? {
+                alive.push(p);
+            }
+        }
+        procs = alive;
+        tally.snapshots += 1;
+        ticker.advance();
+        if procs.is_empty() {
+            break StopReason::ProcessExited;
+        }
+        if opts.sampling.subprocesses {
+            children.scan(config, &mut writer, &mut procs)?;
+        }
+        progress.update(&tally, late, path);
+    };
+    progress.finish();
+
+    let elapsed = begin.elapsed();
+    writer.set_end(&CaptureEnd {
+        end_us: writer.elapsed_us(),
+        snapshots: tally.snapshots,
+        samples: tally.samples,
+        errors: tally.errors,
+        error_samples: tally.error_samples,
+        late_snapshots: tally.late,
+        skipped_ticks: ticker.skipped,
+        stop_reason: stop_reason.as_str().to_string(),
+        last_error: tally.last_error.clone(),
+    })?;
+    let stats = writer.finish()?;
+    Ok(CaptureSummary {
+        pid: root_pid,
+        python,
+        command_line,
+        snapshots: tally.snapshots,
+        samples: tally.samples,
+        errors: tally.errors,
+        error_samples: tally.error_samples,
+        last_error: tally.last_error,
+        late: tally.late,
+        skipped: ticker.skipped,
+        max_late: tally.max_late,
+        stop: stop_reason,
+        elapsed,
+        writer: stats,
+        file_bytes: file_size(path),
+    })
+}

@@ -1,0 +1,175 @@
+//! One sampled process: a snapshot of its threads taken through the capture layer and
+//! written into the session, frames interned by (code object, line) so that a frame seen
+//! before costs one hash lookup and no string.
+
+use anyhow::Result;
+use std::sync::Arc;
+
+use super::tally::Tally;
+use crate::capture::os::proc;
+use crate::capture::spy::{PythonSpy, ThreadSample};
+use crate::model::fasthash::FastMap;
+use crate::store::{FrameKey, SessionWriter, ThreadKey};
+use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
+
+/// Reason stored for the threads of a snapshot that failed as a whole.
+const SNAPSHOT_FAILED: (&str, &str) = (
+    "snapshot_failed",
+    "the process's thread list could not be read",
+);
+
+/// When a snapshot is taken: microseconds into the session, and how late its tick was.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Moment {
+    pub t_us: u64,
+    pub late_us: u32,
+}
+
+/// Buffers reused from one snapshot to the next.
+#[derive(Default)]
+pub(super) struct Scratch {
+    threads: Vec<ThreadSample>,
+    ids: Vec<u32>,
+}
+
+/// One attached process.
+pub(super) struct Attached {
+    pub spy: PythonSpy,
+    /// Frame ids by (code object, line): no string is hashed for a frame seen before.
+    frame_ids: FastMap<(u64, i32), u32>,
+    /// The threads of the last snapshot that worked (Python id, OS id): a failed snapshot
+    /// is stored as an error sample for each.
+    last_threads: Vec<(u64, Option<u64>)>,
+}
+
+impl Attached {
+    pub fn new(spy: PythonSpy) -> Attached {
+        Attached {
+            spy,
+            frame_ids: FastMap::default(),
+            last_threads: Vec::new(),
+        }
+    }
+
+    /// Take one snapshot of every thread and store it at `at`. Returns false when the
+    /// process has exited (nothing is stored then); a snapshot that fails while the process
+    /// lives is stored as an error sample for each thread it last had.
+    pub fn sample_into(
+        &mut self,
+        writer: &mut SessionWriter,
+        at: Moment,
+        scratch: &mut Scratch,
+        tally: &mut Tally,
+    ) -> Result<bool> {
+        match self.spy.sample(&mut scratch.threads) {
+            Ok(()) => {
+                self.last_threads.clear();
+                let threads = &scratch.threads;
+                self.last_threads
+                    .extend(threads.iter().map(|t| (t.thread_id, t.os_thread_id)));
+                for t in threads {
+                    self.store_thread(writer, at, t, &mut scratch.ids, tally)?;
+                }
+                Ok(true)
+            }
+            Err(_) if !proc::alive(self.spy.pid) => Ok(false),
+            Err(e) => {
+                tally.errors += 1;
+                tally.last_error = Some(format!("process {}: {e:#}", self.spy.pid));
+                self.store_failure(writer, at, tally)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// One thread's sample: its stack, or an error sample with the reason and the innermost
+    /// frames read before the chain broke off.
+    fn store_thread(
+        &mut self,
+        writer: &mut SessionWriter,
+        at: Moment,
+        t: &ThreadSample,
+        ids: &mut Vec<u32>,
+        tally: &mut Tally,
+    ) -> Result<()> {
+        let state = if t.active { FLAG_ACTIVE } else { 0 } | if t.holds_gil { FLAG_GIL } else { 0 };
+        let key = ThreadKey {
+            pid: self.spy.pid,
+            thread_id: t.thread_id,
+        };
+        ids.clear();
+        for f in &t.frames {
+            let id = match self.frame_ids.get(&(f.code.id, f.line)) {
+                Some(id) => *id,
+                None => {
+                    let key = FrameKey {
+                        function: f.code.name.clone(),
+                        qualname: f.code.qualname.clone(),
+                        filename: f.code.filename.clone(),
+                        short_filename: self.spy.short_filename(&f.code.filename).map(Arc::from),
+                        line: f.line,
+                        first_line: f.code.first_line,
+                        module: None,
+                    };
+                    let id = writer.intern_frame(&key)?;
+                    self.frame_ids.insert((f.code.id, f.line), id);
+                    id
+                }
+            };
+            ids.push(id);
+        }
+        let name = self.spy.thread_name(t.thread_id);
+        tally.samples += 1;
+        if let Some(fault) = t.fault {
+            tally.error_samples += 1;
+            return writer.add_error_sample(
+                at.t_us,
+                key,
+                t.os_thread_id,
+                name,
+                fault.as_str(),
+                fault.describe(),
+                ids,
+                state,
+                at.late_us,
+            );
+        }
+        let flags = state | if t.truncated { FLAG_TRUNCATED } else { 0 };
+        writer.add_sample_ids(at.t_us, key, t.os_thread_id, name, ids, flags, at.late_us)
+    }
+
+    /// A snapshot that failed as a whole: the time is still each thread's, stored as unknown
+    /// with the reason (before any snapshot worked no thread is known: counted only).
+    fn store_failure(
+        &mut self,
+        writer: &mut SessionWriter,
+        at: Moment,
+        tally: &mut Tally,
+    ) -> Result<()> {
+        if self.last_threads.is_empty() {
+            tally.error_samples += 1;
+        }
+        let (kind, message) = SNAPSHOT_FAILED;
+        for &(thread_id, os_thread_id) in &self.last_threads {
+            let key = ThreadKey {
+                pid: self.spy.pid,
+                thread_id,
+            };
+            let name = self.spy.thread_name(thread_id);
+            writer.add_error_sample(
+                at.t_us,
+                key,
+                os_thread_id,
+                name,
+                kind,
+                message,
+                &[],
+                FLAG_ACTIVE,
+                at.late_us,
+            )?;
+            tally.samples += 1;
+            tally.error_samples += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! What a capture counts as it goes: snapshots, samples, errors and lateness.
+
+use std::time::Duration;
+
+/// The running counts of a capture.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    /// Snapshot ticks taken (each covers every thread of every process).
+    pub snapshots: u64,
+    /// Thread samples written, error samples included.
+    pub samples: u64,
+    /// Snapshots of a process that failed while the process was alive.
+    pub errors: u64,
+    /// Thread samples written as errors, and failed snapshots before any thread was known.
+    pub error_samples: u64,
+    /// Ticks taken more than a period late, and the worst lateness.
+    pub late: u64,
+    pub max_late: Duration,
+    pub last_error: Option<String>,
+}
+
+impl Tally {
+    /// A tick was taken `late` after its due time, with sampling period `period`.
+    pub fn tick(&mut self, late: Duration, period: Duration) {
+        if late > period {
+            self.late += 1;
+        }
+        self.max_late = self.max_late.max(late);
+    }
+}

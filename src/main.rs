@@ -9,7 +9,7 @@ use py_spy::analyze::View;
 use py_spy::commands;
 use py_spy::commands::capture::{self as recorder, CaptureOptions, Launch};
 use py_spy::render::RenderOptions;
-use py_spy::store::{SamplingOptions, Session};
+use py_spy::store::SamplingOptions;
 use py_spy::Pid;
 use py_spy::{Config, FileFormat, LineNo, LockingStrategy, RecordDuration};
 
@@ -341,42 +341,21 @@ fn capture(args: CaptureArgs) -> Result<()> {
 }
 
 fn render(args: RenderArgs) -> Result<()> {
-    let session = Session::open(&args.session)?;
-    let output = args.output.unwrap_or_else(|| {
-        args.session
-            .with_extension(py_spy::render::formats::spec(args.format.format).extension)
-    });
-    let opts = RenderOptions {
-        format: args.format.format,
-        view: View {
-            pids: (!args.only_pids.is_empty()).then_some(args.only_pids),
-            threads: args.only_threads,
-            from_s: args.from,
-            to_s: args.to,
-            ..args.view.view()
+    commands::render::run(&commands::render::Render {
+        session: args.session,
+        output: args.output,
+        options: RenderOptions {
+            format: args.format.format,
+            view: View {
+                pids: (!args.only_pids.is_empty()).then_some(args.only_pids),
+                threads: args.only_threads,
+                from_s: args.from,
+                to_s: args.to,
+                ..args.view.view()
+            },
+            title: Some(title()),
         },
-        title: Some(title()),
-    };
-    let summary = commands::render::render_to(&session, &opts, &output)?;
-    if output != std::path::Path::new("-") {
-        eprintln!(
-            "Wrote {} samples to '{}'{}",
-            summary.samples,
-            output.display(),
-            if summary.dropped > 0 && !opts.view.idle {
-                format!(
-                    " ({} idle or non-GIL samples left out; --idle includes idle threads)",
-                    summary.dropped
-                )
-            } else {
-                String::new()
-            }
-        );
-        if let Some(note) = &summary.errors_note {
-            eprintln!("{note}");
-        }
-    }
-    Ok(())
+    })
 }
 
 fn dump(args: DumpArgs) -> Result<()> {

@@ -3,9 +3,9 @@
 use anyhow::{Context, Result};
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::render::{self, RenderOptions, RenderSummary};
+use crate::render::{self, formats, RenderOptions, RenderSummary};
 use crate::store::Session;
 
 /// Render `session` into `output` ("-": standard output).
@@ -24,4 +24,43 @@ pub fn render_to(session: &Session, opts: &RenderOptions, output: &Path) -> Resu
     out.flush()
         .with_context(|| format!("could not write output file {}", output.display()))?;
     Ok(summary)
+}
+
+/// What `render` is asked to do.
+pub struct Render {
+    pub session: PathBuf,
+    /// Where to write ("-": standard output); by default the session's name with the
+    /// format's extension.
+    pub output: Option<PathBuf>,
+    pub options: RenderOptions,
+}
+
+/// `py-spy render`: open the session, render it, and say what was written.
+pub fn run(req: &Render) -> Result<()> {
+    let session = Session::open(&req.session)?;
+    let output = req.output.clone().unwrap_or_else(|| {
+        req.session
+            .with_extension(formats::spec(req.options.format).extension)
+    });
+    let summary = render_to(&session, &req.options, &output)?;
+    if output == Path::new("-") {
+        return Ok(());
+    }
+    let left_out = if summary.dropped > 0 && !req.options.view.idle {
+        format!(
+            " ({} idle or non-GIL samples left out; --idle includes idle threads)",
+            summary.dropped
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "Wrote {} samples to '{}'{left_out}",
+        summary.samples,
+        output.display()
+    );
+    if let Some(note) = &summary.errors_note {
+        eprintln!("{note}");
+    }
+    Ok(())
 }

@@ -7,6 +7,10 @@
 //! `--nolineno`, `--function`) are made later, when rendering. Frames are interned by code
 //! object and line here, on the sampling thread, so a sample costs a few hash lookups; the
 //! session writer encodes and commits on a thread of its own.
+//!
+//! Here: the options, the summary and the loop; `launch` (start or find the process and
+//! attach), `process` (one process's snapshot into the session), `children`
+//! (`--subprocesses`), `progress` (the progress line) and `tally` (the counts).
 
 mod children;
 mod launch;

@@ -89,7 +89,8 @@ impl StackTrace {
 }
 
 impl ProcessInfo {
-    /// A pseudo-frame naming the process, put at the root of its stacks.
+    /// A pseudo-frame naming the process, put at the root of its stacks (py-spy 0.4's API,
+    /// kept for code written against it; the renderers label process frames the same way).
     pub fn to_frame(&self) -> Frame {
         Frame {
             name: format!("process {}:\"{}\"", self.pid, self.command_line),

@@ -605,3 +605,78 @@ fn code_object_reused_at_the_same_address_is_never_reported_under_its_old_name()
         assert_eq!(codes.loads, 6, "{v}: 4 planted, 2 replaced");
     }
 }
+
+/// Counts the allocations of threads that ask for it (the other tests run on).
+struct CountingAlloc;
+
+thread_local! {
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn note_allocation() {
+    if COUNTING.try_with(|c| c.get()).unwrap_or(false) {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        note_allocation();
+        std::alloc::System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        note_allocation();
+        std::alloc::System.alloc_zeroed(layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        note_allocation();
+        std::alloc::System.realloc(ptr, layout, size)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        std::alloc::System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAlloc = CountingAlloc;
+
+/// What the module doc says: a steady-state sample (the walk, the code cache's checks and
+/// its look-ups) allocates nothing.
+#[test]
+fn steady_samples_allocate_nothing() {
+    for layout in planted_layouts() {
+        let v = name(layout);
+        let skel = Skeleton::new(layout, 8);
+        let mut walker = skel.walker();
+        let mut codes = CodeCache::default();
+        let mut threads = Vec::new();
+        let run = |walker: &mut Walker, codes: &mut CodeCache, threads: &mut Vec<RawThread>| {
+            walker
+                .snapshot_with(&skel.mem, threads, |b| codes.begin(layout, b))
+                .unwrap();
+            let frames = threads.iter().flat_map(|t| t.frames.iter().map(|f| f.code));
+            codes.end(&skel.mem, layout, walker.batch(), frames);
+            for f in &threads[0].frames {
+                codes.get(&skel.mem, layout, f.code).unwrap();
+                codes.line(layout, f.code, f.instr_offset);
+            }
+        };
+        for _ in 0..3 {
+            run(&mut walker, &mut codes, &mut threads);
+        }
+        COUNTING.with(|c| c.set(true));
+        let before = ALLOCATIONS.with(|n| n.get());
+        for _ in 0..5 {
+            run(&mut walker, &mut codes, &mut threads);
+        }
+        let allocations = ALLOCATIONS.with(|n| n.get()) - before;
+        COUNTING.with(|c| c.set(false));
+        assert_eq!(allocations, 0, "{v}");
+        assert_eq!(threads[0].frames, skel.expected(), "{v}");
+    }
+}

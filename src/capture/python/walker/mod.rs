@@ -1,20 +1,20 @@
 //! Walking the interpreter: thread states, then each thread's frames.
 //!
-//! A snapshot runs in four phases, each a function below or in [`plan`]:
+//! A snapshot runs in four phases, each a function below or in `plan`:
 //!
-//! 1. **plan** ([`plan::queue_first_batch`]): queue the first batch, read in one call: the
+//! 1. **plan** (`plan::queue_first_batch`): queue the first batch, read in one call: the
 //!    thread-list head, the GIL words, the thread states seen last time, and for each thread
 //!    its frame pointer and its frame stack (3.11+ keeps frames in "datastack chunks") where
 //!    they were last time, older chunks and frames read alone included, plus whatever the
 //!    caller rides along (the code cache's re-check of the code objects last used:
 //!    [`crate::capture::python::code::CodeCache::begin`]);
-//! 2. **follow the thread list** ([`Walker::follow_threads`]): thread states come from the
+//! 2. **follow the thread list** (`Walker::follow_threads`): thread states come from the
 //!    first batch, a new one costs a read of its own;
-//! 3. **locate stacks** ([`plan::locate_stacks`]): take each thread's frame pointer and
+//! 3. **locate stacks** (`plan::locate_stacks`): take each thread's frame pointer and
 //!    frame stack from the first batch when the guess held, and read those that moved to
 //!    another chunk or grew past the guessed length in one second batch;
-//! 4. **walk and remember** ([`Walker::walk_and_remember`]): follow each thread's frames
-//!    through the copies ([`stack::walk_frames`]), and remember where its stack was, for the
+//! 4. **walk and remember** (`Walker::walk_and_remember`): follow each thread's frames
+//!    through the copies (`stack::walk_frames`), and remember where its stack was, for the
 //!    next snapshot's guess.
 //!
 //! So a snapshot costs one read (`process_vm_readv` with many ranges) in the steady state,
@@ -24,17 +24,21 @@
 //! the per-thread records and their vectors are kept in the [`Walker`] and reused.
 //!
 //! **What runs while the target is paused.** In blocking mode the caller
-//! ([`crate::capture::spy::PythonSpy::sample`]) pauses the target around a whole snapshot
-//! *and* the decoding of its frames: all four phases, the code cache's checks, and the
-//! loading of code objects not seen before. The target's pause therefore lasts the first
-//! batch's read, a second batch when a stack moved, and the walk over local copies; reads
-//! of their own (new threads, new code objects, generators' frames) lengthen it. Without
-//! pausing the same runs while the target runs on, which is why every chain is checked
-//! ([`stack::walk_frames`]).
+//! ([`crate::capture::spy::PythonSpy::sample`]) reads the OS thread states first, then
+//! pauses the target around one snapshot *and* the decoding of its frames: all four phases
+//! above, the code cache's `end` (its checks), and the decoding (code objects not seen
+//! before, lines, locals with `--locals`, thread names and pthread ids when threads
+//! changed). In the steady state the pause therefore lasts one read and the walk and look-ups
+//! over local copies; a stack that moved adds the second batch, and anything new (a thread,
+//! a code object, a generator's frame, an older chunk) reads of its own. Without pausing the
+//! same runs while the target runs on, which is why every chain is checked
+//! (`stack::walk_frames`).
 //!
-//! Files: this one (the walker, its results and the thread-list phase), [`plan`] (where
-//! each thread's stack is guessed to be, the first batch, the second batch),
-//! [`stack`] (the copies of a stack and the frame walk over them).
+//! Files: this one (the walker, its results, the thread-list phase and walk-and-remember),
+//! `plan.rs` (what the walker remembers per thread, the first batch, locating stacks with
+//! the second batch), `stack.rs` (the copies of a stack and the frame walk over them),
+//! `tests.rs` (planted interpreters: frames, corruption, reads and allocations per sample,
+//! code objects replaced in place; and garbage memory).
 
 mod plan;
 mod stack;

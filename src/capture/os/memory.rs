@@ -6,6 +6,7 @@
 //! only ever produce an error, never undefined behaviour here.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 /// A failed read of target memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,42 +158,50 @@ impl LiveMemory {
         mut range: impl FnMut(usize) -> (u64, *mut u8, usize),
         ok: &mut [bool],
     ) {
-        let empty = libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        };
-        let mut local = [empty; IOV_BATCH];
-        let mut remote = [empty; IOV_BATCH];
+        // Left uninitialised: only the entries a call uses are written (zeroing 32 KiB per
+        // read would cost more than the reads of a small batch).
+        let mut local = [MaybeUninit::<libc::iovec>::uninit(); IOV_BATCH];
+        let mut remote = [MaybeUninit::<libc::iovec>::uninit(); IOV_BATCH];
         let mut start = 0;
         while start < n {
             let end = (start + IOV_BATCH).min(n);
             ok[start..end].fill(false);
             for i in start..end {
                 let (addr, buf, len) = range(i);
-                local[i - start] = libc::iovec {
+                local[i - start].write(libc::iovec {
                     iov_base: buf as *mut libc::c_void,
                     iov_len: len,
-                };
-                remote[i - start] = libc::iovec {
+                });
+                remote[i - start].write(libc::iovec {
                     iov_base: addr as usize as *mut libc::c_void,
                     iov_len: len,
-                };
+                });
             }
+            let count = end - start;
+            // SAFETY: the first `count` entries of both arrays were written just above, and
+            // `MaybeUninit<T>` has the layout of `T`.
+            let (l, r) = unsafe {
+                (
+                    &*(&local[..count] as *const [MaybeUninit<libc::iovec>]
+                        as *const [libc::iovec]),
+                    &*(&remote[..count] as *const [MaybeUninit<libc::iovec>]
+                        as *const [libc::iovec]),
+                )
+            };
             // The kernel stops at the first remote range it cannot read; the ranges before it
             // are complete. The range it stopped at is read alone to be sure, then the rest.
-            let count = end - start;
             let mut i = start;
-            if let Ok(mut read) = self.readv(&local[..count], &remote[..count]) {
-                while i < end && read >= local[i - start].iov_len {
-                    read -= local[i - start].iov_len;
+            if let Ok(mut read) = self.readv(l, r) {
+                while i < end && read >= l[i - start].iov_len {
+                    read -= l[i - start].iov_len;
                     ok[i] = true;
                     i += 1;
                 }
             }
             if i < end {
                 let k = i - start;
-                ok[i] = local[k].iov_len == 0
-                    || self.readv(&local[k..k + 1], &remote[k..k + 1]) == Ok(local[k].iov_len);
+                ok[i] =
+                    l[k].iov_len == 0 || self.readv(&l[k..k + 1], &r[k..k + 1]) == Ok(l[k].iov_len);
                 start = i + 1;
                 continue;
             }
@@ -386,6 +395,20 @@ mod tests {
         assert_eq!(x, a);
         assert_eq!(y, b);
         assert!(mem.read(16, &mut [0u8; 4]).is_err());
+        // The same through `read_ranges`, into one buffer, in one call when all are readable.
+        let mut buf = [0u8; 112];
+        let mut ok = [true; 3];
+        let ranges = [
+            (a.as_ptr() as u64, 0, 4),
+            (8, 4, 8),
+            (b.as_ptr() as u64, 12, 100),
+        ];
+        mem.read_ranges(&ranges, &mut buf, &mut ok);
+        assert_eq!(ok, [true, false, true]);
+        assert_eq!((&buf[..4], &buf[12..]), (&a[..], &b[..]));
+        let calls = mem.reads_made();
+        mem.read_ranges(&[ranges[0], ranges[2]], &mut buf, &mut ok[..2]);
+        assert_eq!((ok, mem.reads_made() - calls), ([true, true, true], 1));
     }
 
     #[test]

@@ -187,22 +187,7 @@ pub(super) fn walk_frames(
             return;
         };
         let ordered = match found {
-            FoundIn::Chunk(base) => {
-                let slot = lowest.iter().position(|(b, _)| *b == base || *b == 0);
-                match slot {
-                    Some(k) if lowest[k].0 == base => {
-                        let ok = addr < lowest[k].1;
-                        lowest[k].1 = addr;
-                        ok
-                    }
-                    Some(k) => {
-                        lowest[k] = (base, addr);
-                        true
-                    }
-                    // More chunks than slots: fall back on the visited set.
-                    None => visited.insert(addr),
-                }
-            }
+            FoundIn::Chunk(base) => descending(&mut lowest, base, addr, visited),
             FoundIn::Alone => visited.insert(addr),
         };
         if !ordered {
@@ -265,25 +250,10 @@ pub(super) fn walk_frames(
             thread.fault = Some(StackFault::Changed);
             return;
         }
-        let instr_offset = match fo.instr {
-            InstrPos::Lasti { offset, scale } => {
-                let lasti = f.i32(offset as usize) as i64;
-                if lasti < 0 {
-                    -1
-                } else {
-                    lasti * scale
-                }
-            }
-            InstrPos::Pointer(offset) => {
-                let instr = f.u64(offset as usize);
-                let bytecode = code.wrapping_add(l.code.code_adaptive);
-                instr.wrapping_sub(bytecode) as i64
-            }
-        };
         thread.frames.push(RawFrame {
             addr,
             code,
-            instr_offset,
+            instr_offset: instr_offset(l, f, code),
             is_entry,
             shim_entry: false,
         });
@@ -310,6 +280,44 @@ pub(super) fn walk_frames(
             thread.frames.truncate(run + 1);
         }
         thread.partial = !thread.frames.is_empty();
+    }
+}
+
+/// Whether a frame at `addr` in the chunk at `base` is below the frames visited in that
+/// chunk so far (older frames live lower), remembering it in `lowest` (per chunk: its base and
+/// the lowest frame seen; more chunks than slots fall back on the `visited` set).
+fn descending(lowest: &mut [(u64, u64)], base: u64, addr: u64, visited: &mut FastSet<u64>) -> bool {
+    match lowest.iter().position(|(b, _)| *b == base || *b == 0) {
+        Some(k) if lowest[k].0 == base => {
+            let below = addr < lowest[k].1;
+            lowest[k].1 = addr;
+            below
+        }
+        Some(k) => {
+            lowest[k] = (base, addr);
+            true
+        }
+        None => visited.insert(addr),
+    }
+}
+
+/// Byte offset of the last instruction started in the frame `f` running `code` (negative:
+/// none yet).
+fn instr_offset(l: &Layout, f: Fields, code: u64) -> i64 {
+    match l.frame.instr {
+        InstrPos::Lasti { offset, scale } => {
+            let lasti = f.i32(offset as usize) as i64;
+            if lasti < 0 {
+                -1
+            } else {
+                lasti * scale
+            }
+        }
+        InstrPos::Pointer(offset) => {
+            let instr = f.u64(offset as usize);
+            let bytecode = code.wrapping_add(l.code.code_adaptive);
+            instr.wrapping_sub(bytecode) as i64
+        }
     }
 }
 

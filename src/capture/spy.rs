@@ -17,7 +17,7 @@ use super::python::strings;
 use super::python::target::PythonTarget;
 use super::python::thread_names::thread_names;
 use super::python::version::Version;
-use super::python::walker::{Prefetch, RawFrame, RawThread, StackFault, Walker};
+use super::python::walker::{RawFrame, RawThread, StackFault, Walker};
 use crate::model::config::{Config, LineNo, LockingStrategy};
 use crate::model::fasthash::{FastMap, FastSet};
 use crate::model::trace::{Frame, LocalVariable, Pid, StackTrace};
@@ -85,7 +85,6 @@ pub struct PythonSpy {
     /// [`PythonSpy::keep_first_moment`]).
     first_attempt: Vec<ThreadSample>,
     raw: Vec<RawThread>,
-    prefetch: Prefetch,
     /// Stripped 2.7/3.6 builds don't export `_PyThreadState_Current`: when it was last looked
     /// for in the binary's data (see [`PythonSpy::find_gil_word`]).
     gil_search: Option<Instant>,
@@ -167,19 +166,16 @@ impl PythonSpy {
             scratch: Vec::new(),
             first_attempt: Vec::new(),
             raw: Vec::new(),
-            prefetch: Prefetch::default(),
             gil_search: None,
         };
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.
         let mut raw = Vec::new();
-        spy.walker
-            .snapshot(&spy.mem, &mut raw, &mut Prefetch::default())
-            .with_context(|| {
-                format!(
-                    "found Python {} in process {pid} but could not walk its threads",
-                    spy.version
-                )
-            })?;
+        spy.walker.snapshot(&spy.mem, &mut raw).with_context(|| {
+            format!(
+                "found Python {} in process {pid} but could not walk its threads",
+                spy.version
+            )
+        })?;
         Ok(spy)
     }
 
@@ -265,7 +261,7 @@ impl PythonSpy {
             } else {
                 None
             };
-            let result = self.snapshot_once(out, attempt == 0);
+            let result = self.snapshot_once(out);
             drop(lock);
             result?;
             if attempt == 0 {
@@ -415,25 +411,20 @@ impl PythonSpy {
         }
     }
 
-    /// One walk of every thread and the decoding of its frames into `out`. `first` is the
-    /// sample's first attempt: it carries the code cache's prefetched re-validation.
-    fn snapshot_once(&mut self, out: &mut Vec<ThreadSample>, first: bool) -> Result<()> {
+    /// One walk of every thread and the decoding of its frames into `out`. The code cache's
+    /// checks bracket the walk here, and only here: `begin` rides the walk's first read,
+    /// `end` settles them before any frame is decoded.
+    fn snapshot_once(&mut self, out: &mut Vec<ThreadSample>) -> Result<()> {
         let layout = self.target.layout;
         let mut raw = std::mem::take(&mut self.raw);
-        self.prefetch.reqs.clear();
-        if first {
-            self.codes.next_generation();
-            self.codes
-                .prefetch_requests(layout, &mut self.prefetch.reqs);
-        }
+        let codes = &mut self.codes;
         let decoded = self
             .walker
-            .snapshot(&self.mem, &mut raw, &mut self.prefetch)
+            .snapshot_with(&self.mem, &mut raw, |batch| codes.begin(layout, batch))
             .and_then(|()| {
-                if first {
-                    self.codes
-                        .accept_prefetch(layout, &self.prefetch.buf, &self.prefetch.ok);
-                }
+                let frames = raw.iter().flat_map(|t| t.frames.iter().map(|f| f.code));
+                self.codes
+                    .end(&self.mem, layout, self.walker.batch(), frames);
                 self.decode(&raw, out)
             });
         if self.walker.gil.holder == 0
@@ -510,11 +501,6 @@ impl PythonSpy {
     /// Turn raw threads into samples: code objects, lines, locals.
     fn decode(&mut self, threads: &[RawThread], out: &mut Vec<ThreadSample>) -> Result<()> {
         let layout = self.target.layout;
-        self.codes.validate(
-            &self.mem,
-            layout,
-            threads.iter().flat_map(|t| t.frames.iter().map(|f| f.code)),
-        );
 
         // Before 3.8 thread states have no OS thread id: it is found through the pthread_t.
         if layout.thread.native_thread_id.is_none()

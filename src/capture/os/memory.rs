@@ -6,6 +6,7 @@
 //! only ever produce an error, never undefined behaviour here.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 /// A failed read of target memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,17 @@ pub trait Memory {
         reqs.iter_mut()
             .map(|(addr, buf)| self.read(*addr, buf).is_ok())
             .collect()
+    }
+
+    /// Fill several ranges of one buffer at once: `ranges` holds (target address, offset in
+    /// `buf`, length); `ok` (as long as `ranges`) is set per range to whether it was read in
+    /// full. Unlike [`Memory::read_many`] it allocates nothing: the walkers' batches use it.
+    fn read_ranges(&self, ranges: &[(u64, usize, usize)], buf: &mut [u8], ok: &mut [bool]) {
+        for (&(addr, at, len), ok) in ranges.iter().zip(ok.iter_mut()) {
+            *ok = buf
+                .get_mut(at..at.saturating_add(len))
+                .is_some_and(|b| self.read(addr, b).is_ok());
+        }
     }
 
     /// Number of read calls made so far (syscalls for a live process), for cost accounting.
@@ -136,6 +148,68 @@ impl LiveMemory {
 /// The kernel takes at most this many iovecs per call (IOV_MAX on Linux).
 const IOV_BATCH: usize = 1024;
 
+impl LiveMemory {
+    /// Read `n` ranges, range `i` being `range(i)` = (target address, local buffer, length),
+    /// in as few `process_vm_readv` calls as the kernel allows; `ok[i]` says whether range `i`
+    /// was read in full. The iovecs live on the stack: nothing is allocated.
+    fn readv_all(
+        &self,
+        n: usize,
+        mut range: impl FnMut(usize) -> (u64, *mut u8, usize),
+        ok: &mut [bool],
+    ) {
+        // Left uninitialised: only the entries a call uses are written (zeroing 32 KiB per
+        // read would cost more than the reads of a small batch).
+        let mut local = [MaybeUninit::<libc::iovec>::uninit(); IOV_BATCH];
+        let mut remote = [MaybeUninit::<libc::iovec>::uninit(); IOV_BATCH];
+        let mut start = 0;
+        while start < n {
+            let end = (start + IOV_BATCH).min(n);
+            ok[start..end].fill(false);
+            for i in start..end {
+                let (addr, buf, len) = range(i);
+                local[i - start].write(libc::iovec {
+                    iov_base: buf as *mut libc::c_void,
+                    iov_len: len,
+                });
+                remote[i - start].write(libc::iovec {
+                    iov_base: addr as usize as *mut libc::c_void,
+                    iov_len: len,
+                });
+            }
+            let count = end - start;
+            // SAFETY: the first `count` entries of both arrays were written just above, and
+            // `MaybeUninit<T>` has the layout of `T`.
+            let (l, r) = unsafe {
+                (
+                    &*(&local[..count] as *const [MaybeUninit<libc::iovec>]
+                        as *const [libc::iovec]),
+                    &*(&remote[..count] as *const [MaybeUninit<libc::iovec>]
+                        as *const [libc::iovec]),
+                )
+            };
+            // The kernel stops at the first remote range it cannot read; the ranges before it
+            // are complete. The range it stopped at is read alone to be sure, then the rest.
+            let mut i = start;
+            if let Ok(mut read) = self.readv(l, r) {
+                while i < end && read >= l[i - start].iov_len {
+                    read -= l[i - start].iov_len;
+                    ok[i] = true;
+                    i += 1;
+                }
+            }
+            if i < end {
+                let k = i - start;
+                ok[i] =
+                    l[k].iov_len == 0 || self.readv(&l[k..k + 1], &r[k..k + 1]) == Ok(l[k].iov_len);
+                start = i + 1;
+                continue;
+            }
+            start = end;
+        }
+    }
+}
+
 impl Memory for LiveMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         if buf.is_empty() {
@@ -166,49 +240,26 @@ impl Memory for LiveMemory {
 
     fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<bool> {
         let mut ok = vec![false; reqs.len()];
-        let mut start = 0;
-        while start < reqs.len() {
-            let end = (start + IOV_BATCH).min(reqs.len());
-            let mut local = Vec::with_capacity(end - start);
-            let mut remote = Vec::with_capacity(end - start);
-            for (addr, buf) in reqs[start..end].iter_mut() {
-                local.push(libc::iovec {
-                    iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-                    iov_len: buf.len(),
-                });
-                remote.push(libc::iovec {
-                    iov_base: *addr as usize as *mut libc::c_void,
-                    iov_len: buf.len(),
-                });
-            }
-            // The kernel stops at the first remote range it cannot read; the ranges before it
-            // are complete. Retry from the one after the failed range.
-            match self.readv(&local, &remote) {
-                Ok(mut n) => {
-                    let mut i = start;
-                    while i < end && n >= reqs[i].1.len() {
-                        n -= reqs[i].1.len();
-                        ok[i] = true;
-                        i += 1;
-                    }
-                    if i < end {
-                        // request i failed (or was partial): read it alone to be sure, then go on.
-                        let (addr, buf) = &mut reqs[i];
-                        ok[i] = self.read(*addr, buf).is_ok();
-                        start = i + 1;
-                        continue;
-                    }
-                }
-                Err(_) => {
-                    let (addr, buf) = &mut reqs[start];
-                    ok[start] = self.read(*addr, buf).is_ok();
-                    start += 1;
-                    continue;
-                }
-            }
-            start = end;
-        }
+        self.readv_all(
+            reqs.len(),
+            |i| (reqs[i].0, reqs[i].1.as_mut_ptr(), reqs[i].1.len()),
+            &mut ok,
+        );
         ok
+    }
+
+    fn read_ranges(&self, ranges: &[(u64, usize, usize)], buf: &mut [u8], ok: &mut [bool]) {
+        // Every range must lie in `buf`: the kernel is handed raw pointers into it.
+        assert!(ranges
+            .iter()
+            .all(|&(_, at, len)| at.checked_add(len).is_some_and(|end| end <= buf.len())));
+        let base = buf.as_mut_ptr();
+        self.readv_all(
+            ranges.len(),
+            // `at` is within `buf` (checked above), so the pointer stays in its allocation.
+            |i| (ranges[i].0, base.wrapping_add(ranges[i].1), ranges[i].2),
+            ok,
+        );
     }
 
     fn reads_made(&self) -> u64 {
@@ -217,10 +268,12 @@ impl Memory for LiveMemory {
 }
 
 /// A memory image made of (address, bytes) regions: for unit tests of the decoders and walkers,
-/// and later for fuzzing and replaying recorded snapshots.
+/// and later for fuzzing and replaying recorded snapshots. It counts its read calls as a live
+/// process counts syscalls (a batch is one call).
 #[derive(Default, Clone)]
 pub struct ImageMemory {
     regions: Vec<(u64, Vec<u8>)>,
+    calls: std::cell::Cell<u64>,
 }
 
 impl ImageMemory {
@@ -231,10 +284,16 @@ impl ImageMemory {
     pub fn add(&mut self, addr: u64, bytes: Vec<u8>) {
         self.regions.push((addr, bytes));
     }
-}
 
-impl Memory for ImageMemory {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+    /// The bytes at `addr` (within one region), to change the image between reads.
+    pub fn bytes_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        self.regions.iter_mut().find_map(|(base, bytes)| {
+            let off = usize::try_from(addr.checked_sub(*base)?).ok()?;
+            bytes.get_mut(off..off.checked_add(len)?)
+        })
+    }
+
+    fn copy(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         for (base, bytes) in &self.regions {
             if addr >= *base {
                 let off = (addr - base) as usize;
@@ -252,6 +311,33 @@ impl Memory for ImageMemory {
             len: buf.len(),
             errno: 0,
         })
+    }
+}
+
+impl Memory for ImageMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        self.calls.set(self.calls.get() + 1);
+        self.copy(addr, buf)
+    }
+
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<bool> {
+        self.calls.set(self.calls.get() + 1);
+        reqs.iter_mut()
+            .map(|(addr, buf)| self.copy(*addr, buf).is_ok())
+            .collect()
+    }
+
+    fn read_ranges(&self, ranges: &[(u64, usize, usize)], buf: &mut [u8], ok: &mut [bool]) {
+        self.calls.set(self.calls.get() + 1);
+        for (&(addr, at, len), ok) in ranges.iter().zip(ok.iter_mut()) {
+            *ok = buf
+                .get_mut(at..at.saturating_add(len))
+                .is_some_and(|b| self.copy(addr, b).is_ok());
+        }
+    }
+
+    fn reads_made(&self) -> u64 {
+        self.calls.get()
     }
 }
 
@@ -309,6 +395,20 @@ mod tests {
         assert_eq!(x, a);
         assert_eq!(y, b);
         assert!(mem.read(16, &mut [0u8; 4]).is_err());
+        // The same through `read_ranges`, into one buffer, in one call when all are readable.
+        let mut buf = [0u8; 112];
+        let mut ok = [true; 3];
+        let ranges = [
+            (a.as_ptr() as u64, 0, 4),
+            (8, 4, 8),
+            (b.as_ptr() as u64, 12, 100),
+        ];
+        mem.read_ranges(&ranges, &mut buf, &mut ok);
+        assert_eq!(ok, [true, false, true]);
+        assert_eq!((&buf[..4], &buf[12..]), (&a[..], &b[..]));
+        let calls = mem.reads_made();
+        mem.read_ranges(&[ranges[0], ranges[2]], &mut buf, &mut ok[..2]);
+        assert_eq!((ok, mem.reads_made() - calls), ([true, true, true], 1));
     }
 
     #[test]

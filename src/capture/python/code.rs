@@ -1,14 +1,20 @@
 //! Code objects: what a frame's `f_code` points at, decoded once and cached.
 //!
-//! A cache entry is keyed by the code object's address. Before a sample trusts cached
-//! entries it re-reads, in one batched read, the part of each object that names it (name,
-//! file, line table and counts: [`CodeOffsets::validate_from`]..`validate_to`) and drops the
-//! entries whose bytes changed, so a code object freed and replaced at the same address is
-//! never reported under the old name.
+//! A cache entry is keyed by the code object's address. A code object can be freed and
+//! another made at the same address, so each walk of the stacks re-checks the entries it
+//! uses: [`CodeCache::begin`] (before the walk) queues in the walk's first batch a re-read of
+//! the part of each object the last walk used that names it (name, file, line table and
+//! counts: [`CodeOffsets::validate_from`]..`validate_to`, its signature), and
+//! [`CodeCache::end`] (after the walk, before its frames are decoded) compares those bytes,
+//! re-reads in one batch the code objects of the walk not checked yet, and drops every entry
+//! whose bytes changed. Every entry `get` serves was so checked at the moment of the walk
+//! that uses it, and a code object replaced at the same address is never reported under the
+//! old name.
 
 use super::layout::{CodeOffsets, Layout};
 use super::linetable;
 use super::strings;
+use crate::capture::os::batch::{Batch, Run};
 use crate::capture::os::memory::{Fields, Memory};
 use crate::model::fasthash::FastMap;
 use anyhow::{Context, Result};
@@ -57,9 +63,9 @@ struct Entry {
     signature: Vec<u8>,
     /// Line memo: byte offset in the bytecode → line.
     lines: FastMap<u64, i32>,
-    /// Sample generation in which this entry was last validated.
+    /// Walk (generation) at which this entry was last checked.
     checked: u64,
-    /// Sample generation in which this entry was last used (dedup of `used_now`).
+    /// Walk (generation) in which this entry was last used (dedup of `used_now`).
     used: u64,
 }
 
@@ -67,6 +73,7 @@ struct Entry {
 #[derive(Default)]
 pub struct CodeCache {
     entries: FastMap<u64, Entry>,
+    /// Counts walks: [`CodeCache::begin`] starts a new one.
     generation: u64,
     /// Address of `PyCode_Type` when the binary names it: an object whose type is another
     /// is not loaded as a code object (a frame read while it changed points at anything).
@@ -74,118 +81,95 @@ pub struct CodeCache {
     /// Counters, for cost accounting and tests.
     pub loads: u64,
     pub invalidations: u64,
-    /// Reused buffers of `validate`.
-    todo: Vec<u64>,
-    bufs: Vec<u8>,
-    /// Code objects used by the previous sample and by this one: the previous sample's are
-    /// re-validated with the next snapshot's first read ([`CodeCache::prefetch_requests`]).
+    /// Code objects used by the previous walk and by this one: the previous walk's are
+    /// re-checked with this walk's first batch.
     used_last: Vec<u64>,
     used_now: Vec<u64>,
-    prefetched: Vec<u64>,
+    /// The re-checks queued by `begin`: their addresses, and their requests in the walk's
+    /// first batch.
+    queued: Vec<u64>,
+    queued_reads: Run,
+    /// `end`'s own re-checks (code objects the previous walk did not use): addresses, reads.
+    todo: Vec<u64>,
+    checks: Batch,
 }
 
 impl CodeCache {
-    /// Start a new sample: entries must be validated again before use.
-    pub fn next_generation(&mut self) {
+    /// Begin a walk: every entry must be checked again before it is used. Queues in `batch`
+    /// (the walk's first read) the re-check of the code objects the previous walk used, so
+    /// that in the steady state the checks cost no read of their own. Call once before each
+    /// walk (a retry is a walk), then [`CodeCache::end`] after it.
+    pub fn begin(&mut self, layout: &Layout, batch: &mut Batch) {
         self.generation += 1;
         if self.entries.len() > MAX_ENTRIES {
             self.entries.clear();
         }
         std::mem::swap(&mut self.used_last, &mut self.used_now);
         self.used_now.clear();
+        let entries = &self.entries;
+        self.queued.clear();
+        self.queued
+            .extend(self.used_last.iter().filter(|a| entries.contains_key(a)));
+        let (from, len) = signature_range(layout);
+        let queued = &self.queued;
+        self.queued_reads = batch.run(queued.len(), |k| (queued[k] + from, len));
     }
 
-    /// Reads that re-validate the code objects the previous sample used, to be made with
-    /// the next snapshot's first batch; hand the results to [`CodeCache::accept_prefetch`].
-    pub fn prefetch_requests(&mut self, layout: &Layout, out: &mut Vec<(u64, usize)>) {
-        let c = &layout.code;
-        let len = (c.validate_to - c.validate_from) as usize;
-        self.prefetched.clear();
-        for a in &self.used_last {
-            if self.entries.contains_key(a) {
-                self.prefetched.push(*a);
-                out.push((a + c.validate_from, len));
-            }
-        }
-    }
-
-    /// Apply the prefetched validation reads (`buf`: the bytes back to back, `ok` per read,
-    /// in the order [`CodeCache::prefetch_requests`] gave them).
-    pub fn accept_prefetch(&mut self, layout: &Layout, buf: &[u8], ok: &[bool]) {
-        let c = &layout.code;
-        let len = (c.validate_to - c.validate_from) as usize;
-        let prefetched = std::mem::take(&mut self.prefetched);
-        for (i, addr) in prefetched.iter().enumerate() {
-            let same = ok.get(i).copied().unwrap_or(false)
-                && buf
-                    .get(i * len..(i + 1) * len)
-                    .is_some_and(|b| self.entries.get(addr).is_some_and(|e| e.signature == b));
-            if same {
-                if let Some(e) = self.entries.get_mut(addr) {
-                    e.checked = self.generation;
-                }
-            } else if self.entries.remove(addr).is_some() {
-                self.invalidations += 1;
-            }
-        }
-        self.prefetched = prefetched;
-    }
-
-    /// Re-check, in one batched read, every cached code object among `addrs` not yet checked
-    /// in this generation; entries that changed or can't be read are dropped.
-    pub fn validate(
+    /// End the checks of a walk begun with [`CodeCache::begin`] (`batch`: the walk's reads,
+    /// with what `begin` queued): settle the queued re-checks, re-check in one read the
+    /// code objects of `addrs` (the walk's frames) not checked yet, and drop the entries
+    /// that changed or could not be read. [`CodeCache::get`] then serves the walk's code
+    /// objects as they were when it was taken.
+    pub fn end(
         &mut self,
         mem: &dyn Memory,
         layout: &Layout,
+        batch: &Batch,
         addrs: impl Iterator<Item = u64>,
     ) {
-        let c = &layout.code;
-        let len = (c.validate_to - c.validate_from) as usize;
-        let mut todo = std::mem::take(&mut self.todo);
-        todo.clear();
+        let queued = std::mem::take(&mut self.queued);
+        for (k, &addr) in queued.iter().enumerate() {
+            let now = self.queued_reads.nth(k).and_then(|h| batch.get(h));
+            self.settle(addr, now);
+        }
+        self.queued = queued;
+        self.todo.clear();
         for a in addrs {
             if let Some(e) = self.entries.get_mut(&a) {
                 if e.used != self.generation {
                     e.used = self.generation;
                     self.used_now.push(a);
                     if e.checked != self.generation {
-                        todo.push(a);
+                        self.todo.push(a);
                     }
                 }
             }
         }
-        if todo.is_empty() {
-            self.todo = todo;
-            return;
-        }
-        let mut bufs = std::mem::take(&mut self.bufs);
-        bufs.clear();
-        bufs.resize(len * todo.len(), 0);
-        let ok = {
-            let mut reqs: Vec<(u64, &mut [u8])> = todo
-                .iter()
-                .zip(bufs.chunks_mut(len))
-                .map(|(a, b)| (a + c.validate_from, b))
-                .collect();
-            mem.read_many(&mut reqs)
-        };
-        for (i, addr) in todo.iter().enumerate() {
-            let same = ok[i]
-                && self
-                    .entries
-                    .get(addr)
-                    .is_some_and(|e| e.signature == bufs[i * len..(i + 1) * len]);
-            if same {
-                if let Some(e) = self.entries.get_mut(addr) {
-                    e.checked = self.generation;
-                }
-            } else {
-                self.entries.remove(addr);
-                self.invalidations += 1;
-            }
+        let (from, len) = signature_range(layout);
+        let todo = std::mem::take(&mut self.todo);
+        let mut checks = std::mem::take(&mut self.checks);
+        checks.clear();
+        let reads = checks.run(todo.len(), |k| (todo[k] + from, len));
+        checks.read(mem);
+        for (k, &addr) in todo.iter().enumerate() {
+            self.settle(addr, reads.nth(k).and_then(|h| checks.get(h)));
         }
         self.todo = todo;
-        self.bufs = bufs;
+        self.checks = checks;
+    }
+
+    /// The check: the entry at `addr` is kept, as checked in this walk, when `now` (its
+    /// signature as just read; `None`: unreadable) is the signature it was loaded with;
+    /// otherwise it is dropped.
+    fn settle(&mut self, addr: u64, now: Option<&[u8]>) {
+        match self.entries.get_mut(&addr) {
+            Some(e) if now == Some(&e.signature[..]) => e.checked = self.generation,
+            Some(_) => {
+                self.entries.remove(&addr);
+                self.invalidations += 1;
+            }
+            None => {}
+        }
     }
 
     /// The code object at `addr`, from the cache or read now.
@@ -237,6 +221,12 @@ impl CodeCache {
     }
 }
 
+/// Where a code object's signature is: (offset, length).
+fn signature_range(layout: &Layout) -> (u64, usize) {
+    let c = &layout.code;
+    (c.validate_from, (c.validate_to - c.validate_from) as usize)
+}
+
 fn load(
     mem: &dyn Memory,
     layout: &Layout,
@@ -269,7 +259,8 @@ fn load(
     let (linetable, _) =
         strings::read_bytes(mem, layout, f.u64(c.linetable as usize), MAX_LINETABLE)
             .context("could not read a code object's line table")?;
-    let signature = raw[c.validate_from as usize..c.validate_to as usize].to_vec();
+    let (from, len) = signature_range(layout);
+    let signature = raw[from as usize..from as usize + len].to_vec();
     Ok((
         CodeInfo {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

@@ -1,0 +1,358 @@
+//! Walking the interpreter: thread states, then each thread's frames.
+//!
+//! A snapshot runs in four phases, each a function below or in `plan`:
+//!
+//! 1. **plan** (`plan::queue_first_batch`): queue the first batch, read in one call: the
+//!    thread-list head, the GIL words, the thread states seen last time, and for each thread
+//!    its frame pointer and its frame stack (3.11+ keeps frames in "datastack chunks") where
+//!    they were last time, older chunks and frames read alone included, plus whatever the
+//!    caller rides along (the code cache's re-check of the code objects last used:
+//!    [`crate::capture::python::code::CodeCache::begin`]);
+//! 2. **follow the thread list** (`Walker::follow_threads`): thread states come from the
+//!    first batch, a new one costs a read of its own;
+//! 3. **locate stacks** (`plan::locate_stacks`): take each thread's frame pointer and
+//!    frame stack from the first batch when the guess held, and read those that moved to
+//!    another chunk or grew past the guessed length in one second batch;
+//! 4. **walk and remember** (`Walker::walk_and_remember`): follow each thread's frames
+//!    through the copies (`stack::walk_frames`), and remember where its stack was, for the
+//!    next snapshot's guess.
+//!
+//! So a snapshot costs one read (`process_vm_readv` with many ranges) in the steady state,
+//! whatever the number of threads or frames; a stack that moved costs a second; a new thread
+//! state, a frame outside the chunks (a generator's) not seen before, or an older chunk not
+//! guessed costs a read of its own. The steady state allocates nothing: the batch buffer,
+//! the per-thread records and their vectors are kept in the [`Walker`] and reused.
+//!
+//! **What runs while the target is paused.** In blocking mode the caller
+//! ([`crate::capture::spy::PythonSpy::sample`]) reads the OS thread states first, then
+//! pauses the target around one snapshot *and* the decoding of its frames: all four phases
+//! above, the code cache's `end` (its checks), and the decoding (code objects not seen
+//! before, lines, locals with `--locals`, thread names and pthread ids when threads
+//! changed). In the steady state the pause therefore lasts one read and the walk and look-ups
+//! over local copies; a stack that moved adds the second batch, and anything new (a thread,
+//! a code object, a generator's frame, an older chunk) reads of its own. Without pausing the
+//! same runs while the target runs on, which is why every chain is checked
+//! (`stack::walk_frames`).
+//!
+//! Files: this one (the walker, its results, the thread-list phase and walk-and-remember),
+//! `plan.rs` (what the walker remembers per thread, the first batch, locating stacks with
+//! the second batch), `stack.rs` (the copies of a stack and the frame walk over them),
+//! `tests.rs` (planted interpreters: frames, corruption, reads and allocations per sample,
+//! code objects replaced in place; and garbage memory).
+
+mod plan;
+mod stack;
+#[cfg(test)]
+mod tests;
+
+use super::layout::Layout;
+use crate::capture::os::batch::{Batch, Int, Word};
+use crate::capture::os::memory::{Fields, Memory};
+use crate::model::fasthash::FastSet;
+use anyhow::{bail, Context, Result};
+use plan::Tracked;
+use stack::WalkScratch;
+
+/// More threads than this means we are walking garbage.
+pub const MAX_THREADS: usize = 4096;
+/// Deeper stacks than this are cut (and flagged) rather than walked forever.
+pub const MAX_DEPTH: usize = 4096;
+/// Largest frame stack region copied in one piece.
+const MAX_CHUNK: u64 = 4 << 20;
+/// Most frame stack bytes copied in one snapshot, over all threads; past it, frames are read
+/// one by one (garbage thread states must not make us allocate gigabytes).
+const MAX_CHUNKS_TOTAL: u64 = 64 << 20;
+/// Size of CPython's default datastack chunk (`DATA_STACK_CHUNK_SIZE`): what is read first
+/// when an older chunk is needed.
+const DEFAULT_CHUNK: usize = 16 * 1024;
+/// Room for a stack to grow between two samples and still be served by the first read.
+const GUESS_SLACK: usize = 1024;
+/// Older chunks of one thread read with the first batch at most.
+const MAX_GUESSED_OLDER: usize = 8;
+/// Frames outside the chunks (generators', coroutines', shims) lately seen in a thread, read
+/// with the first batch (3.11+).
+const LOOSE_POOL: usize = 24;
+/// Places a thread's frame pointer was lately read from, each read with the first batch.
+const PTR_CANDIDATES: usize = 4;
+/// Frame objects (up to 3.10) of one thread read with the first batch at most.
+const MAX_GUESSED_FRAMES: usize = 512;
+
+/// One Python frame as found in the target, before names and lines are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawFrame {
+    pub addr: u64,
+    pub code: u64,
+    /// Byte offset of the last instruction started, in the code's bytecode (negative: none yet).
+    pub instr_offset: i64,
+    /// Run by its own call of the C eval loop: every frame up to 3.10, 3.11's `is_entry`.
+    pub is_entry: bool,
+    /// Called from a shim frame that C code pushed (3.12+).
+    pub shim_entry: bool,
+}
+
+/// One Python thread as found in the target.
+#[derive(Debug, Clone, Default)]
+pub struct RawThread {
+    pub tstate: u64,
+    pub thread_id: u64,
+    pub native_thread_id: u64,
+    pub holds_gil: bool,
+    /// Innermost frame first.
+    pub frames: Vec<RawFrame>,
+    /// The stack is deeper than [`MAX_DEPTH`]: the innermost frames are true, the rest cut.
+    pub truncated: bool,
+    /// The frames could not be taken as the thread's true stack (see [`StackFault`]); the
+    /// frames found are then not to be trusted, except with `partial`.
+    pub fault: Option<StackFault>,
+    /// With a fault: `frames` are the innermost frames, each read whole and consistent, of a
+    /// chain that ended before the thread's first frame (a generator or coroutine that
+    /// yielded while it was read leaves its frame unlinked): what the thread ran then, with
+    /// its callers unknown.
+    pub partial: bool,
+}
+
+/// Why a thread's stack could not be taken as the thread's true stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StackFault {
+    /// The frames changed while they were read (the target runs on while it is sampled):
+    /// the chain loops, goes the wrong way through the frame stack, holds a frame in a state
+    /// no live frame has, or ends before the thread's first frame.
+    Changed,
+    /// A frame (or the pointer to the innermost one) could not be read.
+    Unreadable,
+    /// A frame's code object could not be read, or is not a code object.
+    BadCode,
+}
+
+impl StackFault {
+    /// Short, stable name (stored in session files).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StackFault::Changed => "stack_changed",
+            StackFault::Unreadable => "frame_unreadable",
+            StackFault::BadCode => "code_unreadable",
+        }
+    }
+
+    /// What it means, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StackFault::Changed => "the stack changed while it was being read",
+            StackFault::Unreadable => "a frame could not be read",
+            StackFault::BadCode => "a frame's code object could not be read",
+        }
+    }
+}
+
+/// Where the GIL's holder is read, in absolute addresses of the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GilWords {
+    /// A `PyThreadState *` that names the holder (0: unknown, nobody is reported holding it).
+    pub holder: u64,
+    /// An `int` that must be non-zero for `holder` to count (3.12+'s `gil->locked`).
+    pub locked: Option<u64>,
+}
+
+/// Walks one interpreter of one process; keeps what it learned between snapshots, and
+/// reuses its buffers so that a snapshot allocates nothing in the steady state.
+pub struct Walker {
+    pub layout: &'static Layout,
+    pub interp: u64,
+    pub gil: GilWords,
+    /// The set of thread states differs from the previous snapshot.
+    pub threads_changed: bool,
+    /// The last snapshot's threads, in thread-list order (their guesses are this snapshot's).
+    threads: Vec<Tracked>,
+    /// This snapshot's threads, being built (then swapped with `threads`).
+    next: Vec<Tracked>,
+    /// This snapshot's reads: the first batch, the second, and chunks read during the walk.
+    batch: Batch,
+    /// This snapshot's thread states, back to back in `next`'s order.
+    states: Vec<u8>,
+    /// Loop guard of the thread list.
+    seen: FastSet<u64>,
+    scratch: WalkScratch,
+}
+
+/// The first batch's fixed requests.
+struct Heads {
+    head: Word,
+    gil: Word,
+    locked: Int,
+}
+
+impl Walker {
+    pub fn new(layout: &'static Layout, interp: u64, gil: GilWords) -> Walker {
+        Walker {
+            layout,
+            interp,
+            gil,
+            threads_changed: true,
+            threads: Vec::new(),
+            next: Vec::new(),
+            batch: Batch::default(),
+            states: Vec::new(),
+            seen: FastSet::default(),
+            scratch: WalkScratch::default(),
+        }
+    }
+
+    /// All threads of the interpreter and their frames (innermost first), into `out`
+    /// (replaced; its allocations are reused).
+    pub fn snapshot(&mut self, mem: &dyn Memory, out: &mut Vec<RawThread>) -> Result<()> {
+        self.snapshot_with(mem, out, |_| {})
+    }
+
+    /// [`Walker::snapshot`], with `ride` queueing reads of the caller's in the first batch;
+    /// their results are in [`Walker::batch`] until the next snapshot.
+    pub fn snapshot_with(
+        &mut self,
+        mem: &dyn Memory,
+        out: &mut Vec<RawThread>,
+        ride: impl FnOnce(&mut Batch),
+    ) -> Result<()> {
+        let heads = self.queue_heads();
+        plan::queue_first_batch(self.layout, &mut self.threads, &mut self.batch);
+        ride(&mut self.batch);
+        self.batch.read(mem);
+        let Some(head) = self.batch.u64(heads.head) else {
+            bail!(
+                "could not read the thread list of the interpreter at {:#x}",
+                self.interp
+            );
+        };
+        self.follow_threads(mem, head)?;
+        plan::locate_stacks(
+            self.layout,
+            mem,
+            &self.threads,
+            &mut self.next,
+            &self.states,
+            &mut self.batch,
+        );
+        let holder = self.gil_holder(&heads);
+        self.walk_and_remember(mem, out, holder);
+        self.threads_changed = self.next.len() != self.threads.len()
+            || self
+                .next
+                .iter()
+                .zip(&self.threads)
+                .any(|(a, b)| a.tstate != b.tstate);
+        std::mem::swap(&mut self.threads, &mut self.next);
+        Ok(())
+    }
+
+    /// This snapshot's reads, with what the caller rode along in the first batch.
+    pub fn batch(&self) -> &Batch {
+        &self.batch
+    }
+
+    /// Start the first batch with the thread-list head and the GIL words.
+    fn queue_heads(&mut self) -> Heads {
+        let b = &mut self.batch;
+        b.clear();
+        // Words we have no address for are read from the interpreter state (always
+        // readable) and ignored: a failing range would split the batch in two syscalls.
+        let or_interp = |a: u64| if a == 0 { self.interp } else { a };
+        Heads {
+            head: b.word(self.interp + self.layout.interp.threads_head),
+            gil: b.word(or_interp(self.gil.holder)),
+            locked: b.int(or_interp(self.gil.locked.unwrap_or(0))),
+        }
+    }
+
+    /// The thread state holding the GIL, per the first batch (0: none known).
+    fn gil_holder(&self, heads: &Heads) -> u64 {
+        if self.gil.holder == 0 {
+            return 0;
+        }
+        if self.gil.locked.is_some() && self.batch.u32(heads.locked).is_none_or(|v| v == 0) {
+            return 0;
+        }
+        self.batch.u64(heads.gil).unwrap_or(0)
+    }
+
+    /// Phase 2: follow the thread list from `head` into `self.next` and `self.states`,
+    /// taking thread states from the first batch (the list is usually in the same order as
+    /// last time: look there first) and reading the others one by one.
+    fn follow_threads(&mut self, mem: &dyn Memory, head: u64) -> Result<()> {
+        let l = self.layout;
+        let tsize = l.thread.size as usize;
+        self.states.clear();
+        self.seen.clear();
+        let mut n = 0;
+        let mut addr = head;
+        while addr != 0 {
+            if !self.seen.insert(addr) || n >= MAX_THREADS {
+                bail!("the thread list of the interpreter loops or is implausibly long");
+            }
+            let in_batch = |j: usize| {
+                let t: &Tracked = self.threads.get(j)?;
+                (t.tstate == addr).then_some(())?;
+                Some((j, self.batch.get(t.queued.state?)?))
+            };
+            let found = in_batch(n).or_else(|| (0..self.threads.len()).find_map(in_batch));
+            let at = self.states.len();
+            let prev = match found {
+                Some((j, bytes)) => {
+                    self.states.extend_from_slice(bytes);
+                    Some(j)
+                }
+                None => {
+                    self.states.resize(at + tsize, 0);
+                    mem.read(addr, &mut self.states[at..])
+                        .with_context(|| format!("could not read thread state at {addr:#x}"))?;
+                    None
+                }
+            };
+            let f = Fields(&self.states[at..at + tsize]);
+            if f.u64(l.thread.interp as usize) != self.interp {
+                bail!("thread state at {addr:#x} does not belong to the interpreter");
+            }
+            if self.next.len() == n {
+                self.next.push(Tracked::default());
+            }
+            self.next[n].start(addr, prev);
+            n += 1;
+            addr = f.u64(l.thread.next as usize);
+        }
+        self.next.truncate(n);
+        Ok(())
+    }
+
+    /// Phase 4: walk each thread's frames into `out`, and remember where its stack was.
+    fn walk_and_remember(&mut self, mem: &dyn Memory, out: &mut Vec<RawThread>, gil_holder: u64) {
+        let l = self.layout;
+        let tsize = l.thread.size as usize;
+        let n = self.next.len();
+        if out.len() < n {
+            out.resize_with(n, RawThread::default);
+        }
+        out.truncate(n);
+        for (i, (t, thread)) in self.next.iter_mut().zip(out.iter_mut()).enumerate() {
+            let f = Fields(&self.states[i * tsize..(i + 1) * tsize]);
+            thread.tstate = t.tstate;
+            thread.thread_id = f.u64(l.thread.thread_id as usize);
+            thread.native_thread_id = l.thread.native_thread_id.map_or(0, |o| f.u64(o as usize));
+            thread.holds_gil = gil_holder != 0 && gil_holder == t.tstate;
+            thread.frames.clear();
+            thread.truncated = false;
+            thread.partial = false;
+            thread.fault = None;
+            match t.frame {
+                Some(frame) => stack::walk_frames(
+                    mem,
+                    l,
+                    frame,
+                    &mut t.stack,
+                    &mut self.batch,
+                    &mut self.scratch,
+                    thread,
+                ),
+                None => thread.fault = Some(StackFault::Unreadable),
+            }
+            let prev = t.prev.map(|j| &self.threads[j]);
+            t.remember(l, &self.batch, prev);
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The frame walk: one thread's chain of frames, followed from its innermost frame through
+//! the copies of its frame stack ([`StackRegions`]), with the checks that tell a chain a live
+//! thread can have from one torn by the target running on while it was read.
+
+use super::{
+    RawFrame, RawThread, StackFault, DEFAULT_CHUNK, MAX_CHUNK, MAX_CHUNKS_TOTAL, MAX_DEPTH,
+};
+use crate::capture::os::batch::Batch;
+use crate::capture::os::memory::{Fields, Memory};
+use crate::capture::python::layout::{EntryMark, FrameShape, InstrPos, Layout};
+use crate::model::fasthash::FastSet;
+
+/// Buffers of the frame walk, kept between walks.
+#[derive(Debug, Default)]
+pub(super) struct WalkScratch {
+    /// One frame's bytes.
+    bytes: Vec<u8>,
+    /// Frames visited outside the chunks (loop guard).
+    visited: FastSet<u64>,
+}
+
+/// Where one thread's frame stack was copied: ranges of the walker's batch buffer.
+#[derive(Debug, Default)]
+pub(super) struct StackRegions {
+    /// (target address, buffer offset, length)
+    pub(super) regions: Vec<(u64, usize, usize)>,
+    /// The next older chunk not copied yet (0: none).
+    pub(super) older: u64,
+    /// Single frames read with the first batch: (target address, buffer offset, length).
+    pub(super) loose: Vec<(u64, usize, usize)>,
+    /// Frames served from `loose` or read alone during the walk, in walk order.
+    pub(super) used_loose: Vec<u64>,
+    /// Bases of the copied chunks that are a thread's first (no older chunk): its first
+    /// frame lives there.
+    pub(super) roots: Vec<u64>,
+}
+
+/// Where [`StackRegions::get`] found a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FoundIn {
+    /// In the datastack chunk at this base.
+    Chunk(u64),
+    /// Outside the chunks (a generator's frame, a shim frame on the C stack, a frame object).
+    Alone,
+}
+
+impl StackRegions {
+    /// Forget everything (keeping the allocations).
+    pub(super) fn clear(&mut self) {
+        self.regions.clear();
+        self.older = 0;
+        self.loose.clear();
+        self.used_loose.clear();
+        self.roots.clear();
+    }
+
+    pub(super) fn add(&mut self, base: u64, at: usize, len: usize, older: u64) {
+        self.regions.push((base, at, len));
+        self.older = older;
+        if older == 0 {
+            self.roots.push(base);
+        }
+    }
+
+    pub(super) fn clear_chunks(&mut self) {
+        self.regions.clear();
+        self.roots.clear();
+    }
+
+    fn find<'a>(
+        regions: &[(u64, usize, usize)],
+        arena: &'a [u8],
+        addr: u64,
+        len: usize,
+    ) -> Option<(&'a [u8], u64)> {
+        regions.iter().find_map(|(base, at, size)| {
+            let off = addr.checked_sub(*base)? as usize;
+            if off.checked_add(len)? > *size {
+                return None;
+            }
+            Some((arena.get(at + off..at + off + len)?, *base))
+        })
+    }
+
+    /// Fill `out` from `addr`: from a copied chunk, after copying older chunks as needed, or
+    /// read alone (a generator's frame lives in the generator object, outside the chunks).
+    fn get(
+        &mut self,
+        mem: &dyn Memory,
+        layout: &Layout,
+        batch: &mut Batch,
+        addr: u64,
+        out: &mut [u8],
+    ) -> Option<FoundIn> {
+        loop {
+            let arena = batch.buffer();
+            if let Some((b, base)) = Self::find(&self.regions, arena, addr, out.len()) {
+                out.copy_from_slice(b);
+                return Some(FoundIn::Chunk(base));
+            }
+            if let Some((b, _)) = Self::find(&self.loose, arena, addr, out.len()) {
+                out.copy_from_slice(b);
+                self.used_loose.push(addr);
+                return Some(self.classify(layout, arena, addr));
+            }
+            if self.older == 0 || self.regions.len() > 64 || batch.size() as u64 > MAX_CHUNKS_TOTAL
+            {
+                break;
+            }
+            // The next older chunk: its default size first, then all of it if it is larger.
+            let base = std::mem::take(&mut self.older);
+            let mut chunk = batch.bytes(base, DEFAULT_CHUNK);
+            batch.read(mem);
+            let Some(head) = batch.get(chunk) else {
+                break;
+            };
+            let f = Fields(head);
+            let size = f.u64(layout.frame.chunk_size as usize);
+            let older = f.u64(layout.frame.chunk_previous as usize);
+            let mut len = DEFAULT_CHUNK;
+            if size > DEFAULT_CHUNK as u64 && size <= MAX_CHUNK {
+                chunk = batch.bytes(base, size as usize);
+                batch.read(mem);
+                if batch.get(chunk).is_none() {
+                    break;
+                }
+                len = size as usize;
+            }
+            self.add(base, batch.offset(chunk), len, older);
+        }
+        if mem.read(addr, out).is_err() {
+            return None;
+        }
+        self.used_loose.push(addr);
+        Some(self.classify(layout, batch.buffer(), addr))
+    }
+
+    /// Where a frame read on its own lives: a frame pushed above the part of its chunk that
+    /// was copied is still in the chunk (and the thread's).
+    fn classify(&self, layout: &Layout, arena: &[u8], addr: u64) -> FoundIn {
+        let chunk = self.regions.iter().find_map(|&(base, at, _)| {
+            let size = Fields(arena.get(at..)?).u64(layout.frame.chunk_size as usize);
+            (addr >= base && addr - base < size.min(MAX_CHUNK)).then_some(base)
+        });
+        chunk.map_or(FoundIn::Alone, FoundIn::Chunk)
+    }
+}
+
+/// Follow `previous` links from `first`, innermost frame first, checking that the chain is
+/// one a live thread can have (the target runs on while we read it): each frame is visited
+/// once, frames in one datastack chunk go down in address, frame owners are consistent with
+/// where the frame lives, and the chain ends at the thread's first frame (3.11: in its first
+/// chunk; 3.12+: at the shim frame that the C code below the first Python frame pushed).
+/// A chain that fails a check sets `thread.fault`.
+pub(super) fn walk_frames(
+    mem: &dyn Memory,
+    l: &Layout,
+    first: u64,
+    regions: &mut StackRegions,
+    batch: &mut Batch,
+    scratch: &mut WalkScratch,
+    thread: &mut RawThread,
+) {
+    let WalkScratch { bytes, visited } = scratch;
+    let fo = &l.frame;
+    bytes.clear();
+    bytes.resize(fo.read_size as usize, 0);
+    visited.clear();
+    let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
+    // Lowest frame address seen so far in each chunk (older frames must be lower still).
+    let mut lowest: [(u64, u64); 8] = [(0, 0); 8];
+    let mut addr = first;
+    let mut steps = 0;
+    // Where the last frame visited was, and whether it was a shim.
+    let mut last: Option<(FoundIn, bool)> = None;
+    // Up to 3.10: where the run of freed frame objects (no references left) that ends the
+    // chain so far began; `None` while the last frame visited is live.
+    let mut freed_run: Option<usize> = None;
+    while addr != 0 {
+        steps += 1;
+        if thread.frames.len() >= MAX_DEPTH || steps > 2 * MAX_DEPTH {
+            thread.truncated = true;
+            return;
+        }
+        let Some(found) = regions.get(mem, l, batch, addr, bytes) else {
+            thread.fault = Some(StackFault::Unreadable);
+            return;
+        };
+        let ordered = match found {
+            FoundIn::Chunk(base) => descending(&mut lowest, base, addr, visited),
+            FoundIn::Alone => visited.insert(addr),
+        };
+        if !ordered {
+            thread.fault = Some(StackFault::Changed);
+            return;
+        }
+        let f = Fields(bytes);
+        let code = f.u64(fo.code as usize) & tag_mask;
+        let previous = f.u64(fo.previous as usize);
+        // Up to 3.10 a frame is an object, and one that was freed has no references left.
+        // Frames read after the thread state may have returned since (freed: a function's
+        // last frame is kept for its next call with `f_back` intact, the stack of the
+        // moment the thread state was read): they are kept, as py-spy keeps them. Rejecting
+        // them made a retry of nearly half the snapshots of fast-changing code, and the
+        // retries moved samples from deep stacks to shallow ones (3.8 `logging`: `handle` 35%
+        // against 45-48% for py-spy and for the program's own samples). Other freed frames
+        // are on the free list, which is linked through `f_back` and ends at NULL: a chain
+        // that wanders into it ends at a freed frame, which the end-of-chain check rejects.
+        if l.frames == FrameShape::FrameObject {
+            if f.i64(0) > 0 {
+                freed_run = None;
+            } else if freed_run.is_none() {
+                freed_run = Some(thread.frames.len());
+            }
+        }
+        let mut is_entry = false;
+        match fo.entry {
+            EntryMark::None => is_entry = true,
+            EntryMark::IsEntryByte(off) => is_entry = f.u8(off as usize) != 0,
+            EntryMark::ShimOwner {
+                owner,
+                cstack,
+                interpreter,
+            } => {
+                let o = f.u8(owner as usize);
+                let shim = o == cstack || o == interpreter;
+                // A frame in a chunk belongs to the thread (owner 0); one outside is a
+                // generator's (1), a frame object's (2) or a shim.
+                let plausible = match found {
+                    FoundIn::Chunk(_) => o == OWNED_BY_THREAD,
+                    FoundIn::Alone => shim || o == OWNED_BY_GENERATOR || o == OWNED_BY_FRAME_OBJECT,
+                };
+                if !plausible {
+                    thread.fault = Some(StackFault::Changed);
+                    return;
+                }
+                if shim {
+                    // A shim frame pushed by C code: the frame it called is an entry frame.
+                    if let Some(last) = thread.frames.last_mut() {
+                        last.shim_entry = true;
+                    }
+                    last = Some((found, true));
+                    addr = previous;
+                    continue;
+                }
+            }
+        }
+        if code == 0 {
+            // A slot being filled or cleared: no live frame has no code.
+            thread.fault = Some(StackFault::Changed);
+            return;
+        }
+        thread.frames.push(RawFrame {
+            addr,
+            code,
+            instr_offset: instr_offset(l, f, code),
+            is_entry,
+            shim_entry: false,
+        });
+        last = Some((found, false));
+        addr = previous;
+    }
+    // The chain ended: it must end where a thread's first frame is.
+    let complete = match (fo.entry, last) {
+        (_, None) => true,
+        (EntryMark::None, _) => l.frames != FrameShape::FrameObject || freed_run.is_none(),
+        (EntryMark::IsEntryByte(_), Some((FoundIn::Chunk(base), _))) => {
+            regions.roots.contains(&base)
+        }
+        (EntryMark::IsEntryByte(_), Some((FoundIn::Alone, _))) => false,
+        (EntryMark::ShimOwner { .. }, Some((_, shim))) => shim,
+    };
+    if !complete {
+        thread.fault = Some(StackFault::Changed);
+        // A chain of frame objects that ends at a freed frame wandered into the free list
+        // (linked through `f_back`): the run of freed frames it ends with is not the
+        // thread's, but for its first frame, which was running when it was reached (its
+        // code and line are still in it) and returned as it was read.
+        if let Some(run) = freed_run {
+            thread.frames.truncate(run + 1);
+        }
+        thread.partial = !thread.frames.is_empty();
+    }
+}
+
+/// Whether a frame at `addr` in the chunk at `base` is below the frames visited in that
+/// chunk so far (older frames live lower), remembering it in `lowest` (per chunk: its base and
+/// the lowest frame seen; more chunks than slots fall back on the `visited` set).
+fn descending(lowest: &mut [(u64, u64)], base: u64, addr: u64, visited: &mut FastSet<u64>) -> bool {
+    match lowest.iter().position(|(b, _)| *b == base || *b == 0) {
+        Some(k) if lowest[k].0 == base => {
+            let below = addr < lowest[k].1;
+            lowest[k].1 = addr;
+            below
+        }
+        Some(k) => {
+            lowest[k] = (base, addr);
+            true
+        }
+        None => visited.insert(addr),
+    }
+}
+
+/// Byte offset of the last instruction started in the frame `f` running `code` (negative:
+/// none yet).
+fn instr_offset(l: &Layout, f: Fields, code: u64) -> i64 {
+    match l.frame.instr {
+        InstrPos::Lasti { offset, scale } => {
+            let lasti = f.i32(offset as usize) as i64;
+            if lasti < 0 {
+                -1
+            } else {
+                lasti * scale
+            }
+        }
+        InstrPos::Pointer(offset) => {
+            let instr = f.u64(offset as usize);
+            let bytecode = code.wrapping_add(l.code.code_adaptive);
+            instr.wrapping_sub(bytecode) as i64
+        }
+    }
+}
+
+/// `_PyInterpreterFrame.owner` values common to 3.12+ (`FRAME_OWNED_BY_THREAD`, `_GENERATOR`,
+/// `_FRAME_OBJECT`); the shim owners differ by version and are in the layout.
+const OWNED_BY_THREAD: u8 = 0;
+const OWNED_BY_GENERATOR: u8 = 1;
+const OWNED_BY_FRAME_OBJECT: u8 = 2;

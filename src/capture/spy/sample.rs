@@ -1,0 +1,267 @@
+//! Taking a sample: one snapshot of every thread (pausing the target in blocking mode), taken
+//! again when a stack changed while it was read, then each thread's activity and GIL state,
+//! and the faults that remain.
+
+use super::*;
+
+impl PythonSpy {
+    /// Take one snapshot of every Python thread into `out` (replacing its contents, reusing
+    /// its allocations), without building strings: frames point at cached code objects.
+    /// This is what `capture` uses; [`PythonSpy::get_stack_traces`] formats the same data.
+    pub fn sample(&mut self, out: &mut Vec<ThreadSample>) -> Result<()> {
+        // In blocking mode, OS thread states must be read before pausing the target: paused,
+        // every thread is 't'. Without pausing they are read after the snapshot, and only for
+        // threads not holding the GIL.
+        self.running.clear();
+        let blocking = self.config.blocking == LockingStrategy::Lock;
+        if !self.config.gil_only && blocking {
+            if self.walker.threads_changed {
+                self.os_threads.rescan();
+            }
+            for tid in self.os_threads.known() {
+                if let Some(r) = self.os_threads.is_running(tid) {
+                    self.running.insert(tid, r);
+                }
+            }
+        }
+        let reads_before = self.mem.reads_made();
+        // The target runs on while it is read (without pausing), and even paused it can be
+        // caught half-way through pushing a frame: a stack that fails the walker's or the
+        // code cache's checks is taken again (after letting a paused target run on), and
+        // reported as a fault if it still fails.
+        let mut attempt = 0;
+        loop {
+            let lock = if blocking {
+                Some(self.process.lock().map_err(|e| self.lock_error(e))?)
+            } else {
+                None
+            };
+            let result = self.snapshot_once(out);
+            drop(lock);
+            result?;
+            if attempt == 0 {
+                self.doubt_new_empty_stacks(out);
+            }
+            // Without pausing, a chain that broke off inside a coroutine (it yielded to its
+            // event loop while it was read) is kept as it is, an error sample with its
+            // innermost frames: a coroutine's step is short, so the snapshot taken again
+            // lands in the loop's machinery instead, and coroutines would be undercounted.
+            // (A generator is resumed right away by its consumer: taking it again works.)
+            let faulty = out
+                .iter()
+                .any(|t| t.fault.is_some() && (blocking || !broke_in_coroutine(t)));
+            if !faulty || attempt == MAX_RETRIES {
+                break;
+            }
+            if attempt == 0 && !blocking {
+                // `out`'s slots are reused by the next attempt: keep this one aside.
+                std::mem::swap(&mut self.first_attempt, out);
+            }
+            attempt += 1;
+            self.stats.retries += 1;
+            // Paused, a thread can be caught half-way through entering or leaving a call: it
+            // must run on to leave that state, and a thread that waits for a core may not
+            // run at all in the instant between two pauses.
+            if blocking {
+                std::thread::sleep(PAUSED_RETRY_WAIT * attempt as u32);
+            }
+        }
+        if attempt > 0 && !blocking {
+            self.keep_first_moment(out);
+        }
+        self.settle_faults(out);
+
+        // Threads seen for the first time: their state can only be read now.
+        if !self.config.gil_only {
+            for t in out.iter_mut() {
+                // Without pausing, a GIL holder that ran Python code since the last snapshot
+                // is running: active, unless parked in a known waiting call, with no /proc
+                // read. One that did not move may be stopped (SIGSTOP) or in a long C call:
+                // the OS says which. (A pause wakes sleeping threads, which then take the GIL
+                // for an instant to check for signals: in blocking mode the OS state read
+                // before the pause is what counts, as in py-spy.)
+                if t.holds_gil && !blocking && t.moved {
+                    t.active = !is_idle_frame(&t.frames);
+                    continue;
+                }
+                let Some(tid) = t.os_thread_id else {
+                    continue;
+                };
+                let r = match self.running.get(&tid) {
+                    Some(r) => Some(*r),
+                    // In blocking mode a thread whose state could not be read before the pause
+                    // is judged by its last known state: read now, just after the pause, every
+                    // thread looks runnable while it resumes its interrupted system call.
+                    None if blocking => match self.last_running.get(&tid) {
+                        Some(r) => Some(*r),
+                        None => self.os_threads.is_running(tid),
+                    },
+                    None => self.os_threads.is_running(tid),
+                };
+                if let Some(r) = r {
+                    self.last_running.insert(tid, r);
+                }
+                t.active = r.unwrap_or(true) && !is_idle_frame(&t.frames);
+            }
+            if self.walker.threads_changed {
+                let tids: Vec<u64> = out.iter().filter_map(|t| t.os_thread_id).collect();
+                self.os_threads.retain(&tids);
+                self.last_running.retain(|t, _| tids.contains(t));
+            }
+        }
+        if self.walker.threads_changed || self.last_tops.len() > out.len() {
+            let ids: Vec<u64> = self.raw.iter().map(|t| t.thread_id).collect();
+            self.last_tops.retain(|t, _| ids.contains(t));
+            self.had_frames.retain(|t| ids.contains(t));
+        }
+        self.stats.snapshots += 1;
+        self.stats.last_reads = self.mem.reads_made() - reads_before;
+        self.stats.reads += self.stats.last_reads;
+        self.stats.code_loads = self.codes.loads;
+        self.stats.code_invalidations = self.codes.invalidations;
+        Ok(())
+    }
+
+    /// A thread that ran Python code last time and has no frame now has most likely been read
+    /// while it changed (3.11-3.12 read the frame pointer through a C stack frame that may be
+    /// gone): believed only when a second read says so too.
+    fn doubt_new_empty_stacks(&self, out: &mut [ThreadSample]) {
+        for t in out.iter_mut() {
+            if t.fault.is_none() && t.frames.is_empty() && self.had_frames.contains(&t.thread_id) {
+                t.fault = Some(StackFault::Changed);
+            }
+        }
+    }
+
+    /// Without pausing, a snapshot taken again is taken at a later moment, and what runs a
+    /// moment after a stack tears is not a fair draw (a recursive call that returns tears
+    /// the chain before 3.11, and the retry lands on what the caller does next far more
+    /// often than chance): taking the retry's stack instead would move samples from one
+    /// function to another. So `out` (the last attempt) is merged back into the first: a
+    /// thread read whole the first time keeps that stack; a thread whose chain broke off
+    /// takes the retry's only when it is whole and caught at the same moment (the same
+    /// innermost code and line), and otherwise stays an error sample with the innermost
+    /// frames first read; a thread whose stack could not be read at all takes the retry's.
+    fn keep_first_moment(&mut self, out: &mut Vec<ThreadSample>) {
+        let first = &mut self.first_attempt;
+        for slot in first.iter_mut() {
+            if slot.fault.is_none() {
+                continue;
+            }
+            let Some(retry) = out.iter_mut().find(|t| t.thread_id == slot.thread_id) else {
+                continue;
+            };
+            let take = if slot.partial && !slot.frames.is_empty() {
+                retry.fault.is_none() && same_moment(&slot.frames[0], retry.frames.first())
+            } else {
+                true
+            };
+            if take {
+                std::mem::swap(slot, retry);
+            }
+        }
+        std::mem::swap(first, out);
+    }
+
+    /// After the last attempt: count faults and cut stacks, keep of a faulted thread only
+    /// the frames of a chain that broke off, and remember which threads had frames.
+    fn settle_faults(&mut self, out: &mut [ThreadSample]) {
+        for t in out.iter_mut() {
+            if t.fault.is_none() {
+                if t.frames.is_empty() {
+                    self.had_frames.remove(&t.thread_id);
+                } else {
+                    self.had_frames.insert(t.thread_id);
+                }
+            }
+            if t.fault.is_some() {
+                self.stats.faults += 1;
+                if !t.partial {
+                    t.frames.clear();
+                }
+                t.truncated = false;
+            } else if t.truncated {
+                self.stats.truncated_stacks += 1;
+            }
+        }
+    }
+
+    /// One walk of every thread and the decoding of its frames into `out`. The code cache's
+    /// checks bracket the walk here, and only here: `begin` rides the walk's first read,
+    /// `end` settles them before any frame is decoded.
+    fn snapshot_once(&mut self, out: &mut Vec<ThreadSample>) -> Result<()> {
+        let layout = self.target.layout;
+        let mut raw = std::mem::take(&mut self.raw);
+        let codes = &mut self.codes;
+        let decoded = self
+            .walker
+            .snapshot_with(&self.mem, &mut raw, |batch| codes.begin(layout, batch))
+            .and_then(|()| {
+                let frames = raw.iter().flat_map(|t| t.frames.iter().map(|f| f.code));
+                self.codes
+                    .end(&self.mem, layout, self.walker.batch(), frames);
+                self.decode(&raw, out)
+            });
+        if self.walker.gil.holder == 0
+            && self.target.layout.runtime.gil
+                == crate::capture::python::layout::GilHolder::CurrentSymbol
+        {
+            self.find_gil_word(&raw);
+        }
+        self.raw = raw;
+        decoded
+    }
+
+    /// Without the `_PyThreadState_Current` symbol, look (at most once a second) for the word
+    /// in the interpreter binary's data that holds one of the thread states now: while some
+    /// thread holds the GIL it is the only such word there. Adopted only when unique.
+    fn find_gil_word(&mut self, threads: &[RawThread]) {
+        if self
+            .gil_search
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.gil_search = Some(Instant::now());
+        let tstates: Vec<u64> = threads.iter().map(|t| t.tstate).collect();
+        let found: Vec<u64> = words_in(&self.mem, &self.target.interpreter_binary.data_ranges)
+            .filter(|&(_, v)| v != 0 && tstates.contains(&v))
+            .map(|(addr, _)| addr)
+            .collect();
+        if let [word] = found[..] {
+            self.walker.gil.holder = word;
+            self.threadstate_address = word as usize;
+        }
+    }
+}
+
+/// Whether `retry` is the innermost frame `torn` was, at the same line: a stack read again
+/// that shows the thread where the first read left it.
+fn same_moment(torn: &CodeFrame, retry: Option<&CodeFrame>) -> bool {
+    retry.is_some_and(|r| Arc::ptr_eq(&r.code, &torn.code) && r.line == torn.line)
+}
+
+/// The thread's chain broke off inside a coroutine (or async generator): its innermost
+/// frames, kept, include one.
+fn broke_in_coroutine(t: &ThreadSample) -> bool {
+    t.partial
+        && t.frames
+            .iter()
+            .any(|f| f.code.flags & CO_COROUTINE_LIKE != 0)
+}
+
+/// py-spy's rule for threads that are runnable but in fact waiting: the innermost frame is a
+/// known blocking call.
+fn is_idle_frame(frames: &[CodeFrame]) -> bool {
+    let Some(f) = frames.first() else {
+        return false;
+    };
+    let (name, file) = (&*f.code.name, &*f.code.filename);
+    (name == "wait" && file.ends_with("threading.py"))
+        || (name == "select" && file.ends_with("selectors.py"))
+        || (name == "poll"
+            && (file.ends_with("asyncore.py")
+                || file.contains("zmq")
+                || file.contains("gevent")
+                || file.contains("tornado")))
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::os::proc;
 use super::spy::PythonSpy;
-use super::timer::Ticker;
+use super::timer::{Flow, StopReason, Ticker};
 use crate::model::config::Config;
 use crate::model::trace::{Pid, StackTrace};
 
@@ -42,33 +42,29 @@ impl Sampler {
                 let mut spy = spy;
                 let never = AtomicBool::new(false);
                 let mut ticker = Ticker::for_duration(rate, &duration);
-                loop {
-                    if ticker.finished() {
-                        break;
-                    }
-                    let late = ticker.wait(&never).filter(|l| !l.is_zero());
+                let _ = ticker.run(&never, |late| {
+                    let late = Some(late).filter(|l| !l.is_zero());
                     let sample = match spy.get_stack_traces() {
                         Ok(traces) => Sample {
                             traces,
                             sampling_errors: None,
                             late,
                         },
-                        Err(e) => {
-                            if !proc::alive(pid) {
-                                break;
-                            }
-                            Sample {
-                                traces: Vec::new(),
-                                sampling_errors: Some(vec![(pid, e)]),
-                                late,
-                            }
+                        Err(_) if !proc::alive(pid) => {
+                            return Ok(Flow::Stop(StopReason::ProcessExited));
                         }
+                        Err(e) => Sample {
+                            traces: Vec::new(),
+                            sampling_errors: Some(vec![(pid, e)]),
+                            late,
+                        },
                     };
-                    if tx.send(sample).is_err() {
-                        break;
-                    }
-                    ticker.advance();
-                }
+                    // The receiver went away: the Sampler was dropped.
+                    Ok(match tx.send(sample) {
+                        Ok(()) => Flow::Continue,
+                        Err(_) => Flow::Stop(StopReason::Interrupted),
+                    })
+                });
             })?;
         Ok(Sampler { version, rx })
     }

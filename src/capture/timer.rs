@@ -13,6 +13,35 @@ use crate::model::config::RecordDuration;
 /// Longest single sleep, so that a stop request is seen quickly even at low rates.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
+/// Why sampling ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Every tick of the duration was taken or skipped.
+    Duration,
+    /// A stop was requested (Ctrl-C, or the consumer went away).
+    Interrupted,
+    /// The profiled processes exited.
+    ProcessExited,
+}
+
+impl StopReason {
+    /// The name stored in a session's `stop_reason`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StopReason::Duration => "duration",
+            StopReason::Interrupted => "interrupted",
+            StopReason::ProcessExited => "process_exited",
+        }
+    }
+}
+
+/// What a tick's work says about the ticks after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop(StopReason),
+}
+
 pub struct Ticker {
     start: Instant,
     period_ns: u64,
@@ -50,6 +79,29 @@ impl Ticker {
     /// Whether every tick of the duration has been taken or skipped.
     pub fn finished(&self) -> bool {
         self.limit.is_some_and(|l| self.next >= l)
+    }
+
+    /// The sampling loop (the capture's and py-spy's `Sampler`'s): wait for each tick until
+    /// the duration ends or `stop` is set, run `tick` with how late the tick is, move on; a
+    /// tick's error ends the loop with that error.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        mut tick: impl FnMut(Duration) -> anyhow::Result<Flow>,
+    ) -> anyhow::Result<StopReason> {
+        loop {
+            if self.finished() {
+                return Ok(StopReason::Duration);
+            }
+            let Some(late) = self.wait(stop) else {
+                return Ok(StopReason::Interrupted);
+            };
+            let flow = tick(late)?;
+            self.advance();
+            if let Flow::Stop(reason) = flow {
+                return Ok(reason);
+            }
+        }
     }
 
     /// The time between ticks.
@@ -113,6 +165,27 @@ mod tests {
         let mut slow = Ticker::new(1);
         slow.advance();
         assert!(slow.wait(&stop).is_none());
+    }
+
+    #[test]
+    fn the_loop_ends_by_duration_stop_or_a_tick() {
+        let never = AtomicBool::new(false);
+        let mut ticks = 0;
+        let mut t = Ticker::for_duration(1000, &RecordDuration::Seconds(1));
+        t.limit = Some(20);
+        let reason = t.run(&never, |_| {
+            ticks += 1;
+            Ok(Flow::Continue)
+        });
+        assert_eq!((reason.unwrap(), ticks), (StopReason::Duration, 20));
+        let mut t = Ticker::new(1000);
+        let reason = t.run(&never, |_| Ok(Flow::Stop(StopReason::ProcessExited)));
+        assert_eq!(reason.unwrap(), StopReason::ProcessExited);
+        let failed = Ticker::new(1000).run(&never, |_| anyhow::bail!("disk full"));
+        assert_eq!(failed.unwrap_err().to_string(), "disk full");
+        let stop = AtomicBool::new(true);
+        let reason = Ticker::new(1000).run(&stop, |_| unreachable!("no tick after a stop"));
+        assert_eq!(reason.unwrap(), StopReason::Interrupted);
     }
 
     #[test]

@@ -19,14 +19,14 @@ mod progress;
 mod tally;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::capture::os::proc;
 use crate::capture::spy::PythonSpy;
-use crate::capture::timer::Ticker;
+pub use crate::capture::timer::StopReason;
+use crate::capture::timer::{Flow, Ticker};
 use crate::model::config::{Config, LineNo};
 use crate::model::trace::Pid;
 use crate::store::{CaptureEnd, CaptureStart, SamplingOptions, Started};
@@ -85,25 +85,6 @@ impl Default for CaptureOptions {
         CaptureOptions {
             sampling: SamplingOptions::default(),
             progress: true,
-        }
-    }
-}
-
-/// Why a capture ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    Duration,
-    Interrupted,
-    ProcessExited,
-}
-
-impl StopReason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            StopReason::Duration => "duration",
-            StopReason::Interrupted => "interrupted",
-            StopReason::ProcessExited => "process_exited",
         }
     }
 }
@@ -239,13 +220,7 @@ fn run(
     let mut scratch = Scratch::default();
     let mut tally = Tally::default();
 
-    let stop_reason = loop {
-        if ticker.finished() {
-            break StopReason::Duration;
-        }
-        let Some(late) = ticker.wait(stop) else {
-            break StopReason::Interrupted;
-        };
+    let stop_reason = ticker.run(stop, |late| {
         let at = Moment {
             t_us: writer.elapsed_us(),
             late_us: late.as_micros().min(u32::MAX as u128) as u32,
@@ -259,15 +234,15 @@ fn run(
         }
         procs = alive;
         tally.snapshots += 1;
-        ticker.advance();
         if procs.is_empty() {
-            break StopReason::ProcessExited;
+            return Ok(Flow::Stop(StopReason::ProcessExited));
         }
         if opts.sampling.subprocesses {
             children.scan(config, &mut writer, &mut procs)?;
         }
         progress.update(&tally, late, path);
-    };
+        Ok(Flow::Continue)
+    })?;
     progress.finish();
 
     let elapsed = begin.elapsed();

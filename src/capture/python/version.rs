@@ -36,7 +36,7 @@ impl Version {
     /// Decode the `Py_Version` / `PY_VERSION_HEX` word: 0xMMmmppLS.
     ///
     /// ```
-    /// use py_spy::capture::version::Version;
+    /// use py_spy::capture::python::version::Version;
     /// assert_eq!(Version::from_hex(0x030b07f0).unwrap().to_string(), "3.11.7");
     /// assert_eq!(Version::from_hex(0x030e00a3).unwrap().to_string(), "3.14.0a3");
     /// ```

@@ -287,20 +287,25 @@ struct DumpArgs {
 
 fn main() {
     let cli = Cli::parse();
+    // A command's exit status: 0, or a spawned program's own when it failed.
     let result = match cli.command {
         Command::Record(args) => record(args),
         Command::Capture(args) => capture(args),
-        Command::Render(args) => render(args),
-        Command::Dump(args) => dump(args),
+        Command::Render(args) => render(args).map(|()| 0),
+        Command::Dump(args) => dump(args).map(|()| 0),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "py-spy", &mut std::io::stdout());
-            Ok(())
+            Ok(0)
         }
     };
-    if let Err(e) = result {
-        let _ = std::io::stdout().flush();
-        eprintln!("Error: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("Error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -308,7 +313,7 @@ fn title() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-fn record(args: RecordArgs) -> Result<()> {
+fn record(args: RecordArgs) -> Result<i32> {
     let stop = commands::install_stop_handler();
     let req = commands::record::Record {
         launch: args.target.launch()?,
@@ -328,7 +333,7 @@ fn record(args: RecordArgs) -> Result<()> {
     commands::record::record(&req, stop)
 }
 
-fn capture(args: CaptureArgs) -> Result<()> {
+fn capture(args: CaptureArgs) -> Result<i32> {
     let stop = commands::install_stop_handler();
     let launch = args.target.launch()?;
     let opts = args.sampling.options()?;
@@ -337,7 +342,7 @@ fn capture(args: CaptureArgs) -> Result<()> {
         "{}",
         commands::capture::describe_capture(&args.output, &summary)
     );
-    Ok(())
+    Ok(summary.exit_code())
 }
 
 fn render(args: RenderArgs) -> Result<()> {

@@ -119,6 +119,8 @@ pub struct Replay<'s> {
     process_labels: HashMap<u32, Vec<u32>>,
     /// Samples dropped by the idle and GIL rules.
     pub dropped: u64,
+    /// Samples handed on (passed every rule).
+    pub kept: u64,
     /// Error samples (stack unknown) that passed the view's rules and were left out, by
     /// `errors.id`; with `View::errors` they are shown instead.
     pub errors_left_out: Vec<u64>,
@@ -134,6 +136,11 @@ impl<'s> Replay<'s> {
             }
             Ok((s * 1e6) as u64)
         };
+        if let (Some(from), Some(to)) = (view.from_s, view.to_s) {
+            if from >= to {
+                bail!("--from {from} s is not before --to {to} s: no sample can be in between");
+            }
+        }
         let mut filter = SampleFilter {
             from_us: view.from_s.map(|s| to_us(s, "from")).transpose()?,
             to_us: view.to_s.map(|s| to_us(s, "to")).transpose()?,
@@ -185,6 +192,7 @@ impl<'s> Replay<'s> {
             thread_labels: HashMap::new(),
             process_labels: HashMap::new(),
             dropped: 0,
+            kept: 0,
             errors_left_out: vec![0; session.errors.len()],
             error_stacks: FastMap::default(),
         })
@@ -192,6 +200,43 @@ impl<'s> Replay<'s> {
 
     pub fn session(&self) -> &'s Session {
         self.session
+    }
+
+    /// Why nothing passed the view, for a user: the session's time span when a window was
+    /// asked for, and what the rules left out.
+    pub fn nothing_kept_reason(&self) -> String {
+        let session = self.session;
+        let mut why = Vec::new();
+        if self.view.from_s.is_some() || self.view.to_s.is_some() {
+            match session.time_span_us() {
+                Ok(Some((first, last))) => why.push(format!(
+                    "the session's samples span {:.2} s to {:.2} s",
+                    first as f64 / 1e6,
+                    last as f64 / 1e6
+                )),
+                _ => why.push("the session holds no samples".to_string()),
+            }
+        }
+        if self.dropped > 0 {
+            let mut rule = format!("{} samples were idle", self.dropped);
+            if self.view.gil_only {
+                rule.push_str(" or not holding the GIL (without --gil they count)");
+            }
+            if !self.view.idle {
+                rule.push_str(" (--idle includes idle threads)");
+            }
+            why.push(rule);
+        }
+        let errors = self.errors_left_out_total();
+        if errors > 0 {
+            why.push(format!(
+                "{errors} samples are errors, whose stack could not be read (--errors shows them)"
+            ));
+        }
+        if why.is_empty() {
+            why.push("the selection matches no sample".to_string());
+        }
+        format!("no samples to write: {}", why.join("; "))
     }
 
     /// Call `f` with every kept sample, in time order.
@@ -229,6 +274,7 @@ impl<'s> Replay<'s> {
                     None => self.make_stack(s.stack, s.thread, label),
                 }
             };
+            self.kept += 1;
             f(
                 self,
                 ReplayedSample {

@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod dump;
+pub mod output;
 pub mod record;
 pub mod render;
 

@@ -23,7 +23,13 @@ pub struct Record {
 }
 
 /// `py-spy record`: capture into a session file, then render it, printing what py-spy prints.
-pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
+/// Returns the exit status to end with: the spawned program's when it failed (see
+/// `CaptureSummary::exit_code`).
+pub fn record(req: &Record, stop: &AtomicBool) -> Result<i32> {
+    if let Some(session) = &req.session {
+        // Refused before anything is started: a device or a FIFO cannot hold a session.
+        crate::store::schema::session_target(session)?;
+    }
     let output = req
         .output
         .clone()
@@ -109,5 +115,5 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<()> {
             p.display()
         );
     }
-    Ok(())
+    Ok(summary.exit_code())
 }

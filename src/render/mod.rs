@@ -13,7 +13,7 @@ pub mod dump;
 pub mod formats;
 pub mod speedscope;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::io::Write;
 
 use crate::analyze::{Replay, View};
@@ -47,7 +47,13 @@ pub fn render(
     out: &mut dyn Write,
 ) -> Result<RenderSummary> {
     let mut replay = Replay::new(session, &opts.view)?;
-    let samples = (formats::spec(opts.format).write)(&mut replay, opts, out)?;
+    let written = (formats::spec(opts.format).write)(&mut replay, opts, out);
+    if replay.kept == 0 {
+        // Whatever the format (an empty flamegraph cannot even be drawn): an error saying
+        // why, so that no format "succeeds" with nothing in it.
+        bail!(replay.nothing_kept_reason());
+    }
+    let samples = written?;
     Ok(RenderSummary {
         samples,
         dropped: replay.dropped,

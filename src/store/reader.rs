@@ -285,6 +285,20 @@ impl Session {
             })? as u64)
     }
 
+    /// The times of the first and last chunk's samples (µs), from the chunk index; `None`
+    /// when the session holds no samples.
+    pub fn time_span_us(&self) -> Result<Option<(u64, u64)>> {
+        let span: (Option<i64>, Option<i64>) =
+            self.conn
+                .query_row("SELECT MIN(start_us), MAX(end_us) FROM chunks", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+        Ok(match span {
+            (Some(a), Some(b)) => Some((a.max(0) as u64, b.max(0) as u64)),
+            _ => None,
+        })
+    }
+
     /// The pid of a thread's process.
     pub fn pid_of(&self, thread: u32) -> Option<i32> {
         let t = self.threads.get(thread as usize)?;

@@ -126,11 +126,58 @@ pub fn side_files(path: &Path) -> [PathBuf; 3] {
     })
 }
 
-/// Create a new session file (replacing any file at `path`) with the schema in place.
+/// Where a new session at `path` goes: `path` itself, or the file a symbolic link there
+/// points at. A session is an SQLite database and needs a regular file: a device, a FIFO, a
+/// directory or a socket at `path` is refused, never replaced.
+pub fn session_target(path: &Path) -> Result<PathBuf> {
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
+            Ok(t) => t,
+            // A dangling link: the file it names is created.
+            Err(_) => std::fs::read_link(path)
+                .map(|t| path.parent().unwrap_or(Path::new("")).join(t))
+                .with_context(|| format!("could not read the link {}", path.display()))?,
+        },
+        _ => path.to_path_buf(),
+    };
+    match std::fs::metadata(&target) {
+        Ok(m) if !m.is_file() => bail!(
+            "{} is {}, not a regular file: a session file is an SQLite database and must be a \
+             regular file (give another path with -o)",
+            path.display(),
+            describe_file_type(&m.file_type())
+        ),
+        _ => Ok(target),
+    }
+}
+
+/// "a directory", "a character device", … for messages.
+pub fn describe_file_type(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
+    }
+}
+
+/// Create a new session file (replacing a regular file at `path`, or the regular file a link
+/// there points at) with the schema in place.
 pub fn create(path: &Path) -> Result<Connection> {
+    let path = &session_target(path)?;
     let [wal, shm, _] = side_files(path);
     for p in [path.to_path_buf(), wal, shm] {
-        if p.exists() {
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
             std::fs::remove_file(&p)
                 .with_context(|| format!("could not replace {}", p.display()))?;
         }
@@ -150,8 +197,46 @@ pub fn create(path: &Path) -> Result<Connection> {
 
 #[cfg(test)]
 mod tests {
-    use super::side_files;
+    use super::{create, session_target, side_files};
     use std::path::{Path, PathBuf};
+
+    #[test]
+    fn devices_fifos_and_folders_are_refused_never_replaced() {
+        for (path, what) in [("/dev/null", "a character device"), ("/tmp", "a directory")] {
+            let err = create(Path::new(path)).unwrap_err().to_string();
+            assert!(err.contains(what), "{err}");
+            assert!(err.contains("must be a regular file"), "{err}");
+        }
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        let dir = std::env::temp_dir().join(format!("pyspy-schema-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(create(&fifo).unwrap_err().to_string().contains("a FIFO"));
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        // A link to a regular file: the file is replaced, the link kept.
+        let real = dir.join("real.pyspy");
+        std::fs::write(&real, b"old").unwrap();
+        let link = dir.join("link.pyspy");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(session_target(&link).unwrap(), real.canonicalize().unwrap());
+        drop(create(&link).unwrap());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(
+            std::fs::metadata(&real).unwrap().len() > 3,
+            "the session went into the file"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn side_files_append_to_the_whole_name() {

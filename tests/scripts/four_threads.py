@@ -81,6 +81,9 @@ def main():
     pair = (1, "two")
     items = [1, 2, 3]
     mapping = {"a": 1}
+    control = "a\x00b\x1b[2Jc\x7f"
+    nested = [1]
+    nested.append(nested)
     threads = [
         threading.Thread(target=Producer(3).run, name="producer", daemon=True),
         threading.Thread(target=récursion_ü, args=(20,), name="recursive-ünicode", daemon=True),

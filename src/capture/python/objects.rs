@@ -31,6 +31,8 @@ pub struct ObjectReader<'a> {
     pub mem: &'a dyn Memory,
     pub layout: &'a Layout,
     types: HashMap<u64, TypeInfo>,
+    /// Containers whose items are being shown: one met again inside itself is `[...]`.
+    showing: Vec<u64>,
 }
 
 impl<'a> ObjectReader<'a> {
@@ -39,6 +41,7 @@ impl<'a> ObjectReader<'a> {
             mem,
             layout,
             types: HashMap::new(),
+            showing: Vec::new(),
         }
     }
 
@@ -339,7 +342,7 @@ impl<'a> ObjectReader<'a> {
         {
             let keep = (max_len - 5) as usize;
             let s = strings::read_str(self.mem, self.layout, addr, keep + 1)?;
-            let text = s.text.replace('\'', "\\\"").replace('\n', "\\n");
+            let text = escape_controls(&s.text.replace('\'', "\\\""));
             if let Some((cut, _)) = text.char_indices().nth(keep) {
                 format!("\"{}...\"", &text[..cut])
             } else if s.len > s.text.chars().count() {
@@ -372,51 +375,28 @@ impl<'a> ObjectReader<'a> {
             } else {
                 format!("b\"{text}\"")
             }
-        } else if flags & tpflags::DICT_SUBCLASS != 0 {
-            let mut parts = Vec::new();
-            let mut remaining = max_len - 2;
-            for (k, v) in self.dict_items(addr)? {
-                let key = self.repr(k, remaining)?;
-                let value = self.repr(v, remaining)?;
-                remaining -= (key.len() + value.len()) as isize + 4;
-                if remaining <= 5 {
-                    parts.push("...".to_owned());
-                    break;
+        } else if flags
+            & (tpflags::DICT_SUBCLASS | tpflags::LIST_SUBCLASS | tpflags::TUPLE_SUBCLASS)
+            != 0
+        {
+            if self.showing.contains(&addr) {
+                return Ok(if flags & tpflags::DICT_SUBCLASS != 0 {
+                    "{...}"
+                } else if flags & tpflags::LIST_SUBCLASS != 0 {
+                    "[...]"
+                } else {
+                    "(...)"
                 }
-                parts.push(format!("{key}: {value}"));
+                .to_owned());
             }
-            format!("{{{}}}", parts.join(", "))
-        } else if flags & (tpflags::LIST_SUBCLASS | tpflags::TUPLE_SUBCLASS) != 0 {
-            let o = &self.layout.object;
-            let is_list = flags & tpflags::LIST_SUBCLASS != 0;
-            let size = self.mem.read_u64(addr + o.ob_size)? as i64;
-            if !(0..=1 << 32).contains(&size) {
-                bail!("implausible sequence size {size}");
-            }
-            let items_addr = if is_list {
-                self.mem.read_u64(addr + o.list_items)?
+            self.showing.push(addr);
+            let shown = if flags & tpflags::DICT_SUBCLASS != 0 {
+                self.dict_repr(addr, max_len)
             } else {
-                addr + o.tuple_items
+                self.sequence_repr(addr, flags, max_len)
             };
-            // No more items can be shown than fit the budget at 3 characters each.
-            let n = (size as usize).min((max_len as usize / 3) + 1);
-            let items = self.mem.read_vec(items_addr, n * 8)?;
-            let mut parts = Vec::new();
-            let mut remaining = max_len - 2;
-            for i in 0..n {
-                let v = self.repr(Fields(&items).u64(i * 8), remaining)?;
-                remaining -= v.len() as isize + 2;
-                if remaining <= 5 {
-                    parts.push("...".to_owned());
-                    break;
-                }
-                parts.push(v);
-            }
-            if is_list {
-                format!("[{}]", parts.join(", "))
-            } else {
-                format!("({})", parts.join(", "))
-            }
+            self.showing.pop();
+            shown?
         } else if t.name == "float" {
             let v = Fields(&self.mem.read_vec(addr + self.layout.object.float_fval, 8)?).f64(0);
             format!("{v}")
@@ -429,6 +409,57 @@ impl<'a> ObjectReader<'a> {
             format!("<{} at {addr:#x}>", t.name)
         };
         Ok(out)
+    }
+
+    /// A dict's items, within `max_len` characters.
+    fn dict_repr(&mut self, addr: u64, max_len: isize) -> Result<String> {
+        let mut parts = Vec::new();
+        let mut remaining = max_len - 2;
+        for (k, v) in self.dict_items(addr)? {
+            let key = self.repr(k, remaining)?;
+            let value = self.repr(v, remaining)?;
+            remaining -= (key.len() + value.len()) as isize + 4;
+            if remaining <= 5 {
+                parts.push("...".to_owned());
+                break;
+            }
+            parts.push(format!("{key}: {value}"));
+        }
+        Ok(format!("{{{}}}", parts.join(", ")))
+    }
+
+    /// A list's or tuple's items, within `max_len` characters.
+    fn sequence_repr(&mut self, addr: u64, flags: u64, max_len: isize) -> Result<String> {
+        let o = &self.layout.object;
+        let is_list = flags & tpflags::LIST_SUBCLASS != 0;
+        let size = self.mem.read_u64(addr + o.ob_size)? as i64;
+        if !(0..=1 << 32).contains(&size) {
+            bail!("implausible sequence size {size}");
+        }
+        let items_addr = if is_list {
+            self.mem.read_u64(addr + o.list_items)?
+        } else {
+            addr + o.tuple_items
+        };
+        // No more items can be shown than fit the budget at 3 characters each.
+        let n = (size as usize).min((max_len as usize / 3) + 1);
+        let items = self.mem.read_vec(items_addr, n * 8)?;
+        let mut parts = Vec::new();
+        let mut remaining = max_len - 2;
+        for i in 0..n {
+            let v = self.repr(Fields(&items).u64(i * 8), remaining)?;
+            remaining -= v.len() as isize + 2;
+            if remaining <= 5 {
+                parts.push("...".to_owned());
+                break;
+            }
+            parts.push(v);
+        }
+        Ok(if is_list {
+            format!("[{}]", parts.join(", "))
+        } else {
+            format!("({})", parts.join(", "))
+        })
     }
 
     /// numpy scalars keep their value right after the object header.
@@ -454,6 +485,25 @@ impl<'a> ObjectReader<'a> {
 }
 
 /// Decimal text of a non-negative number given as base-2^30 digits, least significant first.
+/// `text` with control characters escaped as Python's repr does (`\n`, `\t`, `\r`, `\x00`,
+/// `\x1b`, …), so a local's value cannot move the cursor or clear the screen.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn digits_to_decimal(digits: &[u32]) -> String {
     let mut n: Vec<u32> = digits.to_vec();
     while n.last() == Some(&0) {

@@ -49,11 +49,19 @@ pub(super) fn attach_spawned(
 }
 
 /// Stop a program we started, if it still runs, and reap it.
-pub(super) fn end_child(child: &mut Option<Child>) {
-    if let Some(c) = child.as_mut() {
-        if let Ok(None) = c.try_wait() {
+/// Returns the program's exit code when it had exited by itself (128 + the signal when a
+/// signal ended it, as shells report it); `None` when it was still running and was stopped
+/// here, or there was no program.
+pub(super) fn end_child(child: &mut Option<Child>) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    let c = child.as_mut()?;
+    let exited = match c.try_wait() {
+        Ok(Some(status)) => Some(status),
+        _ => {
             let _ = c.kill();
+            None
         }
-        let _ = c.wait();
-    }
+    };
+    let _ = c.wait();
+    exited.map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
 }

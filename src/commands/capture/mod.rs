@@ -117,6 +117,16 @@ pub struct CaptureSummary {
     pub writer: WriterStats,
     /// Size of the session file once closed.
     pub file_bytes: u64,
+    /// The spawned program's exit code, when it ended by itself (see `launch::end_child`).
+    pub program_exit: Option<i32>,
+}
+
+impl CaptureSummary {
+    /// The exit status a command that spawned the program should end with: the program's
+    /// own when it failed, as a script running `py-spy record -- prog` expects; else 0.
+    pub fn exit_code(&self) -> i32 {
+        self.program_exit.unwrap_or(0)
+    }
 }
 
 /// Run a capture into `path` (created, or replaced). `stop` ends it early, cleanly.
@@ -129,6 +139,8 @@ pub fn capture(
     if opts.sampling.native {
         bail!("native stack traces (--native) are not supported yet");
     }
+    // A path that cannot hold a session is refused before any program is started.
+    crate::store::schema::session_target(path)?;
     let config = spy_config(opts);
     let mut child = None;
     let root = match launch {
@@ -147,8 +159,11 @@ pub fn capture(
             }
         }
     };
-    let result = run(launch, root, opts, &config, path, stop);
-    end_child(&mut child);
+    let mut result = run(launch, root, opts, &config, path, stop);
+    let exit = end_child(&mut child);
+    if let Ok(summary) = &mut result {
+        summary.program_exit = exit;
+    }
     result
 }
 
@@ -274,5 +289,6 @@ fn run(
         elapsed,
         writer: stats,
         file_bytes: file_size(path),
+        program_exit: None,
     })
 }

@@ -1,0 +1,203 @@
+//! Writing an output whole or not at all. A regular file (or a new one) is written to a
+//! temporary file beside it and renamed into place only once complete, so a failed render, a
+//! full disk or a kill never leaves a partial file, and a link to a file keeps being a link.
+//! A device or a FIFO is written into as it is, as a stream (never unlinked or replaced);
+//! `-` is standard output. A directory or a socket is refused.
+
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use crate::store::schema::describe_file_type;
+
+/// An output being written.
+pub struct Output {
+    out: BufWriter<Box<dyn Write>>,
+    /// The temporary file and the file it becomes, for a regular file.
+    replace: Option<(PathBuf, PathBuf)>,
+    shown: String,
+}
+
+impl Output {
+    /// Open `path` ("-": standard output) for writing.
+    pub fn open(path: &Path) -> Result<Output> {
+        let shown = path.display().to_string();
+        if path == Path::new("-") {
+            if !stdout_is_open() {
+                bail!("standard output is closed: nothing could be written to it");
+            }
+            let out: Box<dyn Write> = Box::new(std::io::stdout());
+            return Ok(Output {
+                out: BufWriter::with_capacity(1 << 16, out),
+                replace: None,
+                shown,
+            });
+        }
+        // Follow links: the file a link names is what gets written.
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Ok(meta) = std::fs::metadata(&target) {
+            let t = meta.file_type();
+            if t.is_char_device() || t.is_block_device() || t.is_fifo() {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&target)
+                    .with_context(|| format!("could not open {shown} for writing"))?;
+                return Ok(Output {
+                    out: BufWriter::with_capacity(1 << 16, Box::new(file)),
+                    replace: None,
+                    shown,
+                });
+            }
+            if !t.is_file() {
+                bail!(
+                    "{shown} is {}: give a file name to write to",
+                    describe_file_type(&t)
+                );
+            }
+        }
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "could not create {shown}: the folder {} does not exist",
+                dir.display()
+            );
+        }
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "output".into());
+        let tmp = dir.join(format!(".{name}.py-spy-{}.tmp", std::process::id()));
+        let file = File::create(&tmp).with_context(|| {
+            format!(
+                "could not create {shown} (a temporary file in {} first)",
+                dir.display()
+            )
+        })?;
+        if let Ok(meta) = std::fs::metadata(&target) {
+            // Replacing a file keeps its permissions.
+            let _ = file.set_permissions(meta.permissions());
+        }
+        Ok(Output {
+            out: BufWriter::with_capacity(1 << 20, Box::new(file)),
+            replace: Some((tmp, target)),
+            shown,
+        })
+    }
+
+    pub fn writer(&mut self) -> &mut dyn Write {
+        &mut self.out
+    }
+
+    /// Everything is written: flush it and put the file in place.
+    pub fn commit(mut self) -> Result<()> {
+        self.out
+            .flush()
+            .with_context(|| format!("could not write {}", self.shown))?;
+        if let Some((tmp, target)) = self.replace.take() {
+            let result = std::fs::rename(&tmp, &target)
+                .with_context(|| format!("could not put {} in place", self.shown));
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    /// Not committed (an error, a panic): the temporary file goes, the target stays as it was.
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = self.replace.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Whether file descriptor 1 is open (Rust's `stdout()` silently drops writes when it is not).
+fn stdout_is_open() -> bool {
+    // SAFETY: F_GETFD only queries the descriptor's flags.
+    unsafe { libc::fcntl(1, libc::F_GETFD) != -1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("pyspy-output-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn files_in(d: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_file_appears_whole_or_not_at_all() {
+        let d = dir().join("whole");
+        std::fs::create_dir_all(&d).unwrap();
+        let target = d.join("out.json");
+        std::fs::write(&target, "old").unwrap();
+        {
+            let mut o = Output::open(&target).unwrap();
+            o.writer().write_all(b"half").unwrap();
+            // Dropped without commit: a failed render.
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
+        assert_eq!(files_in(&d), ["out.json"], "no temporary file left");
+        let mut o = Output::open(&target).unwrap();
+        o.writer().write_all(b"new").unwrap();
+        o.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        // Through a link: the file changes, the link stays a link.
+        let link = d.join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut o = Output::open(&link).unwrap();
+        o.writer().write_all(b"via link").unwrap();
+        o.commit().unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "via link");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn devices_are_streams_and_folders_are_refused() {
+        let mut o = Output::open(Path::new("/dev/null")).unwrap();
+        o.writer().write_all(b"gone").unwrap();
+        o.commit().unwrap();
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        let full = Output::open(Path::new("/dev/full")).and_then(|mut o| {
+            o.writer().write_all(&[0u8; 1 << 17])?;
+            o.commit()
+        });
+        assert!(full.is_err(), "a full device is an error, not a success");
+        let err = Output::open(&dir()).err().unwrap().to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        let err = Output::open(Path::new("/nonexistent-dir/x.svg"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "could not create /nonexistent-dir/x.svg: the folder /nonexistent-dir does not exist"
+        );
+    }
+}

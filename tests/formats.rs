@@ -315,7 +315,8 @@ fn flamegraph_is_an_svg_with_our_frames() {
         "the title is the command line, as py-spy's is"
     );
     assert!(svg.contains("samples"), "subtitle with the sample count");
-    // No samples (the napper alone, without --idle): a clear error, not an empty SVG.
+    // No samples (the napper alone, without --idle): a valid SVG that says so, as every
+    // format writes a valid empty output, and a warning saying why.
     let (code, _, err) = run_py_spy(&[
         "render",
         session.to_str().unwrap(),
@@ -324,10 +325,15 @@ fn flamegraph_is_an_svg_with_our_frames() {
         "-o",
         dir.join("none.svg").to_str().unwrap(),
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("no samples") && err.contains("--idle"),
+        err.contains("Warning: no samples to write") && err.contains("--idle"),
         "{err}"
+    );
+    let none = std::fs::read_to_string(dir.join("none.svg")).unwrap();
+    assert!(
+        none.starts_with("<?xml") && none.contains("no samples to write"),
+        "{none}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -73,7 +73,10 @@ impl AttachPolicy {
     pub fn is_final(&self, err: &anyhow::Error, tries: u64, elapsed: Duration) -> bool {
         let settled = |s: Option<Duration>| s.is_some_and(|s| elapsed >= s);
         let by_kind = match err.downcast_ref::<AttachError>() {
-            Some(AttachError::NoSuchProcess(_)) | Some(AttachError::PermissionDenied(_)) => true,
+            Some(AttachError::NoSuchProcess(_))
+            | Some(AttachError::Zombie(_))
+            | Some(AttachError::KernelThread(_))
+            | Some(AttachError::PermissionDenied(_)) => true,
             Some(AttachError::NotPython { .. }) | Some(AttachError::UnsupportedVersion { .. }) => {
                 settled(self.settle)
             }
@@ -93,6 +96,9 @@ impl AttachPolicy {
     ) -> Result<PythonSpy> {
         let begin = Instant::now();
         let mut tries = 0;
+        // The last "not Python" or "unsupported" answer: when the program then exits, that
+        // is what the user needs to hear, not that it is gone.
+        let mut telling: Option<anyhow::Error> = None;
         loop {
             let attempt = PythonSpy::new(pid, config).and_then(|mut spy| {
                 if self.first_sample {
@@ -105,11 +111,28 @@ impl AttachPolicy {
                 Err(e) => e,
             };
             tries += 1;
+            let err = match err.downcast_ref::<AttachError>() {
+                Some(AttachError::NotPython { .. })
+                | Some(AttachError::UnsupportedVersion { .. }) => {
+                    telling = None;
+                    err
+                }
+                Some(AttachError::NoSuchProcess(_)) | Some(AttachError::Zombie(_)) => {
+                    telling.take().unwrap_or(err)
+                }
+                _ => err,
+            };
             if let Some(reason) = give_up() {
                 return Err(err.context(reason));
             }
             if self.is_final(&err, tries, begin.elapsed()) {
                 return Err(err);
+            }
+            if matches!(
+                err.downcast_ref::<AttachError>(),
+                Some(AttachError::NotPython { .. }) | Some(AttachError::UnsupportedVersion { .. })
+            ) {
+                telling = Some(err);
             }
             std::thread::sleep(self.pause);
         }

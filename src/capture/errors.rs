@@ -9,6 +9,10 @@ use crate::model::trace::Pid;
 #[derive(Debug)]
 pub enum AttachError {
     NoSuchProcess(Pid),
+    /// The process has exited and waits for its parent to collect it.
+    Zombie(Pid),
+    /// A kernel thread: no program, no memory of its own to read.
+    KernelThread(Pid),
     PermissionDenied(Pid),
     /// The process runs no CPython we can find: names its executable.
     NotPython {
@@ -25,11 +29,34 @@ impl fmt::Display for AttachError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AttachError::NoSuchProcess(pid) => write!(f, "no such process: {pid}"),
-            AttachError::PermissionDenied(pid) => write!(
+            AttachError::Zombie(pid) => write!(
                 f,
-                "permission denied reading process {pid}: py-spy needs root or CAP_SYS_PTRACE \
-                 (try sudo; in a container, add --cap-add SYS_PTRACE)"
+                "process {pid} has exited (a zombie, waiting for its parent to collect it): \
+                 there is nothing left to profile"
             ),
+            AttachError::KernelThread(pid) => write!(
+                f,
+                "process {pid} is a kernel thread, not a program: there is no Python in it"
+            ),
+            AttachError::PermissionDenied(pid) => match (proc::tracer_of(*pid), is_root()) {
+                (Some(tracer), _) => write!(
+                    f,
+                    "process {pid} is already traced by process {tracer} (a debugger or another \
+                     profiler): only one tracer can hold a process; stop it, or use \
+                     --nonblocking, which does not pause the process"
+                ),
+                (None, true) => write!(
+                    f,
+                    "permission denied reading process {pid}, although py-spy runs as root: a \
+                     security module (Yama's ptrace_scope 3, SELinux, AppArmor) or a missing \
+                     CAP_SYS_PTRACE in this container forbids it"
+                ),
+                (None, false) => write!(
+                    f,
+                    "permission denied reading process {pid}: py-spy needs root or \
+                     CAP_SYS_PTRACE (try sudo; in a container, add --cap-add SYS_PTRACE)"
+                ),
+            },
             AttachError::NotPython { pid, exe } => write!(
                 f,
                 "process {pid} ({exe}) is not a Python program: no CPython interpreter found in \
@@ -51,10 +78,24 @@ impl std::error::Error for AttachError {}
 pub fn classify_errno(pid: Pid, errno: i32) -> Option<AttachError> {
     match errno {
         libc::EPERM | libc::EACCES => Some(AttachError::PermissionDenied(pid)),
-        libc::ESRCH | libc::ENOENT => Some(AttachError::NoSuchProcess(pid)),
-        _ if !proc::alive(pid) => Some(AttachError::NoSuchProcess(pid)),
+        libc::ESRCH | libc::ENOENT => Some(gone(pid)),
+        _ if !proc::alive(pid) => Some(gone(pid)),
         _ => None,
     }
+}
+
+/// Why `pid` has nothing to read: a zombie, a kernel thread, or no such process at all.
+fn gone(pid: Pid) -> AttachError {
+    match proc::stat(pid) {
+        Some(s) if s.exited() => AttachError::Zombie(pid),
+        Some(_) if proc::is_kernel_thread(pid) => AttachError::KernelThread(pid),
+        _ => AttachError::NoSuchProcess(pid),
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// [`classify_errno`] for an I/O error (reading `/proc/PID/...`).
@@ -86,8 +127,13 @@ mod tests {
         let perm = classify_errno(me, libc::EPERM);
         assert!(matches!(perm, Some(AttachError::PermissionDenied(p)) if p == me));
         assert!(matches!(
-            classify_errno(me, libc::ESRCH),
+            classify_errno(i32::MAX - 1, libc::ESRCH),
             Some(AttachError::NoSuchProcess(_))
+        ));
+        // kthreadd is process 2 on Linux.
+        assert!(matches!(
+            classify_errno(2, libc::ENOENT),
+            Some(AttachError::KernelThread(2))
         ));
         assert!(
             classify_errno(me, libc::EIO).is_none(),

@@ -105,6 +105,9 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<i32> {
         "{}",
         formats::spec(req.render.format).wrote(&output, samples, errors)
     );
+    if let Some(why) = &rendered.nothing_kept {
+        println!("Warning: {why}");
+    }
     if let Some(note) = &rendered.errors_note {
         println!("{note}");
     }

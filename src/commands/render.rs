@@ -33,6 +33,9 @@ pub fn run(req: &Render) -> Result<()> {
             .with_extension(formats::spec(req.options.format).extension)
     });
     let summary = render_to(&session, &req.options, &output)?;
+    if let Some(why) = &summary.nothing_kept {
+        eprintln!("Warning: {why}");
+    }
     if output == Path::new("-") {
         return Ok(());
     }

@@ -65,16 +65,23 @@ pub fn write_flamegraph(
 ) -> Result<u64> {
     let (lines, total) = collapse(replay)?;
     if lines.is_empty() {
-        let hint = if replay.dropped > 0 {
-            format!(
-                " ({} samples of idle threads, or threads without the GIL, were left out: \
-                 try --idle, or drop --gil)",
-                replay.dropped
-            )
-        } else {
-            String::new()
-        };
-        return Err(anyhow!("no samples to draw a flamegraph from{hint}"));
+        // inferno draws nothing from no lines: a small SVG that says why, so the file is a
+        // valid image like every other format's empty output.
+        let title = title.unwrap_or("py-spy");
+        let why = replay.nothing_kept_reason();
+        write!(
+            out,
+            "<?xml version=\"1.0\" standalone=\"no\"?>\n\
+             <svg version=\"1.1\" width=\"1200\" height=\"70\" \
+             xmlns=\"http://www.w3.org/2000/svg\">\n\
+             <text x=\"600\" y=\"26\" text-anchor=\"middle\" font-family=\"Verdana\" \
+             font-size=\"17\">{}</text>\n\
+             <text x=\"600\" y=\"52\" text-anchor=\"middle\" font-family=\"Verdana\" \
+             font-size=\"12\">{}</text>\n</svg>\n",
+            xml_escape(title),
+            xml_escape(&why)
+        )?;
+        return Ok(0);
     }
     let session = replay.session();
     let mut opts = inferno::flamegraph::Options::default();
@@ -101,4 +108,12 @@ pub fn write_flamegraph(
     inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), out)
         .map_err(|e| anyhow!("could not draw the flamegraph: {e}"))?;
     Ok(total)
+}
+
+/// `text` with XML's special characters escaped.
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

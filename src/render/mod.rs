@@ -13,7 +13,7 @@ pub mod dump;
 pub mod formats;
 pub mod speedscope;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::io::Write;
 
 use crate::analyze::{Replay, View};
@@ -38,6 +38,8 @@ pub struct RenderSummary {
     /// Error samples (stack unknown) left out, and a line saying why, by reason.
     pub errors_left_out: u64,
     pub errors_note: Option<String>,
+    /// Why no sample passed the view, when none did.
+    pub nothing_kept: Option<String>,
 }
 
 /// Replay `session` through the view and write it in the chosen format.
@@ -47,15 +49,12 @@ pub fn render(
     out: &mut dyn Write,
 ) -> Result<RenderSummary> {
     let mut replay = Replay::new(session, &opts.view)?;
-    let written = (formats::spec(opts.format).write)(&mut replay, opts, out);
-    if replay.kept == 0 {
-        // Whatever the format (an empty flamegraph cannot even be drawn): an error saying
-        // why, so that no format "succeeds" with nothing in it.
-        bail!(replay.nothing_kept_reason());
-    }
-    let samples = written?;
+    let samples = (formats::spec(opts.format).write)(&mut replay, opts, out)?;
     Ok(RenderSummary {
         samples,
+        // Every format writes a valid, empty output then (py-spy's `record --gil` of an idle
+        // program does too); the commands say why.
+        nothing_kept: (replay.kept == 0).then(|| replay.nothing_kept_reason()),
         dropped: replay.dropped,
         errors_left_out: replay.errors_left_out_total(),
         errors_note: replay.errors_note(),

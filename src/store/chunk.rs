@@ -15,8 +15,14 @@ pub const FLAG_TRUNCATED: u8 = 4;
 /// reason, and the sample stands for time whose stack is unknown.
 pub const FLAG_ERROR: u8 = 8;
 
-/// Largest decoded chunk accepted: a corrupt length must not exhaust memory.
-const MAX_DECODED: u64 = 256 << 20;
+/// Most samples a chunk may hold: the writer sends at most 16,384 per chunk; a file that
+/// claims more is damaged or crafted.
+pub const MAX_CHUNK_SAMPLES: u64 = 1 << 20;
+/// Most bytes one sample takes decoded: bincode's variable-length integers (9 for a u64, 5
+/// for a u32) and a flags byte.
+const MAX_SAMPLE_BYTES: u64 = 9 + 5 + 5 + 1 + 5;
+/// The five columns' length prefixes.
+const COLUMN_HEADERS: u64 = 5 * 9;
 const ZSTD_LEVEL: i32 = 3;
 
 /// One thread's stack at one moment.
@@ -56,9 +62,7 @@ struct Columns {
 }
 
 fn codec() -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_varint_encoding()
-        .with_limit(MAX_DECODED)
+    bincode::DefaultOptions::new().with_varint_encoding()
 }
 
 /// Encode samples (in time order) taken after `start_us`.
@@ -77,14 +81,32 @@ pub fn encode(samples: &[Sample], start_us: u64) -> Result<Vec<u8>> {
     zstd::bulk::compress(&raw, ZSTD_LEVEL).context("could not compress samples")
 }
 
-/// Decode a chunk written by [`encode`] with the same `start_us`.
-pub fn decode(data: &[u8], start_us: u64) -> Result<Vec<Sample>> {
-    let raw = zstd::bulk::decompress(data, MAX_DECODED as usize)
-        .context("a sample chunk does not decompress (damaged file?)")?;
+/// Decode a chunk written by [`encode`] with the same `start_us`, holding `claimed` samples
+/// (the chunk index's count). Memory is bounded by the claim, and the claim by
+/// [`MAX_CHUNK_SAMPLES`]: a chunk that decompresses to more than its samples can take
+/// (a decompression bomb) or to another number of samples is refused as damaged.
+pub fn decode(data: &[u8], start_us: u64, claimed: u64) -> Result<Vec<Sample>> {
+    if claimed > MAX_CHUNK_SAMPLES {
+        bail!(
+            "a sample chunk claims {claimed} samples, more than a capture writes \
+             ({MAX_CHUNK_SAMPLES}) (damaged file?)"
+        );
+    }
+    let limit = claimed * MAX_SAMPLE_BYTES + COLUMN_HEADERS;
+    let raw = zstd::bulk::decompress(data, limit as usize).with_context(|| {
+        format!(
+            "a sample chunk does not decompress within the {limit} bytes its {claimed} samples \
+             can take (damaged file?)"
+        )
+    })?;
     let c: Columns = codec()
+        .with_limit(limit)
         .deserialize(&raw)
         .context("a sample chunk does not decode (damaged file?)")?;
     let n = c.t_delta.len();
+    if n as u64 != claimed {
+        bail!("a sample chunk holds {n} samples where its index says {claimed} (damaged file?)");
+    }
     if [
         c.thread.len(),
         c.stack.len(),
@@ -116,6 +138,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_decompression_bomb_is_refused_without_using_its_memory() {
+        // A few KB of zstd that would expand to 64 MB.
+        let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 3).unwrap();
+        assert!(bomb.len() < 100 << 10, "{} bytes", bomb.len());
+        let err = decode(&bomb, 0, 16_384).unwrap_err().to_string();
+        assert!(err.contains("does not decompress within"), "{err}");
+    }
+
+    #[test]
     fn round_trip_and_garbage() {
         let samples: Vec<Sample> = (0..1000)
             .map(|i| Sample {
@@ -127,10 +158,13 @@ mod tests {
             })
             .collect();
         let data = encode(&samples, 5_000).unwrap();
-        assert_eq!(decode(&data, 5_000).unwrap(), samples);
+        assert_eq!(decode(&data, 5_000, samples.len() as u64).unwrap(), samples);
+        // A count that disagrees with the chunk, or beyond any capture's, is refused.
+        assert!(decode(&data, 5_000, samples.len() as u64 - 1).is_err());
+        assert!(decode(&data, 5_000, MAX_CHUNK_SAMPLES + 1).is_err());
         assert!(data.len() < samples.len() * 4, "{} bytes", data.len());
         for bad in [&b""[..], b"garbage", &data[..data.len() / 2]] {
-            assert!(decode(bad, 0).is_err());
+            assert!(decode(bad, 0, samples.len() as u64).is_err());
         }
     }
 }

@@ -49,6 +49,10 @@ impl ThreadRow {
     }
 }
 
+/// Deepest stack a session may hold: the walker stops at 4,096 Python frames; room is left
+/// for native frames. A deeper one is damage, and would make outputs huge.
+pub const MAX_STACK_DEPTH: usize = 16_384;
+
 /// Which samples to read.
 #[derive(Debug, Clone, Default)]
 pub struct SampleFilter {
@@ -199,6 +203,13 @@ impl Session {
         for s in &stacks {
             if s.iter().any(|f| *f as usize >= frames.len()) {
                 bail!("a stack names a frame that is not stored (damaged file?)");
+            }
+            if s.len() > MAX_STACK_DEPTH {
+                bail!(
+                    "a stack has {} frames, more than a capture writes ({MAX_STACK_DEPTH}) \
+                     (damaged file?)",
+                    s.len()
+                );
             }
         }
         let errors = if version >= 2 {
@@ -351,13 +362,24 @@ impl Iterator for SampleIter<'_> {
             let id = *self.chunks.get(self.next_chunk)?;
             self.next_chunk += 1;
             let row = self.session.conn.query_row(
-                "SELECT start_us, data FROM chunks WHERE id = ?1",
+                "SELECT start_us, samples, data FROM chunks WHERE id = ?1",
                 params![id],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                },
             );
             let decoded = row
                 .context("could not read a sample chunk (damaged file?)")
-                .and_then(|(start, data)| chunk::decode(&data, start as u64));
+                .and_then(|(start, claimed, data)| {
+                    let claimed = u64::try_from(claimed).map_err(|_| {
+                        anyhow::anyhow!("a sample chunk claims {claimed} samples (damaged file?)")
+                    })?;
+                    chunk::decode(&data, start.max(0) as u64, claimed)
+                });
             match decoded {
                 Ok(samples) => {
                     let n_threads = self.session.threads.len();

@@ -72,6 +72,16 @@ const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// Open an existing session read-only, after checking it is one of ours, of a version we
 /// read; returns the connection and the file's format version.
 pub fn open_existing(path: &Path) -> Result<(Connection, i32)> {
+    // A FIFO would block the open below forever, a device would be read as data.
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("could not open session file {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "{} is {}, not a session file",
+            path.display(),
+            describe_file_type(&meta.file_type())
+        );
+    }
     let mut head = [0u8; 16];
     {
         use std::io::Read;
@@ -88,6 +98,22 @@ pub fn open_existing(path: &Path) -> Result<(Connection, i32)> {
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("could not open session file {}", path.display()))?;
     let damaged = |e: rusqlite::Error| {
+        let [wal, _, _] = side_files(path);
+        let folder = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if wal.exists() && !writable(folder) {
+            // SQLite reads a write-ahead log through an index file it creates beside it.
+            return anyhow::Error::from(e).context(format!(
+                "{} was not closed (its capture was killed), and reading the samples in its \
+                 {} needs a file SQLite creates in {}, which is not writable: copy both files \
+                 to a writable folder",
+                path.display(),
+                wal.display(),
+                folder.display()
+            ));
+        }
         anyhow::Error::from(e).context(format!(
             "{} is damaged (truncated or overwritten?)",
             path.display()
@@ -96,6 +122,16 @@ pub fn open_existing(path: &Path) -> Result<(Connection, i32)> {
     let app: i32 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(damaged)?;
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(damaged)?;
+    if app == 0 && tables == 0 {
+        bail!(
+            "{} holds no session yet: the capture writing it is just starting, or stopped \
+             before its first commit",
+            path.display()
+        );
+    }
     if app != APPLICATION_ID {
         bail!(
             "{} is an SQLite database but not a py-spy session file",
@@ -113,6 +149,16 @@ pub fn open_existing(path: &Path) -> Result<(Connection, i32)> {
         );
     }
     Ok((conn, version))
+}
+
+/// Whether this process may create files in `dir`.
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access reads the NUL-terminated path only.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// The files SQLite keeps beside a session at `path` while it is open or after a crash: the
@@ -140,6 +186,17 @@ pub fn session_target(path: &Path) -> Result<PathBuf> {
         },
         _ => path.to_path_buf(),
     };
+    let folder = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        bail!(
+            "cannot write the session {}: the folder {} does not exist",
+            path.display(),
+            folder.display()
+        );
+    }
     match std::fs::metadata(&target) {
         Ok(m) if !m.is_file() => bail!(
             "{} is {}, not a regular file: a session file is an SQLite database and must be a \

@@ -47,6 +47,10 @@ enum Msg {
         command_line: String,
         python: Option<String>,
     },
+    ProcessPython {
+        id: u32,
+        python: String,
+    },
     Thread {
         id: u32,
         process: u32,
@@ -168,6 +172,21 @@ impl SessionWriter {
             parent,
             command_line: command_line.to_string(),
             python: python.map(str::to_string),
+        })
+    }
+
+    /// A process's Python version, known better than when it was registered (the first
+    /// process's is also the session's).
+    pub fn set_python(&mut self, pid: i32, python: &str) -> Result<()> {
+        let Some(id) = self.ids.process_id(pid) else {
+            return Ok(());
+        };
+        if id == 0 {
+            self.send(Msg::Meta("python".into(), python.to_string()))?;
+        }
+        self.send(Msg::ProcessPython {
+            id,
+            python: python.to_string(),
         })
     }
 
@@ -431,6 +450,10 @@ fn apply(conn: &Connection, msg: Msg, stats: &mut WriterStats) -> Result<()> {
                 "INSERT INTO processes (id, pid, parent, command_line, python) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![id, pid, parent, command_line, python])?;
+        }
+        Msg::ProcessPython { id, python } => {
+            conn.prepare_cached("UPDATE processes SET python = ?2 WHERE id = ?1")?
+                .execute(params![id, python])?;
         }
         Msg::Thread {
             id,

@@ -43,6 +43,25 @@ pub fn alive(pid: Pid) -> bool {
     stat(pid).is_some_and(|s| !s.exited())
 }
 
+/// The process tracing `pid` (a debugger, a profiler pausing it), from `TracerPid` in
+/// `/proc/PID/status`.
+pub fn tracer_of(pid: Pid) -> Option<Pid> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let tracer: Pid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (tracer != 0).then_some(tracer)
+}
+
+/// A kernel thread has no command line and no executable.
+pub fn is_kernel_thread(pid: Pid) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty())
+        && std::fs::read_link(format!("/proc/{pid}/exe")).is_err()
+}
+
 /// The numeric entries of a `/proc` directory (processes, or a process's tasks).
 fn numbered<T: std::str::FromStr>(dir: &str) -> Vec<T> {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -24,6 +24,10 @@ pub struct PythonTarget {
     /// The binary that holds the interpreter (libpython, or the executable for static builds).
     pub interpreter_binary: LoadedBinary,
     pub version: Version,
+    /// The version came from the binary's file name only ("python2.7": patch unknown), as
+    /// before 3.11 when attaching before the interpreter set `sys.version`; see
+    /// [`PythonTarget::exact_version`].
+    pub version_from_name: bool,
     pub layout: &'static Layout,
     /// Address of the layout's root symbol: `_PyRuntime` (3.7+) or `interp_head`.
     pub runtime: u64,
@@ -92,8 +96,9 @@ impl PythonTarget {
             if !named_python && !has_python_symbols {
                 continue;
             }
-            let version = detect_version(mem, &bin, rodata_version.clone())
-                .or_else(|| Version::from_file_name(maps::file_name(&cand.path)));
+            let detected = detect_version(mem, &bin, rodata_version.clone());
+            let version_from_name = detected.is_none();
+            let version = detected.or_else(|| Version::from_file_name(maps::file_name(&cand.path)));
             let Some(version) = version else {
                 continue;
             };
@@ -141,6 +146,7 @@ impl PythonTarget {
                 exe,
                 interpreter_binary: bin,
                 version,
+                version_from_name,
                 layout,
                 runtime: root,
                 dockerized,
@@ -198,6 +204,16 @@ impl PythonTarget {
     }
 }
 
+impl PythonTarget {
+    /// The full version, once `sys.version` can be read (for a version first known only
+    /// from a file name); `None` while it cannot. Same major and minor only: the layout was
+    /// chosen by them.
+    pub fn exact_version(&self, mem: &dyn Memory) -> Option<Version> {
+        let found = version_in_data(mem, &self.interpreter_binary)?;
+        (found.major == self.version.major && found.minor == self.version.minor).then_some(found)
+    }
+}
+
 /// Symbols looked for in the interpreter's binaries; everything else in the table is ignored.
 const WANTED_SYMBOLS: &[&str] = &[
     "_PyRuntime",
@@ -221,11 +237,14 @@ fn detect_version(
             }
         }
     }
-    rodata_version.or_else(|| {
-        bin.data_ranges.iter().find_map(|(start, end)| {
-            let len = end.saturating_sub(*start).min(16 << 20) as usize;
-            Version::scan_bytes(&mem.read_vec(*start, len).ok()?)
-        })
+    rodata_version.or_else(|| version_in_data(mem, bin))
+}
+
+/// `sys.version` as `Py_GetVersion` left it in the binary's .data/.bss.
+fn version_in_data(mem: &dyn Memory, bin: &LoadedBinary) -> Option<Version> {
+    bin.data_ranges.iter().find_map(|(start, end)| {
+        let len = end.saturating_sub(*start).min(16 << 20) as usize;
+        Version::scan_bytes(&mem.read_vec(*start, len).ok()?)
     })
 }
 

@@ -96,6 +96,9 @@ pub struct PythonSpy {
     /// Stripped 2.7/3.6 builds don't export `_PyThreadState_Current`: when it was last looked
     /// for in the binary's data (see [`PythonSpy::find_gil_word`]).
     gil_search: Option<Instant>,
+    attached_at: Instant,
+    /// When the full version was last looked for (see [`PythonSpy::refresh_version`]).
+    version_checked: Option<Instant>,
 }
 
 /// One thread's stack as [`PythonSpy::sample`] takes it: code objects rather than strings.
@@ -175,6 +178,8 @@ impl PythonSpy {
             first_attempt: Vec::new(),
             raw: Vec::new(),
             gil_search: None,
+            attached_at: Instant::now(),
+            version_checked: None,
         };
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.
         let mut raw = Vec::new();
@@ -236,6 +241,29 @@ impl PythonSpy {
         });
         self.scratch = threads;
         traces
+    }
+
+    /// When the version was known only from a file name at attach (before 3.11, attached
+    /// before the interpreter set `sys.version`), look for the full version again, at most
+    /// every 100 ms for 10 s: returns it once found (then `self.version` holds it).
+    pub fn refresh_version(&mut self) -> Option<Version> {
+        if !self.target.version_from_name {
+            return None;
+        }
+        let now = Instant::now();
+        if self
+            .version_checked
+            .is_some_and(|t| now - t < Duration::from_millis(100))
+            || now - self.attached_at > Duration::from_secs(10)
+        {
+            return None;
+        }
+        self.version_checked = Some(now);
+        let exact = self.target.exact_version(&self.mem)?;
+        self.target.version_from_name = false;
+        self.target.version = exact.clone();
+        self.version = exact.clone();
+        Some(exact)
     }
 
     /// `threading`'s name for a thread, as last looked up.

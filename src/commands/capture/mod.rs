@@ -208,7 +208,7 @@ fn run(
     stop: &AtomicBool,
 ) -> Result<CaptureSummary> {
     let root_pid = root.pid;
-    let python = root.version.to_string();
+    let mut python = root.version.to_string();
     let command_line = root.command_line();
     let meta = CaptureStart {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -249,6 +249,17 @@ fn run(
         }
         procs = alive;
         tally.snapshots += 1;
+        // A version known only from a file name at attach (2.7–3.10 started by us): the
+        // full one once the interpreter has set it.
+        for p in &mut procs {
+            if let Some(exact) = p.spy.refresh_version() {
+                let exact = exact.to_string();
+                writer.set_python(p.spy.pid, &exact)?;
+                if p.spy.pid == root_pid {
+                    python = exact;
+                }
+            }
+        }
         if procs.is_empty() {
             return Ok(Flow::Stop(StopReason::ProcessExited));
         }

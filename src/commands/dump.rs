@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use std::io::Write;
 
-use crate::capture::spy::PythonSpy;
+use crate::capture::spy::{PythonSpy, MAX_PAUSE};
 use crate::model::config::Config;
 use crate::model::trace::Pid;
 use crate::render::dump::DumpHeader;
@@ -22,5 +22,12 @@ pub fn dump(pid: Pid, config: &Config, json: bool, out: &mut dyn Write) -> Resul
         python: &spy.version.to_string(),
         executable: spy.exe(),
     };
+    if spy.stats.unpaused > 0 {
+        eprintln!(
+            "Note: read without pausing the program: pausing all its threads would have \
+             stopped it for more than {} ms",
+            MAX_PAUSE.as_millis()
+        );
+    }
     crate::render::dump::write_dump(out, &header, &traces, json)
 }

@@ -83,6 +83,9 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<i32> {
         }
         recorder::StopReason::Duration => {}
     }
+    if let Some(note) = recorder::unpaused_note(&summary) {
+        println!("{note}.");
+    }
     if summary.late > 0 || summary.skipped > 0 {
         println!(
             "{} of {} sampling ticks were missed because sampling fell behind, and {} snapshots \

@@ -83,6 +83,11 @@ pub struct CaptureEnd {
     /// `duration`, `interrupted` or `process_exited`.
     pub stop_reason: String,
     pub last_error: Option<String>,
+    /// The longest pause of a target for one snapshot, in µs (blocking mode).
+    pub longest_pause_us: u64,
+    /// Snapshots taken without pausing in blocking mode, because pausing every thread would
+    /// have stopped the program too long.
+    pub unpaused_snapshots: u64,
 }
 
 impl CaptureStart {
@@ -116,6 +121,8 @@ impl CaptureEnd {
             ("late_snapshots", self.late_snapshots.to_string()),
             ("skipped_ticks", self.skipped_ticks.to_string()),
             ("stop_reason", self.stop_reason.clone()),
+            ("longest_pause_us", self.longest_pause_us.to_string()),
+            ("unpaused_snapshots", self.unpaused_snapshots.to_string()),
         ];
         if let Some(e) = &self.last_error {
             rows.push(("last_error", e.clone()));
@@ -174,6 +181,8 @@ impl SessionMeta {
             skipped_ticks: num("skipped_ticks").unwrap_or(0),
             stop_reason: text("stop_reason").unwrap_or_default(),
             last_error: text("last_error"),
+            longest_pause_us: num("longest_pause_us").unwrap_or(0),
+            unpaused_snapshots: num("unpaused_snapshots").unwrap_or(0),
         });
         SessionMeta {
             start_unix_us: num("start_unix_us").unwrap_or(0),
@@ -237,6 +246,8 @@ mod tests {
             skipped_ticks: 0,
             stop_reason: "duration".into(),
             last_error: Some("gone".into()),
+            longest_pause_us: 1_234,
+            unpaused_snapshots: 5,
         };
         let mut rows = start().rows();
         rows.extend(end.rows());

@@ -62,6 +62,11 @@ impl OsThreads {
         self.files.retain(|tid, _| alive.contains(tid));
     }
 
+    /// Threads with an open stat file.
+    pub fn count(&self) -> usize {
+        self.files.len()
+    }
+
     /// Thread ids with an open stat file.
     pub fn known(&self) -> Vec<u64> {
         self.files.keys().copied().collect()

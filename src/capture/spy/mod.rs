@@ -52,7 +52,20 @@ pub struct CaptureStats {
     /// reported as faults (see [`ThreadSample::fault`]).
     pub retries: u64,
     pub faults: u64,
+    /// The longest time the target was paused for one snapshot (blocking mode).
+    pub longest_pause: Duration,
+    /// Snapshots taken without pausing in blocking mode, because pausing every thread would
+    /// have stopped the program for longer than [`MAX_PAUSE`] (see [`PythonSpy::sample`]).
+    pub unpaused: u64,
 }
+
+/// Longest pause of the target that blocking mode allows itself for one snapshot. Pausing
+/// costs each thread a ptrace stop in turn, so a process with thousands of threads would be
+/// frozen for most of a second: beyond this, a snapshot is taken without pausing (and
+/// counted in [`CaptureStats::unpaused`]).
+pub const MAX_PAUSE: Duration = Duration::from_millis(20);
+/// Cost of pausing one thread, assumed until a pause was measured.
+const PAUSE_PER_THREAD_GUESS: Duration = Duration::from_micros(100);
 
 /// Snapshots taken again, at most, when a stack changed while it was read.
 const MAX_RETRIES: usize = 2;
@@ -97,6 +110,8 @@ pub struct PythonSpy {
     /// for in the binary's data (see [`PythonSpy::find_gil_word`]).
     gil_search: Option<Instant>,
     attached_at: Instant,
+    /// Measured cost of pausing one thread (see [`MAX_PAUSE`]).
+    pause_per_thread: Duration,
     /// When the full version was last looked for (see [`PythonSpy::refresh_version`]).
     version_checked: Option<Instant>,
 }
@@ -179,6 +194,7 @@ impl PythonSpy {
             raw: Vec::new(),
             gil_search: None,
             attached_at: Instant::now(),
+            pause_per_thread: PAUSE_PER_THREAD_GUESS,
             version_checked: None,
         };
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.

@@ -13,11 +13,17 @@ impl PythonSpy {
         // every thread is 't'. Without pausing they are read after the snapshot, and only for
         // threads not holding the GIL.
         self.running.clear();
-        let blocking = self.config.blocking == LockingStrategy::Lock;
+        let mut blocking = self.config.blocking == LockingStrategy::Lock;
+        if blocking && (self.walker.threads_changed || self.os_threads.count() == 0) {
+            self.os_threads.rescan();
+        }
+        let threads = self.os_threads.count().max(1) as u32;
+        if blocking && self.pause_per_thread * threads > MAX_PAUSE {
+            // Pausing every thread would freeze the program too long: read it running.
+            blocking = false;
+            self.stats.unpaused += 1;
+        }
         if !self.config.gil_only && blocking {
-            if self.walker.threads_changed {
-                self.os_threads.rescan();
-            }
             for tid in self.os_threads.known() {
                 if let Some(r) = self.os_threads.is_running(tid) {
                     self.running.insert(tid, r);
@@ -31,6 +37,7 @@ impl PythonSpy {
         // reported as a fault if it still fails.
         let mut attempt = 0;
         loop {
+            let paused_at = Instant::now();
             let lock = if blocking {
                 Some(self.process.lock().map_err(|e| self.lock_error(e))?)
             } else {
@@ -38,6 +45,14 @@ impl PythonSpy {
             };
             let result = self.snapshot_once(out);
             drop(lock);
+            if blocking {
+                let pause = paused_at.elapsed();
+                self.stats.longest_pause = self.stats.longest_pause.max(pause);
+                // What pausing one thread costs here (the lock takes each in turn), learnt
+                // from every pause: the next snapshot is not paused if it would be too long.
+                let each = pause / threads;
+                self.pause_per_thread = (self.pause_per_thread * 3 + each) / 4;
+            }
             result?;
             if attempt == 0 {
                 self.doubt_new_empty_stacks(out);

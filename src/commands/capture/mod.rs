@@ -24,7 +24,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::capture::os::proc;
-use crate::capture::spy::PythonSpy;
+use crate::capture::spy::{PythonSpy, MAX_PAUSE};
 pub use crate::capture::timer::StopReason;
 use crate::capture::timer::{Flow, Ticker};
 use crate::model::config::{Config, LineNo};
@@ -36,6 +36,18 @@ use launch::{attach, attach_spawned, end_child, spawn};
 use process::{Attached, Moment, Scratch};
 use progress::Progress;
 use tally::Tally;
+
+/// Blocking mode that did not pause, and why, when it happened.
+pub fn unpaused_note(s: &CaptureSummary) -> Option<String> {
+    (s.unpaused > 0).then(|| {
+        format!(
+            "{} snapshots taken without pausing the program: pausing all its threads would have \
+             stopped it for more than {} ms each time",
+            s.unpaused,
+            MAX_PAUSE.as_millis()
+        )
+    })
+}
 
 /// One line on how a capture went.
 pub fn describe_capture(path: &Path, s: &CaptureSummary) -> String {
@@ -53,6 +65,13 @@ pub fn describe_capture(path: &Path, s: &CaptureSummary) -> String {
         format_bytes(s.file_bytes),
         s.file_bytes as f64 / s.samples.max(1) as f64,
     );
+    if let Some(note) = unpaused_note(s) {
+        text.push_str("; ");
+        text.push_str(&note);
+    }
+    if s.longest_pause > Duration::ZERO {
+        text.push_str(&format!("; longest pause {:.1?}", s.longest_pause));
+    }
     if s.late > 0 || s.skipped > 0 {
         text.push_str(&format!(
             "; {} snapshots more than a period late (worst {:.1?}), {} ticks skipped: try a lower rate",
@@ -112,6 +131,10 @@ pub struct CaptureSummary {
     pub skipped: u64,
     /// Largest lateness of a tick.
     pub max_late: Duration,
+    /// The longest pause of a target for one snapshot (blocking mode), and the snapshots
+    /// taken without pausing because pausing would have been longer than `MAX_PAUSE`.
+    pub longest_pause: Duration,
+    pub unpaused: u64,
     pub stop: StopReason,
     pub elapsed: Duration,
     pub writer: WriterStats,
@@ -282,6 +305,8 @@ fn run(
         skipped_ticks: ticker.skipped,
         stop_reason: stop_reason.as_str().to_string(),
         last_error: tally.last_error.clone(),
+        longest_pause_us: tally.longest_pause.as_micros() as u64,
+        unpaused_snapshots: tally.unpaused,
     })?;
     let stats = writer.finish()?;
     Ok(CaptureSummary {
@@ -296,6 +321,8 @@ fn run(
         late: tally.late,
         skipped: ticker.skipped,
         max_late: tally.max_late,
+        longest_pause: tally.longest_pause,
+        unpaused: tally.unpaused,
         stop: stop_reason,
         elapsed,
         writer: stats,

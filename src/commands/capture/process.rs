@@ -40,6 +40,8 @@ pub(super) struct Attached {
     /// The threads of the last snapshot that worked (Python id, OS id): a failed snapshot
     /// is stored as an error sample for each.
     last_threads: Vec<(u64, Option<u64>)>,
+    /// The spy's count of unpaused snapshots already added to the tally.
+    unpaused_seen: u64,
 }
 
 impl Attached {
@@ -48,6 +50,7 @@ impl Attached {
             spy,
             frame_ids: FastMap::default(),
             last_threads: Vec::new(),
+            unpaused_seen: 0,
         }
     }
 
@@ -61,7 +64,12 @@ impl Attached {
         scratch: &mut Scratch,
         tally: &mut Tally,
     ) -> Result<bool> {
-        match self.spy.sample(&mut scratch.threads) {
+        let sampled = self.spy.sample(&mut scratch.threads);
+        let stats = &self.spy.stats;
+        tally.longest_pause = tally.longest_pause.max(stats.longest_pause);
+        tally.unpaused += stats.unpaused - self.unpaused_seen;
+        self.unpaused_seen = stats.unpaused;
+        match sampled {
             Ok(()) => {
                 self.last_threads.clear();
                 let threads = &scratch.threads;

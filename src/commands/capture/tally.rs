@@ -17,6 +17,11 @@ pub(super) struct Tally {
     pub late: u64,
     pub max_late: Duration,
     pub last_error: Option<String>,
+    /// The longest pause of a target for one snapshot (blocking mode).
+    pub longest_pause: Duration,
+    /// Snapshots of a process taken without pausing it in blocking mode, because pausing all
+    /// its threads would have stopped it too long.
+    pub unpaused: u64,
 }
 
 impl Tally {

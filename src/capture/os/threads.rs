@@ -7,7 +7,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use super::proc::{parse_stat, task_ids};
-use crate::model::fasthash::FastMap;
+use crate::model::fasthash::{FastMap, FastSet};
 use crate::model::trace::Pid;
 
 pub struct OsThreads {
@@ -58,7 +58,7 @@ impl OsThreads {
     }
 
     /// Forget threads not in `alive` (their files would report an exited thread).
-    pub fn retain(&mut self, alive: &[u64]) {
+    pub fn retain(&mut self, alive: &FastSet<u64>) {
         self.files.retain(|tid, _| alive.contains(tid));
     }
 

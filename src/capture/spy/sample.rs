@@ -119,13 +119,15 @@ impl PythonSpy {
                 t.active = r.unwrap_or(true) && !is_idle_frame(&t.frames);
             }
             if self.walker.threads_changed {
-                let tids: Vec<u64> = out.iter().filter_map(|t| t.os_thread_id).collect();
+                // Sets, not lists: with thousands of threads coming and going, a list
+                // searched for each of them cost more than the snapshot.
+                let tids: FastSet<u64> = out.iter().filter_map(|t| t.os_thread_id).collect();
                 self.os_threads.retain(&tids);
                 self.last_running.retain(|t, _| tids.contains(t));
             }
         }
         if self.walker.threads_changed || self.last_tops.len() > out.len() {
-            let ids: Vec<u64> = self.raw.iter().map(|t| t.thread_id).collect();
+            let ids: FastSet<u64> = self.raw.iter().map(|t| t.thread_id).collect();
             self.last_tops.retain(|t, _| ids.contains(t));
             self.had_frames.retain(|t| ids.contains(t));
         }

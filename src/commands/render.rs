@@ -28,6 +28,12 @@ pub struct Render {
 /// `py-spy render`: open the session, render it, and say what was written.
 pub fn run(req: &Render) -> Result<()> {
     let session = Session::open(&req.session)?;
+    for what in &session.meta.damaged {
+        eprintln!(
+            "Warning: {} has a damaged meta table: {what}",
+            req.session.display()
+        );
+    }
     let output = req.output.clone().unwrap_or_else(|| {
         req.session
             .with_extension(formats::spec(req.options.format).extension)

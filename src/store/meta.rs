@@ -143,6 +143,9 @@ pub struct SessionMeta {
     pub end: Option<CaptureEnd>,
     /// Every row as stored.
     pub rows: BTreeMap<String, String>,
+    /// Rows whose value does not parse (a damaged or edited file), said for people: what was
+    /// found and what is used instead.
+    pub damaged: Vec<String>,
 }
 
 impl SessionMeta {
@@ -184,11 +187,43 @@ impl SessionMeta {
             longest_pause_us: num("longest_pause_us").unwrap_or(0),
             unpaused_snapshots: num("unpaused_snapshots").unwrap_or(0),
         });
+        let mut damaged = Vec::new();
+        for key in [
+            "start_unix_us",
+            "pid",
+            "end_us",
+            "snapshots",
+            "samples",
+            "errors",
+            "error_samples",
+            "late_snapshots",
+            "skipped_ticks",
+        ] {
+            if let Some(v) = rows.get(key).filter(|v| v.parse::<u64>().is_err()) {
+                damaged.push(format!("{key} '{v}' is not a count; it is left out"));
+            }
+        }
+        if let Some(v) = rows
+            .get("rate")
+            .filter(|v| !v.parse::<u64>().is_ok_and(|r| r > 0))
+        {
+            let used = start.as_ref().map_or(100, |s| s.options.rate);
+            damaged.push(format!(
+                "rate '{v}' is not a number of samples per second; {used} is used"
+            ));
+        }
+        if let Some(v) = rows
+            .get("options")
+            .filter(|o| serde_json::from_str::<SamplingOptions>(o).is_err())
+        {
+            damaged.push(format!("options '{v}' do not parse; defaults are used"));
+        }
         SessionMeta {
             start_unix_us: num("start_unix_us").unwrap_or(0),
             start,
             end,
             rows,
+            damaged,
         }
     }
 
@@ -274,9 +309,18 @@ mod tests {
         assert_eq!(s.options.duration, RecordDuration::Unlimited);
         assert_eq!(s.options.blocking, LockingStrategy::Lock);
         // Damaged values: a rate of zero or text falls back, garbage JSON gives defaults.
+        assert!(SessionMeta::from_rows(rows.clone()).damaged.is_empty());
         rows.insert("rate".into(), "0".into());
         rows.insert("options".into(), "{not json".into());
-        assert_eq!(SessionMeta::from_rows(rows.clone()).rate(), 100);
+        let meta = SessionMeta::from_rows(rows.clone());
+        assert_eq!(meta.rate(), 100);
+        assert_eq!(
+            meta.damaged,
+            [
+                "rate '0' is not a number of samples per second; 100 is used",
+                "options '{not json' do not parse; defaults are used"
+            ]
+        );
         rows.insert("end_us".into(), "soon".into());
         assert!(SessionMeta::from_rows(rows).end.is_none());
         assert_eq!(SessionMeta::from_rows(BTreeMap::new()).rate(), 100);

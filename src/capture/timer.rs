@@ -78,7 +78,11 @@ impl Ticker {
 
     /// Whether every tick of the duration has been taken or skipped.
     pub fn finished(&self) -> bool {
-        self.limit.is_some_and(|l| self.next >= l)
+        // By ticks, and by the clock: a snapshot that ran long must not stretch the duration.
+        self.limit.is_some_and(|l| {
+            self.next >= l
+                || self.start.elapsed() >= Duration::from_nanos(self.period_ns.saturating_mul(l))
+        })
     }
 
     /// The sampling loop (the capture's and py-spy's `Sampler`'s): wait for each tick until
@@ -197,6 +201,10 @@ mod tests {
             t.next += 1;
         }
         assert!(t.finished());
+        // Wall time: however few ticks were taken, the duration ends on time.
+        let mut late = Ticker::for_duration(10, &RecordDuration::Seconds(1));
+        late.start -= Duration::from_millis(1100);
+        assert!(late.finished() && late.next == 0);
         let huge = Ticker::for_duration(1_000_000, &RecordDuration::Seconds(u64::MAX));
         assert!(!huge.finished(), "no overflow");
         assert!(!Ticker::for_duration(100, &RecordDuration::Unlimited).finished());

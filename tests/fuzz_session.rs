@@ -7,6 +7,9 @@
 //! `cargo test --release --test fuzz_session` runs a short pass (a few hundred mutants);
 //! `PYSPY_FUZZ_SECONDS=3600` runs for an hour. A failing seed is printed: add it to `SEEDS`.
 
+mod common;
+
+use common::Rng;
 use py_spy::analyze::View;
 use py_spy::render::{render, RenderOptions};
 use py_spy::store::{CaptureStart, SamplingOptions, Session, SessionWriter, Started};
@@ -23,20 +26,6 @@ const SEEDS: &[u64] = &[];
 const MAX_OUTPUT: usize = 64 << 20;
 /// Longest a mutant may take to open and render in all formats.
 const MAX_TIME: Duration = Duration::from_secs(20);
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// A sink that fails past [`MAX_OUTPUT`] bytes.
 struct Bounded(usize);

@@ -71,15 +71,10 @@ impl AttachPolicy {
 
     /// Whether `err`, after `tries` attempts over `elapsed`, ends the attempts.
     pub fn is_final(&self, err: &anyhow::Error, tries: u64, elapsed: Duration) -> bool {
-        let settled = |s: Option<Duration>| s.is_some_and(|s| elapsed >= s);
-        let by_kind = match err.downcast_ref::<AttachError>() {
-            Some(AttachError::NoSuchProcess(_))
-            | Some(AttachError::Zombie(_))
-            | Some(AttachError::KernelThread(_))
-            | Some(AttachError::PermissionDenied(_)) => true,
-            Some(AttachError::NotPython { .. }) | Some(AttachError::UnsupportedVersion { .. }) => {
-                settled(self.settle)
-            }
+        // Gone or forbidden: final at once; an answer, once it lasted `settle`.
+        let by_kind = match kind(err) {
+            Some(e) if e.is_answer() => self.settle.is_some_and(|s| elapsed >= s),
+            Some(_) => true,
             None => false,
         };
         by_kind || tries >= self.max_tries || elapsed >= self.deadline
@@ -111,15 +106,8 @@ impl AttachPolicy {
                 Err(e) => e,
             };
             tries += 1;
-            let err = match err.downcast_ref::<AttachError>() {
-                Some(AttachError::NotPython { .. })
-                | Some(AttachError::UnsupportedVersion { .. }) => {
-                    telling = None;
-                    err
-                }
-                Some(AttachError::NoSuchProcess(_)) | Some(AttachError::Zombie(_)) => {
-                    telling.take().unwrap_or(err)
-                }
+            let err = match kind(&err) {
+                Some(e) if e.is_gone() => telling.take().unwrap_or(err),
                 _ => err,
             };
             if let Some(reason) = give_up() {
@@ -128,15 +116,16 @@ impl AttachPolicy {
             if self.is_final(&err, tries, begin.elapsed()) {
                 return Err(err);
             }
-            if matches!(
-                err.downcast_ref::<AttachError>(),
-                Some(AttachError::NotPython { .. }) | Some(AttachError::UnsupportedVersion { .. })
-            ) {
+            if kind(&err).is_some_and(AttachError::is_answer) {
                 telling = Some(err);
             }
             std::thread::sleep(self.pause);
         }
     }
+}
+
+fn kind(err: &anyhow::Error) -> Option<&AttachError> {
+    err.downcast_ref::<AttachError>()
 }
 
 #[cfg(test)]

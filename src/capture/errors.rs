@@ -72,6 +72,25 @@ impl fmt::Display for AttachError {
 
 impl std::error::Error for AttachError {}
 
+impl AttachError {
+    /// The process has nothing left to read: gone, a zombie, a kernel thread.
+    pub fn is_gone(&self) -> bool {
+        matches!(
+            self,
+            AttachError::NoSuchProcess(_) | AttachError::Zombie(_) | AttachError::KernelThread(_)
+        )
+    }
+
+    /// The process answered, and the answer is no: not Python, or a version we do not read.
+    /// (A program just started may still exec Python: see `AttachPolicy::settle`.)
+    pub fn is_answer(&self) -> bool {
+        matches!(
+            self,
+            AttachError::NotPython { .. } | AttachError::UnsupportedVersion { .. }
+        )
+    }
+}
+
 /// The one classification of system errors met while attaching to, reading or pausing
 /// process `pid`: the error a user can act on, when the errno stands for one. A process that
 /// has exited (a zombie included) is gone whatever the errno said.

@@ -1,5 +1,5 @@
 //! Reading live Python processes (and, later, core files) from outside. Capture knows nothing
-//! of files or outputs: `crate::commands` hands what it reads to the store.
+//! of files or outputs: the capture command writes what it reads into a session file.
 //!
 //! Two levels, each in its own folder:
 //! - [`os`]: the process as the operating system shows it — its memory ([`os::memory`], the

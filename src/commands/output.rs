@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use crate::store::schema::describe_file_type;
+use crate::store::schema::{describe_file_type, folder_of};
 
 /// An output being written.
 pub struct Output {
@@ -57,10 +57,7 @@ impl Output {
                 );
             }
         }
-        let dir = match target.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = folder_of(&target).to_path_buf();
         if !dir.is_dir() {
             bail!(
                 "could not create {shown}: the folder {} does not exist",

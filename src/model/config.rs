@@ -64,7 +64,7 @@ pub struct Config {
 }
 
 /// Output formats of `record` / `render` (py-spy 0.4's names). What each writes, its file
-/// extension and its messages are in one registry, `crate::render::formats`.
+/// extension and its messages are in one registry, the renderers' `formats` module.
 #[allow(non_camel_case_types)]
 #[derive(Debug, Copy, Clone, Eq, PartialEq, Serialize, Deserialize)]
 pub enum FileFormat {

@@ -99,10 +99,7 @@ pub fn open_existing(path: &Path) -> Result<(Connection, i32)> {
         .with_context(|| format!("could not open session file {}", path.display()))?;
     let damaged = |e: rusqlite::Error| {
         let [wal, _, _] = side_files(path);
-        let folder = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let folder = folder_of(path);
         if wal.exists() && !writable(folder) {
             // SQLite reads a write-ahead log through an index file it creates beside it.
             return anyhow::Error::from(e).context(format!(
@@ -151,6 +148,14 @@ pub fn open_existing(path: &Path) -> Result<(Connection, i32)> {
     Ok((conn, version))
 }
 
+/// The folder `path` is in (`.` for a bare file name).
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// Whether this process may create files in `dir`.
 fn writable(dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
@@ -186,10 +191,7 @@ pub fn session_target(path: &Path) -> Result<PathBuf> {
         },
         _ => path.to_path_buf(),
     };
-    let folder = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let folder = folder_of(&target);
     if !folder.is_dir() {
         bail!(
             "cannot write the session {}: the folder {} does not exist",

@@ -49,17 +49,10 @@ pub trait Memory {
     /// Fill `buf` from `addr`; all of it or an error.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError>;
 
-    /// Fill several buffers at once. Returns, per request, whether it was read in full.
-    /// Implementations that can batch (process_vm_readv takes many remote ranges) override it.
-    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<bool> {
-        reqs.iter_mut()
-            .map(|(addr, buf)| self.read(*addr, buf).is_ok())
-            .collect()
-    }
-
     /// Fill several ranges of one buffer at once: `ranges` holds (target address, offset in
     /// `buf`, length); `ok` (as long as `ranges`) is set per range to whether it was read in
-    /// full. Unlike [`Memory::read_many`] it allocates nothing: the walkers' batches use it.
+    /// full, allocating nothing: the walkers' batches use it. Implementations that can batch
+    /// (process_vm_readv takes many remote ranges) override it.
     fn read_ranges(&self, ranges: &[(u64, usize, usize)], buf: &mut [u8], ok: &mut [bool]) {
         for (&(addr, at, len), ok) in ranges.iter().zip(ok.iter_mut()) {
             *ok = buf
@@ -238,16 +231,6 @@ impl Memory for LiveMemory {
         }
     }
 
-    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<bool> {
-        let mut ok = vec![false; reqs.len()];
-        self.readv_all(
-            reqs.len(),
-            |i| (reqs[i].0, reqs[i].1.as_mut_ptr(), reqs[i].1.len()),
-            &mut ok,
-        );
-        ok
-    }
-
     fn read_ranges(&self, ranges: &[(u64, usize, usize)], buf: &mut [u8], ok: &mut [bool]) {
         // Every range must lie in `buf`: the kernel is handed raw pointers into it.
         assert!(ranges
@@ -320,13 +303,6 @@ impl Memory for ImageMemory {
         self.copy(addr, buf)
     }
 
-    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<bool> {
-        self.calls.set(self.calls.get() + 1);
-        reqs.iter_mut()
-            .map(|(addr, buf)| self.copy(*addr, buf).is_ok())
-            .collect()
-    }
-
     fn read_ranges(&self, ranges: &[(u64, usize, usize)], buf: &mut [u8], ok: &mut [bool]) {
         self.calls.set(self.calls.get() + 1);
         for (&(addr, at, len), ok) in ranges.iter().zip(ok.iter_mut()) {
@@ -382,25 +358,14 @@ mod tests {
         let a = [1u8, 2, 3, 4];
         let b = [9u8; 100];
         let mem = LiveMemory::new(std::process::id() as libc::pid_t);
-        let mut x = [0u8; 4];
-        let mut y = [0u8; 100];
-        let mut z = [0u8; 8];
-        let mut reqs: Vec<(u64, &mut [u8])> = vec![
-            (a.as_ptr() as u64, &mut x),
-            (8, &mut z), // unmapped: fails alone
-            (b.as_ptr() as u64, &mut y),
-        ];
-        let ok = mem.read_many(&mut reqs);
-        assert_eq!(ok, vec![true, false, true]);
-        assert_eq!(x, a);
-        assert_eq!(y, b);
         assert!(mem.read(16, &mut [0u8; 4]).is_err());
-        // The same through `read_ranges`, into one buffer, in one call when all are readable.
+        // Into one buffer: an unmapped range fails alone, the others are read; one call when
+        // all are readable.
         let mut buf = [0u8; 112];
         let mut ok = [true; 3];
         let ranges = [
             (a.as_ptr() as u64, 0, 4),
-            (8, 4, 8),
+            (8, 4, 8), // unmapped
             (b.as_ptr() as u64, 12, 100),
         ];
         mem.read_ranges(&ranges, &mut buf, &mut ok);

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use py_spy::capture::spy::MAX_PAUSE;
-use py_spy::store::Session;
+use py_spy::store::{SampleFilter, Session};
 use std::path::Path;
 
 /// The state letter of `/proc/PID/stat` (`t`: stopped by a tracer, `T`: stopped).
@@ -39,11 +39,34 @@ fn capture(python: &Path, threads: usize, out: &Path) -> (u64, u64, u64) {
     let (snapshots, _) = capture_counts(&err);
     enough_snapshots(snapshots, 200, &format!("{threads} threads"));
     let session = Session::open(out).unwrap();
-    let end = session.meta.end.expect("the capture ended cleanly");
+    let end = session.meta.end.clone().expect("the capture ended cleanly");
     assert_eq!(end.snapshots, snapshots);
     if end.unpaused_snapshots > 0 {
         assert!(err.contains("taken without pausing the program"), "{err}");
     }
+    // Each sample says whether its snapshot paused the target; the unpaused ones are as many
+    // as the unpaused snapshots' threads.
+    let (mut paused, mut unpaused) = (0u64, 0u64);
+    for s in session.samples(&SampleFilter::default()).unwrap() {
+        if s.unwrap().paused() {
+            paused += 1;
+        } else {
+            unpaused += 1;
+        }
+    }
+    assert_eq!(paused + unpaused, session.sample_count().unwrap());
+    assert_eq!(
+        unpaused > 0,
+        end.unpaused_snapshots > 0,
+        "{unpaused} samples flagged unpaused, {} snapshots counted unpaused",
+        end.unpaused_snapshots
+    );
+    assert!(
+        unpaused >= end.unpaused_snapshots
+            && unpaused <= end.unpaused_snapshots * (threads as u64 + 1),
+        "{unpaused} unpaused samples for {} unpaused snapshots of {threads} threads",
+        end.unpaused_snapshots
+    );
     (end.longest_pause_us, end.unpaused_snapshots, snapshots)
 }
 

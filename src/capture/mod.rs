@@ -12,10 +12,12 @@
 //!
 //! On top of both: [`spy`] is py-spy's `PythonSpy` (attach, then one snapshot of every thread
 //! per call), [`attach`] the one policy for retrying an attach, [`timer`] the drift-free sampling clock, [`sampling`] py-spy's `Sampler` API, and
-//! [`errors`] the typed reasons an attach fails.
+//! [`errors`] the typed reasons an attach fails, and [`image`] snapshot images: one snapshot's
+//! memory, recorded to be read again offline (the walker fuzzer's corpus).
 
 pub mod attach;
 pub mod errors;
+pub mod image;
 pub mod os;
 pub mod python;
 pub mod sampling;

@@ -14,6 +14,11 @@ pub const FLAG_TRUNCATED: u8 = 4;
 /// The thread's stack could not be read (format 2): `stack` is then an `errors.id`, the
 /// reason, and the sample stands for time whose stack is unknown.
 pub const FLAG_ERROR: u8 = 8;
+/// The target was paused while this sample's snapshot was read (blocking mode within its
+/// pause bound): the stacks of one snapshot are one instant. Without it the
+/// program ran on while it was read (`--nonblocking`, a pause that would have been too long,
+/// or a file written before this flag existed; readers ignore bits they do not know).
+pub const FLAG_PAUSED: u8 = 16;
 
 /// Most samples a chunk may hold: the writer sends at most 16,384 per chunk; a file that
 /// claims more is damaged or crafted.
@@ -49,6 +54,10 @@ impl Sample {
     /// An error sample: `stack` is an `errors.id`.
     pub fn error(&self) -> bool {
         self.flags & FLAG_ERROR != 0
+    }
+    /// Read with the target paused (see [`FLAG_PAUSED`]).
+    pub fn paused(&self) -> bool {
+        self.flags & FLAG_PAUSED != 0
     }
 }
 

@@ -17,7 +17,7 @@ pub mod reader;
 pub mod schema;
 pub mod writer;
 
-pub use chunk::{Sample, FLAG_ACTIVE, FLAG_ERROR, FLAG_GIL, FLAG_TRUNCATED};
+pub use chunk::{Sample, FLAG_ACTIVE, FLAG_ERROR, FLAG_GIL, FLAG_PAUSED, FLAG_TRUNCATED};
 pub use meta::{CaptureEnd, CaptureStart, SamplingOptions, SessionMeta, Started};
 pub use reader::{ErrorRow, SampleFilter, Session};
 pub use writer::{FrameKey, SessionWriter, ThreadKey, WriterStats};

@@ -250,12 +250,15 @@ impl Memory for LiveMemory {
     }
 }
 
-/// A memory image made of (address, bytes) regions: for unit tests of the decoders and walkers,
-/// and later for fuzzing and replaying recorded snapshots. It counts its read calls as a live
-/// process counts syscalls (a batch is one call).
+/// A memory image made of (address, bytes) regions: for unit tests of the decoders and
+/// walkers, the fuzzers, and replaying recorded snapshots. It counts its read calls as a live
+/// process counts syscalls (a batch is one call). A read is served by the first region that
+/// holds all of it; after [`ImageMemory::coalesce`] regions are sorted and disjoint, and found
+/// by binary search.
 #[derive(Default, Clone)]
 pub struct ImageMemory {
     regions: Vec<(u64, Vec<u8>)>,
+    sorted: bool,
     calls: std::cell::Cell<u64>,
 }
 
@@ -266,6 +269,37 @@ impl ImageMemory {
 
     pub fn add(&mut self, addr: u64, bytes: Vec<u8>) {
         self.regions.push((addr, bytes));
+        self.sorted = false;
+    }
+
+    /// The regions, as added (or as merged by [`ImageMemory::coalesce`]).
+    pub fn regions(&self) -> &[(u64, Vec<u8>)] {
+        &self.regions
+    }
+
+    /// Sort the regions and merge those that overlap or touch (where two overlap, the one
+    /// that starts first wins: recorded reads of a paused process agree anyway), so that reads find their region by binary search and a read that
+    /// spans two recorded reads is served too.
+    pub fn coalesce(&mut self) {
+        let mut regions = std::mem::take(&mut self.regions);
+        // Stable: of two regions at one address, the one added first stays first.
+        regions.sort_by_key(|(addr, _)| *addr);
+        let mut merged: Vec<(u64, Vec<u8>)> = Vec::with_capacity(regions.len());
+        for (addr, bytes) in regions {
+            if let Some((base, have)) = merged.last_mut() {
+                let end = *base + have.len() as u64;
+                if addr <= end {
+                    let skip = (end - addr) as usize;
+                    if skip < bytes.len() {
+                        have.extend_from_slice(&bytes[skip..]);
+                    }
+                    continue;
+                }
+            }
+            merged.push((addr, bytes));
+        }
+        self.regions = merged;
+        self.sorted = true;
     }
 
     /// The bytes at `addr` (within one region), to change the image between reads.
@@ -277,23 +311,33 @@ impl ImageMemory {
     }
 
     fn copy(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-        for (base, bytes) in &self.regions {
-            if addr >= *base {
-                let off = (addr - base) as usize;
-                if let Some(src) = off
-                    .checked_add(buf.len())
-                    .and_then(|end| bytes.get(off..end))
-                {
-                    buf.copy_from_slice(src);
-                    return Ok(());
-                }
+        let fits = |base: u64, bytes: &[u8]| -> Option<std::ops::Range<usize>> {
+            let off = usize::try_from(addr.checked_sub(base)?).ok()?;
+            let end = off.checked_add(buf.len())?;
+            (end <= bytes.len()).then_some(off..end)
+        };
+        let found = if self.sorted {
+            let i = self.regions.partition_point(|(base, _)| *base <= addr);
+            i.checked_sub(1).and_then(|i| {
+                let (base, bytes) = &self.regions[i];
+                fits(*base, bytes).map(|r| &bytes[r])
+            })
+        } else {
+            self.regions
+                .iter()
+                .find_map(|(base, bytes)| fits(*base, bytes).map(|r| &bytes[r]))
+        };
+        match found {
+            Some(src) => {
+                buf.copy_from_slice(src);
+                Ok(())
             }
+            None => Err(ReadError {
+                addr,
+                len: buf.len(),
+                errno: 0,
+            }),
         }
-        Err(ReadError {
-            addr,
-            len: buf.len(),
-            errno: 0,
-        })
     }
 }
 
@@ -314,6 +358,61 @@ impl Memory for ImageMemory {
 
     fn reads_made(&self) -> u64 {
         self.calls.get()
+    }
+}
+
+/// Reads through another [`Memory`], keeping a copy of everything read (at most
+/// `limit` bytes): what one snapshot of a live process reads becomes an [`ImageMemory`] that
+/// the same code can read again offline.
+pub struct RecordingMemory<'a> {
+    inner: &'a dyn Memory,
+    limit: usize,
+    kept: std::cell::RefCell<(usize, ImageMemory)>,
+}
+
+impl<'a> RecordingMemory<'a> {
+    pub fn new(inner: &'a dyn Memory, limit: usize) -> RecordingMemory<'a> {
+        RecordingMemory {
+            inner,
+            limit,
+            kept: Default::default(),
+        }
+    }
+
+    fn keep(&self, addr: u64, bytes: &[u8]) {
+        let mut kept = self.kept.borrow_mut();
+        if kept.0 + bytes.len() <= self.limit {
+            kept.0 += bytes.len();
+            kept.1.add(addr, bytes.to_vec());
+        }
+    }
+
+    /// Everything read so far, as an image (regions merged).
+    pub fn image(&self) -> ImageMemory {
+        let mut image = self.kept.borrow().1.clone();
+        image.coalesce();
+        image
+    }
+}
+
+impl Memory for RecordingMemory<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        self.inner.read(addr, buf)?;
+        self.keep(addr, buf);
+        Ok(())
+    }
+
+    fn read_ranges(&self, ranges: &[(u64, usize, usize)], buf: &mut [u8], ok: &mut [bool]) {
+        self.inner.read_ranges(ranges, buf, ok);
+        for (&(addr, at, len), ok) in ranges.iter().zip(ok.iter()) {
+            if let Some(b) = buf.get(at..at.saturating_add(len)).filter(|_| *ok) {
+                self.keep(addr, b);
+            }
+        }
+    }
+
+    fn reads_made(&self) -> u64 {
+        self.inner.reads_made()
     }
 }
 
@@ -352,6 +451,52 @@ impl<'a> Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coalesced_images_read_across_recorded_reads() {
+        let mut m = ImageMemory::new();
+        m.add(0x2000, vec![5, 6, 7, 8]);
+        m.add(0x1000, vec![1, 2, 3, 4]);
+        m.add(0x1004, vec![9, 9]);
+        m.add(0x1002, vec![3, 4, 9, 9, 10]);
+        m.coalesce();
+        assert_eq!(m.regions().len(), 2);
+        assert_eq!(m.read_vec(0x1000, 7).unwrap(), [1, 2, 3, 4, 9, 9, 10]);
+        assert_eq!(m.read_vec(0x2001, 3).unwrap(), [6, 7, 8]);
+        assert!(m.read_vec(0x2001, 4).is_err());
+        assert!(m.read_vec(0xfff, 2).is_err());
+        assert!(m.read_vec(0x1006, 0x1000).is_err());
+        assert!(m.read_vec(u64::MAX - 1, 8).is_err());
+    }
+
+    #[test]
+    fn recording_keeps_what_was_read_within_its_limit() {
+        let mut live = ImageMemory::new();
+        live.add(0x1000, (0..64).collect());
+        let rec = RecordingMemory::new(&live, 16);
+        assert_eq!(
+            rec.read_vec(0x1008, 8).unwrap(),
+            (8..16).collect::<Vec<u8>>()
+        );
+        let mut buf = [0u8; 12];
+        let mut ok = [false; 3];
+        rec.read_ranges(
+            &[(0x1000, 0, 4), (0x9000, 4, 4), (0x1010, 8, 4)],
+            &mut buf,
+            &mut ok,
+        );
+        assert_eq!(ok, [true, false, true]);
+        // 8 + 4 + 4 bytes kept: the limit is reached, the next read is not kept.
+        assert!(rec.read_vec(0x1020, 8).is_ok());
+        let image = rec.image();
+        assert_eq!(
+            image.read_vec(0x1008, 8).unwrap(),
+            (8..16).collect::<Vec<u8>>()
+        );
+        assert_eq!(image.read_vec(0x1000, 4).unwrap(), [0, 1, 2, 3]);
+        assert_eq!(image.read_vec(0x1010, 4).unwrap(), [16, 17, 18, 19]);
+        assert!(image.read_vec(0x1020, 8).is_err(), "beyond the limit");
+    }
 
     #[test]
     fn live_reads_own_memory_in_batches() {

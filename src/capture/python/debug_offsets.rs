@@ -139,6 +139,15 @@ pub fn scan_for_runtime(mem: &dyn Memory, ranges: &[(u64, u64)]) -> Option<u64> 
     words_in(mem, ranges).find_map(|(addr, w)| (w == cookie).then_some(addr))
 }
 
+/// The bytes of the `_Py_DebugOffsets` table at `runtime`: as many as the biggest shape
+/// takes, or the smallest shape's (the table may end near a mapping's end).
+pub fn read_table(mem: &dyn Memory, runtime: u64) -> Result<Vec<u8>> {
+    let biggest = SHAPES.iter().map(|s| s.indices.size).max().unwrap_or(0) as usize;
+    mem.read_vec(runtime, biggest)
+        .or_else(|_| mem.read_vec(runtime, SHAPE_3_13.indices.size as usize))
+        .with_context(|| format!("could not read _PyRuntime.debug_offsets at {runtime:#x}"))
+}
+
 /// Layouts built from targets, kept for the life of the process (one per distinct layout).
 static BUILT: Mutex<Vec<&'static Layout>> = Mutex::new(Vec::new());
 
@@ -150,12 +159,7 @@ pub fn read_layout(
     version: &Version,
     shape: &DebugShape,
 ) -> Result<&'static Layout> {
-    let biggest = SHAPES.iter().map(|s| s.indices.size).max().unwrap_or(0) as usize;
-    // The table may be smaller than the biggest shape (and end near a mapping's end).
-    let raw = mem
-        .read_vec(runtime, biggest)
-        .or_else(|_| mem.read_vec(runtime, SHAPE_3_13.indices.size as usize))
-        .with_context(|| format!("could not read _PyRuntime.debug_offsets at {runtime:#x}"))?;
+    let raw = read_table(mem, runtime)?;
     let layout = layout_from_table(&raw, version, shape)?;
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(l) = built.iter().find(|l| ***l == layout) {

@@ -6,13 +6,15 @@
 //!   in `debug_indices`, generated from the headers), the per-version [`tables`] before;
 //! - `walker` copies thread states and frames in a few batched reads;
 //! - `code`, `strings` and `linetable` decode names, files and lines (cached);
-//! - `objects` reads locals, `thread_names` the `threading` module's names.
+//! - `objects` reads objects, `locals` a frame's locals through it, `thread_names` the
+//!   `threading` module's names.
 
 pub(crate) mod code;
 pub(crate) mod debug_indices;
 pub(crate) mod debug_offsets;
 pub mod layout;
 pub(crate) mod linetable;
+pub(crate) mod locals;
 pub(crate) mod objects;
 pub mod registry;
 pub(crate) mod strings;

@@ -123,42 +123,9 @@ impl PythonSpy {
         Ok(())
     }
 
-    /// Local variables of a frame: names from the code object, values from the frame.
+    /// Local variables of a frame (see [`read_locals`]).
     pub(super) fn locals(&mut self, raw: &RawFrame, code: &CodeInfo) -> Result<Vec<LocalVariable>> {
-        let layout = self.target.layout;
-        let n = code.nlocals.min(4096) as usize;
-        let names = self
-            .mem
-            .read_vec(code.varnames + layout.object.tuple_items, n * 8)
-            .context("could not read local variable names")?;
-        let values = self
-            .mem
-            .read_vec(raw.addr + layout.frame.localsplus, n * 8)
-            .context("could not read local variable values")?;
         let max_len = (128 * self.config.dump_locals) as isize;
-        let mut reader = ObjectReader::new(&self.mem, layout);
-        let mut out = Vec::new();
-        // 3.14+ locals are tagged stack references: mask the tags; 1 is NULL.
-        let tag_bits = layout.frame.code_tag_bits;
-        for i in 0..n {
-            let word = Fields(&values).u64(i * 8);
-            if tag_bits > 0 && (word == 1 || word & 3 == 3) {
-                continue;
-            }
-            let addr = word & !((1u64 << tag_bits) - 1);
-            if addr == 0 {
-                continue;
-            }
-            let name = strings::read_name(&self.mem, layout, Fields(&names).u64(i * 8))
-                .unwrap_or_else(|_| "?".to_owned());
-            let repr = reader.repr(addr, max_len).ok();
-            out.push(LocalVariable {
-                name,
-                addr: addr as usize,
-                arg: i < code.argcount as usize,
-                repr: Some(repr.unwrap_or_else(|| "?".to_owned())),
-            });
-        }
-        Ok(out)
+        read_locals(&self.mem, self.target.layout, raw, code, max_len)
     }
 }

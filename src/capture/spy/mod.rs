@@ -6,7 +6,11 @@
 
 mod decode;
 mod files;
+mod pause;
 mod sample;
+
+use pause::PauseBudget;
+pub use pause::MAX_PAUSE;
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -16,12 +20,13 @@ use std::time::{Duration, Instant};
 
 use super::attach::AttachPolicy;
 use super::errors::{classify_remote, AttachError};
-use super::os::memory::{words_in, Fields, LiveMemory, Memory};
+use super::os::memory::{words_in, LiveMemory, Memory};
+use super::os::proc;
 use super::os::threads::{self, OsThreads};
 use super::python::code::{CodeCache, CodeInfo, CO_COROUTINE_LIKE, CO_GENERATOR_LIKE};
 use super::python::layout::FrameShape;
+use super::python::locals::read_locals;
 use super::python::objects::ObjectReader;
-use super::python::strings;
 use super::python::target::PythonTarget;
 use super::python::thread_names::thread_names;
 use super::python::version::Version;
@@ -59,19 +64,14 @@ pub struct CaptureStats {
     pub unpaused: u64,
 }
 
-/// Longest pause of the target that blocking mode allows itself for one snapshot. Pausing
-/// costs each thread a ptrace stop in turn, so a process with thousands of threads would be
-/// frozen for most of a second: beyond this, a snapshot is taken without pausing (and
-/// counted in [`CaptureStats::unpaused`]).
-pub const MAX_PAUSE: Duration = Duration::from_millis(20);
-/// Cost of pausing one thread, assumed until a pause was measured.
-const PAUSE_PER_THREAD_GUESS: Duration = Duration::from_micros(100);
-
 /// Snapshots taken again, at most, when a stack changed while it was read.
 const MAX_RETRIES: usize = 2;
 /// How long a paused target runs before it is paused again for a retry (times the retry's
-/// number).
+/// number), at least; and at most, while a thread to be read again has not had the CPU
+/// (see [`PythonSpy::let_faulty_threads_run`]), checked every `PAUSED_RETRY_POLL`.
 const PAUSED_RETRY_WAIT: Duration = Duration::from_micros(500);
+const PAUSED_RETRY_LONGEST: Duration = Duration::from_millis(20);
+const PAUSED_RETRY_POLL: Duration = Duration::from_micros(200);
 
 /// A live Python process, attached.
 pub struct PythonSpy {
@@ -110,8 +110,10 @@ pub struct PythonSpy {
     /// for in the binary's data (see [`PythonSpy::find_gil_word`]).
     gil_search: Option<Instant>,
     attached_at: Instant,
-    /// Measured cost of pausing one thread (see [`MAX_PAUSE`]).
-    pause_per_thread: Duration,
+    /// Whether a snapshot may pause the target (see [`MAX_PAUSE`]).
+    pauses: PauseBudget,
+    /// The last snapshot was taken with the target paused.
+    last_paused: bool,
     /// When the full version was last looked for (see [`PythonSpy::refresh_version`]).
     version_checked: Option<Instant>,
 }
@@ -194,7 +196,8 @@ impl PythonSpy {
             raw: Vec::new(),
             gil_search: None,
             attached_at: Instant::now(),
-            pause_per_thread: PAUSE_PER_THREAD_GUESS,
+            pauses: PauseBudget::default(),
+            last_paused: false,
             version_checked: None,
         };
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.

@@ -18,11 +18,12 @@ impl PythonSpy {
             self.os_threads.rescan();
         }
         let threads = self.os_threads.count().max(1) as u32;
-        if blocking && self.pause_per_thread * threads > MAX_PAUSE {
+        if blocking && !self.pauses.allows(threads, Instant::now()) {
             // Pausing every thread would freeze the program too long: read it running.
             blocking = false;
             self.stats.unpaused += 1;
         }
+        self.last_paused = blocking;
         if !self.config.gil_only && blocking {
             for tid in self.os_threads.known() {
                 if let Some(r) = self.os_threads.is_running(tid) {
@@ -46,12 +47,12 @@ impl PythonSpy {
             let result = self.snapshot_once(out);
             drop(lock);
             if blocking {
-                let pause = paused_at.elapsed();
+                // Every pause is measured: the next snapshot is not paused if it would be
+                // too long.
+                let now = Instant::now();
+                let pause = now - paused_at;
                 self.stats.longest_pause = self.stats.longest_pause.max(pause);
-                // What pausing one thread costs here (the lock takes each in turn), learnt
-                // from every pause: the next snapshot is not paused if it would be too long.
-                let each = pause / threads;
-                self.pause_per_thread = (self.pause_per_thread * 3 + each) / 4;
+                self.pauses.record(pause, threads, now);
             }
             result?;
             if attempt == 0 {
@@ -74,11 +75,8 @@ impl PythonSpy {
             }
             attempt += 1;
             self.stats.retries += 1;
-            // Paused, a thread can be caught half-way through entering or leaving a call: it
-            // must run on to leave that state, and a thread that waits for a core may not
-            // run at all in the instant between two pauses.
             if blocking {
-                std::thread::sleep(PAUSED_RETRY_WAIT * attempt as u32);
+                self.let_faulty_threads_run(out, attempt);
             }
         }
         if attempt > 0 && !blocking {
@@ -137,6 +135,38 @@ impl PythonSpy {
         self.stats.code_loads = self.codes.loads;
         self.stats.code_invalidations = self.codes.invalidations;
         Ok(())
+    }
+
+    /// Paused, a thread can be caught half-way through entering or leaving a call (a frame
+    /// pushed but not yet linked, a chunk of the frame stack just freed): it must run on to
+    /// leave that state before the snapshot is taken again. On a busy machine a thread that
+    /// waits for a core may not run at all during a fixed short wait, so this waits until
+    /// each faulty thread has had the CPU (its run time in `/proc` grew): at least
+    /// [`PAUSED_RETRY_WAIT`] × `attempt`, at most [`PAUSED_RETRY_LONGEST`].
+    fn let_faulty_threads_run(&self, out: &[ThreadSample], attempt: usize) {
+        let started = Instant::now();
+        let faulty: Vec<(u64, Option<u64>)> = out
+            .iter()
+            .filter(|t| t.fault.is_some())
+            .filter_map(|t| t.os_thread_id)
+            .map(|tid| (tid, proc::cpu_time_ns(self.pid, tid)))
+            .collect();
+        std::thread::sleep(PAUSED_RETRY_WAIT * attempt as u32);
+        while started.elapsed() < PAUSED_RETRY_LONGEST {
+            let waiting = faulty.iter().any(|&(tid, before)| {
+                before.is_some() && proc::cpu_time_ns(self.pid, tid) == before
+            });
+            if !waiting {
+                break;
+            }
+            std::thread::sleep(PAUSED_RETRY_POLL);
+        }
+    }
+
+    /// The last snapshot was taken with the target paused (blocking mode, within the pause
+    /// bound): its stacks are the threads' state at one instant.
+    pub fn last_snapshot_paused(&self) -> bool {
+        self.last_paused
     }
 
     /// A thread that ran Python code last time and has no frame now has most likely been read

@@ -10,7 +10,7 @@ use crate::capture::os::proc;
 use crate::capture::spy::{PythonSpy, ThreadSample};
 use crate::model::fasthash::FastMap;
 use crate::store::{FrameKey, SessionWriter, ThreadKey};
-use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_TRUNCATED};
+use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_PAUSED, FLAG_TRUNCATED};
 
 /// Reason stored for the threads of a snapshot that failed as a whole.
 const SNAPSHOT_FAILED: (&str, &str) = (
@@ -100,7 +100,13 @@ impl Attached {
         ids: &mut Vec<u32>,
         tally: &mut Tally,
     ) -> Result<()> {
-        let state = if t.active { FLAG_ACTIVE } else { 0 } | if t.holds_gil { FLAG_GIL } else { 0 };
+        let state = if t.active { FLAG_ACTIVE } else { 0 }
+            | if t.holds_gil { FLAG_GIL } else { 0 }
+            | if self.spy.last_snapshot_paused() {
+                FLAG_PAUSED
+            } else {
+                0
+            };
         let key = ThreadKey {
             pid: self.spy.pid,
             thread_id: t.thread_id,

@@ -206,9 +206,12 @@ impl ImageDecoder {
             .iter()
             .flat_map(|t| t.frames.iter().map(|f| f.code));
         self.codes.end(mem, layout, self.walker.batch(), frames);
-        let names: HashMap<u64, String> =
-            thread_names(&mut ObjectReader::new(mem, layout), self.walker.interp)
-                .unwrap_or_default();
+        let names: HashMap<u64, String> = thread_names(
+            &mut ObjectReader::new(mem, layout),
+            self.walker.interp,
+            self.raw.len(),
+        )
+        .unwrap_or_default();
         let mut out = Vec::with_capacity(self.raw.len());
         for t in &self.raw {
             let mut frames = Vec::new();

@@ -179,7 +179,28 @@ pub fn spawn(python: &Path, script_name: &str, args: &[&str]) -> Target {
 
 /// As [`spawn`], with `pre_args` between the program and the script (a wrapper's arguments).
 pub fn spawn_with(python: &Path, pre_args: &[&str], script_name: &str, args: &[&str]) -> Target {
+    spawn_full(python, pre_args, script_name, args, &[])
+}
+
+/// As [`spawn`], with these environment variables set.
+pub fn spawn_env(
+    python: &Path,
+    script_name: &str,
+    args: &[&str],
+    env: &[(&str, PathBuf)],
+) -> Target {
+    spawn_full(python, &[], script_name, args, env)
+}
+
+fn spawn_full(
+    python: &Path,
+    pre_args: &[&str],
+    script_name: &str,
+    args: &[&str],
+    env: &[(&str, PathBuf)],
+) -> Target {
     let mut child = Command::new(python)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
         .args(pre_args)
         .arg(script(script_name))
         .args(args)

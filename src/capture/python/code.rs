@@ -112,7 +112,7 @@ impl CodeCache {
             .extend(self.used_last.iter().filter(|a| entries.contains_key(a)));
         let (from, len) = signature_range(layout);
         let queued = &self.queued;
-        self.queued_reads = batch.run(queued.len(), |k| (queued[k] + from, len));
+        self.queued_reads = batch.run(queued.len(), |k| (queued[k].wrapping_add(from), len));
     }
 
     /// End the checks of a walk begun with [`CodeCache::begin`] (`batch`: the walk's reads,
@@ -149,7 +149,7 @@ impl CodeCache {
         let todo = std::mem::take(&mut self.todo);
         let mut checks = std::mem::take(&mut self.checks);
         checks.clear();
-        let reads = checks.run(todo.len(), |k| (todo[k] + from, len));
+        let reads = checks.run(todo.len(), |k| (todo[k].wrapping_add(from), len));
         checks.read(mem);
         for (k, &addr) in todo.iter().enumerate() {
             self.settle(addr, reads.nth(k).and_then(|h| checks.get(h)));

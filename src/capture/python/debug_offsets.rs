@@ -195,6 +195,9 @@ pub fn check_shape(raw: &[u8], version: &Version, shape: &DebugShape) -> Result<
     );
 }
 
+/// Largest offset a debug-offsets table may hold (`_PyRuntime` is a few hundred KiB).
+const MAX_OFFSET: u64 = 16 << 20;
+
 /// Decode a `_Py_DebugOffsets` table (`raw`, from its cookie) of `version` into a layout,
 /// reading it with `shape`.
 pub fn layout_from_table(raw: &[u8], version: &Version, shape: &DebugShape) -> Result<Layout> {
@@ -204,13 +207,22 @@ pub fn layout_from_table(raw: &[u8], version: &Version, shape: &DebugShape) -> R
     check_shape(raw, version, shape)?;
     let ix = &shape.indices;
     let f = Fields(raw);
-    let w = |i: usize| f.u64(8 * i);
-    let table_version = Version::from_hex(w(ix.version) & 0xffff_ffff)
+    // Offsets are read from the target: one beyond any struct's size is damage, said as such
+    // (and kept from overflowing the sums below).
+    let implausible = std::cell::Cell::new(None);
+    let w = |i: usize| {
+        let v = f.u64(8 * i);
+        if v > MAX_OFFSET && implausible.get().is_none() {
+            implausible.set(Some((i, v)));
+        }
+        v.min(MAX_OFFSET)
+    };
+    let table_version = Version::from_hex(f.u64(8 * ix.version) & 0xffff_ffff)
         .context("the debug offsets carry no valid version")?;
     if (table_version.major, table_version.minor) != (version.major, version.minor) {
         bail!("the debug offsets say Python {table_version}, the binary says {version}");
     }
-    if w(ix.free_threaded) != 0 {
+    if f.u64(8 * ix.free_threaded) != 0 {
         bail!("free-threaded builds of Python {version} are not supported yet");
     }
     let x = shape.extras;
@@ -342,6 +354,9 @@ pub fn layout_from_table(raw: &[u8], version: &Version, shape: &DebugShape) -> R
             ManagedDict::Inline313 { dict_back: 24 },
         ),
     };
+    if let Some((i, v)) = implausible.get() {
+        bail!("the debug offsets of Python {version} are implausible: word {i} is {v:#x}");
+    }
     layout.check().map_err(|e| {
         anyhow::anyhow!("the debug offsets of Python {version} are implausible: {e}")
     })?;

@@ -26,11 +26,12 @@ fn lnotab(table: &[u8], signed: bool, first_line: i32, addr: u64) -> Option<i32>
         if start > addr {
             break;
         }
-        line += if signed {
+        // A damaged first line must not overflow: lines wrap (garbage in, garbage out).
+        line = line.wrapping_add(if signed {
             pair[1] as i8 as i32
         } else {
             pair[1] as i32
-        };
+        });
     }
     Some(line)
 }
@@ -45,7 +46,7 @@ fn linetable_310(table: &[u8], first_line: i32, addr: u64) -> Option<i32> {
         let len = pair[0] as u64;
         let delta = pair[1] as i8;
         if delta != -128 {
-            line += delta as i32;
+            line = line.wrapping_add(delta as i32);
         }
         let end = start + len;
         if start <= addr && addr < end {
@@ -110,7 +111,7 @@ fn locations_311(table: &[u8], first_line: i32, addr: u64) -> Option<i32> {
                 Some(line)
             }
             10..=12 => {
-                line += (code - 10) as i32;
+                line = line.wrapping_add((code - 10) as i32);
                 i += 2;
                 Some(line)
             }

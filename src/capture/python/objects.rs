@@ -50,7 +50,7 @@ impl<'a> ObjectReader<'a> {
         let o = &self.layout.object;
         let tp = self
             .mem
-            .read_u64(addr + o.ob_type)
+            .read_u64(addr.wrapping_add(o.ob_type))
             .with_context(|| format!("could not read the object at {addr:#x}"))?;
         if let Some(t) = self.types.get(&tp) {
             return Ok((tp, t.clone()));
@@ -69,8 +69,8 @@ impl<'a> ObjectReader<'a> {
                 String::from_utf8_lossy(&name[..end]).into_owned()
             }
             Err(_) => {
-                let end = (name_ptr | 0xfff) + 1;
-                let n = (end - name_ptr).min(128) as usize;
+                let end = (name_ptr | 0xfff).wrapping_add(1);
+                let n = end.wrapping_sub(name_ptr).min(128) as usize;
                 let b = self.mem.read_vec(name_ptr, n)?;
                 let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
                 String::from_utf8_lossy(&b[..end]).into_owned()
@@ -103,7 +103,7 @@ impl<'a> ObjectReader<'a> {
         }
         let values = f.u64(d.ma_values as usize);
         let values = if values != 0 {
-            values + d.values_start
+            values.wrapping_add(d.values_start)
         } else {
             0
         };
@@ -164,7 +164,7 @@ impl<'a> ObjectReader<'a> {
         } else {
             d.entry_size
         };
-        let entries = keys + d.dk_indices + index_bytes;
+        let entries = keys.wrapping_add(d.dk_indices).wrapping_add(index_bytes);
         let raw = self.mem.read_vec(entries, (n as u64 * entry) as usize)?;
         let vals = if values != 0 {
             Some(self.mem.read_vec(values, n as usize * 8)?)
@@ -209,7 +209,7 @@ impl<'a> ObjectReader<'a> {
                 if values == 0 || t.cached_keys == 0 {
                     return Err(no_dict());
                 }
-                return self.keys_items(t.cached_keys, values + d.values_start);
+                return self.keys_items(t.cached_keys, values.wrapping_add(d.values_start));
             }
             ManagedDict::Tagged312 { back } if managed => {
                 let word = self.mem.read_u64(addr.wrapping_sub(back))?;
@@ -223,7 +223,10 @@ impl<'a> ObjectReader<'a> {
                     return Err(no_dict());
                 }
                 // The word is the values pointer less one (so its low bit is set).
-                return self.keys_items(t.cached_keys, word.wrapping_add(1) + d.values_start);
+                return self.keys_items(
+                    t.cached_keys,
+                    word.wrapping_add(1).wrapping_add(d.values_start),
+                );
             }
             ManagedDict::Inline313 { dict_back } if managed => {
                 let dict = self.mem.read_u64(addr.wrapping_sub(dict_back))?;
@@ -233,8 +236,8 @@ impl<'a> ObjectReader<'a> {
                 if t.flags & tpflags::INLINE_VALUES == 0 || t.cached_keys == 0 || t.basicsize <= 0 {
                     return Err(no_dict());
                 }
-                let values = addr + t.basicsize as u64;
-                return self.keys_items(t.cached_keys, values + d.values_start);
+                let values = addr.wrapping_add(t.basicsize as u64);
+                return self.keys_items(t.cached_keys, values.wrapping_add(d.values_start));
             }
             _ => {}
         }
@@ -281,12 +284,12 @@ impl<'a> ObjectReader<'a> {
         if t.flags & flag == 0 {
             return Ok(None);
         }
-        Ok(Some(self.mem.read_u64(addr + value)? as i64))
+        Ok(Some(self.mem.read_u64(addr.wrapping_add(value))? as i64))
     }
 
     fn int_digits(&mut self, addr: u64, max: usize) -> Result<(bool, Vec<u32>)> {
         let o = &self.layout.object;
-        let word = self.mem.read_u64(addr + o.ob_size)?;
+        let word = self.mem.read_u64(addr.wrapping_add(o.ob_size))?;
         let (neg, n) = match o.ints {
             IntFormat::ObSize => {
                 let size = word as i64;
@@ -295,7 +298,9 @@ impl<'a> ObjectReader<'a> {
             IntFormat::LvTag => (word & 3 == 2, (word >> 3) as usize),
         };
         let take = n.min(max);
-        let raw = self.mem.read_vec(addr + o.long_digits, take * 4)?;
+        let raw = self
+            .mem
+            .read_vec(addr.wrapping_add(o.long_digits), take * 4)?;
         let digits = raw
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & ((1 << 30) - 1))
@@ -398,7 +403,12 @@ impl<'a> ObjectReader<'a> {
             self.showing.pop();
             shown?
         } else if t.name == "float" {
-            let v = Fields(&self.mem.read_vec(addr + self.layout.object.float_fval, 8)?).f64(0);
+            let v = Fields(
+                &self
+                    .mem
+                    .read_vec(addr.wrapping_add(self.layout.object.float_fval), 8)?,
+            )
+            .f64(0);
             format!("{v}")
         } else if t.name == "NoneType" {
             "None".to_owned()
@@ -432,14 +442,14 @@ impl<'a> ObjectReader<'a> {
     fn sequence_repr(&mut self, addr: u64, flags: u64, max_len: isize) -> Result<String> {
         let o = &self.layout.object;
         let is_list = flags & tpflags::LIST_SUBCLASS != 0;
-        let size = self.mem.read_u64(addr + o.ob_size)? as i64;
+        let size = self.mem.read_u64(addr.wrapping_add(o.ob_size))? as i64;
         if !(0..=1 << 32).contains(&size) {
             bail!("implausible sequence size {size}");
         }
         let items_addr = if is_list {
-            self.mem.read_u64(addr + o.list_items)?
+            self.mem.read_u64(addr.wrapping_add(o.list_items))?
         } else {
-            addr + o.tuple_items
+            addr.wrapping_add(o.tuple_items)
         };
         // No more items can be shown than fit the budget at 3 characters each.
         let n = (size as usize).min((max_len as usize / 3) + 1);
@@ -464,7 +474,9 @@ impl<'a> ObjectReader<'a> {
 
     /// numpy scalars keep their value right after the object header.
     fn numpy_scalar(&mut self, addr: u64, kind: &str) -> Result<Option<String>> {
-        let at = addr + self.layout.object.ob_type + 8;
+        let at = addr
+            .wrapping_add(self.layout.object.ob_type)
+            .wrapping_add(8);
         let b = self.mem.read_vec(at, 8)?;
         let f = Fields(&b);
         Ok(Some(match kind {

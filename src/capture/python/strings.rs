@@ -48,8 +48,8 @@ pub fn read_str(mem: &dyn Memory, layout: &Layout, addr: u64, max_chars: usize) 
         bail!("str object at {addr:#x} has unknown kind {kind}");
     }
     let data_addr = match (compact, ascii) {
-        (true, true) => addr + u.ascii_size,
-        (true, false) => addr + u.compact_size,
+        (true, true) => addr.wrapping_add(u.ascii_size),
+        (true, false) => addr.wrapping_add(u.compact_size),
         (false, _) => f.u64(u.data_any as usize),
     };
     let take = length.min(max_chars);
@@ -107,7 +107,7 @@ pub fn read_bytes(
     }
     let size = size as usize;
     let data = mem
-        .read_vec(addr + o.bytes_sval, size.min(max))
+        .read_vec(addr.wrapping_add(o.bytes_sval), size.min(max))
         .with_context(|| format!("could not read the data of bytes at {addr:#x}"))?;
     Ok((data, size))
 }

@@ -33,7 +33,7 @@ impl PythonSpy {
                 .is_none_or(|t| t.elapsed() >= NAME_REFRESH || self.walker.threads_changed);
             if due {
                 let mut reader = ObjectReader::new(&self.mem, layout);
-                if let Ok(names) = thread_names(&mut reader, self.walker.interp) {
+                if let Ok(names) = thread_names(&mut reader, self.walker.interp, threads.len()) {
                     self.thread_names = names.into_iter().collect();
                 }
                 self.names_looked_up = Some(Instant::now());

@@ -169,7 +169,14 @@ pub(super) fn locate_stacks(
                 current_frame,
             } => {
                 let cf = f.u64(cframe as usize);
-                (None, if cf == 0 { 0 } else { cf + current_frame })
+                (
+                    None,
+                    if cf == 0 {
+                        0
+                    } else {
+                        cf.wrapping_add(current_frame)
+                    },
+                )
             }
         };
         // The used part of the current chunk.

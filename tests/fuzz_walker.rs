@@ -19,7 +19,11 @@
 //! table is damaged too and its layout built (or refused) without a panic.
 //!
 //! `cargo test --release --test fuzz_walker` runs a short pass; `PYSPY_FUZZ_SECONDS=3600`
-//! runs for an hour. A failing (image, seed) is printed: add it to `SEEDS`.
+//! runs for an hour (`.ci/run` also runs it in a debug build, where an arithmetic overflow
+//! on garbage is a finding too). A run goes on after a finding and lists them all at the
+//! end; each damaged image that found something is saved under `target/fuzz-findings/`:
+//! copied into `tests/corpus/walker/found/`, it is decoded again by every run, a
+//! regression test.
 
 mod common;
 
@@ -30,8 +34,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// (image name, seed) pairs that once found something, replayed first on every run.
-const SEEDS: &[(&str, u64)] = &[];
 /// Mutants per image in a default run.
 const DEFAULT_MUTANTS: u64 = 150;
 /// Longest one decode of a mutant may take.
@@ -159,6 +161,7 @@ fn seeds() -> Vec<(String, SnapshotImage)> {
     let mut committed: Vec<_> = std::fs::read_dir(corpus_dir())
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
+    committed.retain(|p| p.extension().is_some_and(|e| e == "img"));
     committed.sort();
     for path in committed {
         let name = format!("corpus {}", path.file_name().unwrap().to_string_lossy());
@@ -296,9 +299,28 @@ fn check_bounds(what: &str, traces: &[StackTrace]) {
     }
 }
 
-/// Decode mutant `seed` of `clean`; panics with the image and seed on a finding. Returns
-/// `None` if the mutant was refused, else whether its stacks differ from the clean ones.
-fn exercise(name: &str, clean: &SnapshotImage, clean_print: &[String], seed: u64) -> Option<bool> {
+/// The message of a caught panic.
+fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Where a damaged image that found something is saved.
+fn findings_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-findings")
+}
+
+/// Decode mutant `seed` of `clean`. Returns `Ok(None)` if the mutant was refused, else
+/// whether its stacks differ from the clean ones; a finding is an error naming the image
+/// and seed, with the mutant saved under [`findings_dir`].
+fn exercise(
+    name: &str,
+    clean: &SnapshotImage,
+    clean_print: &[String],
+    seed: u64,
+) -> Result<Option<bool>, String> {
     let mut rng = Rng(seed);
     let mut mutant = clean.clone();
     mutate(&mut mutant, &mut rng);
@@ -311,13 +333,7 @@ fn exercise(name: &str, clean: &SnapshotImage, clean_print: &[String], seed: u64
                 .decode(&clean.memory())
                 .expect("the clean image decodes");
         }
-        let begin = Instant::now();
-        let result = decoder.decode(&mutant.memory());
-        let took = begin.elapsed();
-        assert!(took < MAX_TIME, "{what}: a decode took {took:?}");
-        if let Ok(traces) = &result {
-            check_bounds(&what, traces);
-        }
+        let result = bounded_decode(&mut decoder, &mutant);
         if warm {
             // Garbage seen once is not kept: the clean image reads as it did.
             let again = decoder
@@ -326,24 +342,69 @@ fn exercise(name: &str, clean: &SnapshotImage, clean_print: &[String], seed: u64
             assert_eq!(
                 fingerprint(&again),
                 clean_print,
-                "{what}: the clean image read differently after the mutant"
+                "the clean image read differently after the mutant"
             );
         }
         // 3.13+: the layout built from a damaged debug-offsets table, or refused.
         let _ = mutant.check_debug_offsets();
         result.map(|traces| fingerprint(&traces) != clean_print)
     }));
-    match outcome {
-        Ok(decoded) => decoded.ok(),
-        Err(e) => {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            panic!("{what}: {msg}");
+    outcome.map(|decoded| decoded.ok()).map_err(|e| {
+        let dir = findings_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let file: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("{file}-{seed}.img"));
+        let _ = std::fs::write(&path, mutant.to_bytes().unwrap_or_default());
+        format!("{what}: {} (saved as {})", panic_message(e), path.display())
+    })
+}
+
+/// Decode `image` with `decoder`, within the time and output bounds (panics past them).
+fn bounded_decode(
+    decoder: &mut ImageDecoder,
+    image: &SnapshotImage,
+) -> anyhow::Result<Vec<StackTrace>> {
+    let begin = Instant::now();
+    let result = decoder.decode(&image.memory());
+    let took = begin.elapsed();
+    assert!(took < MAX_TIME, "a decode took {took:?}");
+    if let Ok(traces) = &result {
+        check_bounds("the decode", traces);
+    }
+    result
+}
+
+/// Damaged images that once found something (`tests/corpus/walker/found/`), decoded twice
+/// by one decoder: no panic, within the bounds.
+fn regressions() -> usize {
+    let mut found: Vec<_> = std::fs::read_dir(corpus_dir().join("found"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    found.sort();
+    for path in &found {
+        let image = SnapshotImage::from_bytes(&std::fs::read(path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = image.check_debug_offsets();
+            if let Ok(mut decoder) = ImageDecoder::new(&image) {
+                let _ = bounded_decode(&mut decoder, &image);
+                let _ = bounded_decode(&mut decoder, &image);
+            }
+        }));
+        if let Err(e) = outcome {
+            panic!("{}: {}", path.display(), panic_message(e));
         }
     }
+    found.len()
 }
 
 #[test]
@@ -361,13 +422,10 @@ fn damaged_process_memory_never_panics_hangs_or_overflows() {
         check_clean(name, &traces);
         cleans.push(fingerprint(&traces));
     }
-    for &(name, seed) in SEEDS {
-        if let Some(i) = seeds.iter().position(|(n, _)| n == name) {
-            exercise(name, &seeds[i].1, &cleans[i], seed);
-        }
-    }
+    let regressions = regressions();
     let begin = Instant::now();
     let (mut tried, mut decoded, mut changed) = (0u64, 0u64, 0u64);
+    let mut findings = Vec::new();
     let random_seeds = (1u64..).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     for (round, seed) in random_seeds.enumerate() {
         match budget {
@@ -376,13 +434,23 @@ fn damaged_process_memory_never_panics_hangs_or_overflows() {
             _ => {}
         }
         let i = round % seeds.len();
-        let outcome = exercise(&seeds[i].0, &seeds[i].1, &cleans[i], seed);
-        decoded += outcome.is_some() as u64;
-        changed += (outcome == Some(true)) as u64;
+        match exercise(&seeds[i].0, &seeds[i].1, &cleans[i], seed) {
+            Ok(outcome) => {
+                decoded += outcome.is_some() as u64;
+                changed += (outcome == Some(true)) as u64;
+            }
+            Err(finding) => findings.push(finding),
+        }
         tried += 1;
     }
+    assert!(
+        findings.is_empty(),
+        "{} findings in {tried} damaged snapshots:\n{}",
+        findings.len(),
+        findings.join("\n")
+    );
     println!(
-        "{tried} damaged snapshots of {} images: {decoded} decoded ({changed} to other stacks or locals \
+        "{regressions} saved findings decoded again; {tried} damaged snapshots of {} images: {decoded} decoded ({changed} to other stacks or locals \
          than the clean image's), the rest refused; no panic, no bound passed, the clean image \
          read the same after each",
         seeds.len()

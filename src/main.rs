@@ -5,9 +5,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 
+use py_spy::analyze::top::{GroupBy, SortBy};
 use py_spy::analyze::View;
 use py_spy::commands;
 use py_spy::commands::capture::{self as recorder, CaptureOptions, Launch};
+use py_spy::render::table::TableFormat;
 use py_spy::render::RenderOptions;
 use py_spy::store::SamplingOptions;
 use py_spy::Pid;
@@ -41,6 +43,9 @@ enum Command {
     Capture(CaptureArgs),
     /// Renders a session file as a flamegraph, speedscope, Chrome trace or raw file
     Render(RenderArgs),
+    /// Shows where a session's time went: own and total time per function, line, file,
+    /// module, thread or process
+    Analyze(AnalyzeArgs),
     /// Dumps stack traces for a target program to stdout
     Dump(DumpArgs),
     /// Generate shell completions
@@ -201,9 +206,7 @@ struct FormatArg {
 
 /// `--format`'s values: the names of `FileFormat::ALL`.
 fn format_parser() -> impl clap::builder::TypedValueParser<Value = FileFormat> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(FileFormat::ALL.map(FileFormat::name))
-        .map(|name| name.parse::<FileFormat>().expect("a listed format name"))
+    named(FileFormat::ALL, FileFormat::name)
 }
 
 #[derive(clap::Args)]
@@ -250,6 +253,13 @@ struct RenderArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     view: ViewArgs,
+    #[command(flatten)]
+    selection: SelectionArgs,
+}
+
+/// Which samples to look at: processes, threads and a time window.
+#[derive(clap::Args)]
+struct SelectionArgs {
     /// Only samples of this process (repeat for more)
     #[arg(long = "pid", value_name = "PID")]
     only_pids: Vec<i32>,
@@ -263,6 +273,67 @@ struct RenderArgs {
     /// Only samples taken at most this many seconds after the capture started
     #[arg(long, value_name = "SECONDS")]
     to: Option<f64>,
+}
+
+impl SelectionArgs {
+    /// `view` narrowed to these samples.
+    fn narrow(self, view: View) -> View {
+        View {
+            pids: (!self.only_pids.is_empty()).then_some(self.only_pids),
+            threads: self.only_threads,
+            from_s: self.from,
+            to_s: self.to,
+            ..view
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct AnalyzeArgs {
+    /// Session file written by `py-spy capture` (or `record --session`)
+    session: PathBuf,
+    /// What a row stands for
+    #[arg(long, value_name = "WHAT", default_value = "function", ignore_case = true, value_parser = named(GroupBy::ALL, GroupBy::name))]
+    by: GroupBy,
+    /// How rows are ordered: own time, total time (most first) or name
+    #[arg(long, value_name = "KEY", default_value = "own", ignore_case = true, value_parser = named(SortBy::ALL, SortBy::name))]
+    sort: SortBy,
+    /// Show at most N rows [default: 30 in a table, all in CSV and JSON]
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Output format (written to standard output)
+    #[arg(long, value_name = "FORMAT", default_value = "table", ignore_case = true, value_parser = named(TableFormat::ALL, TableFormat::name))]
+    format: TableFormat,
+    /// Include samples of idle threads
+    #[arg(short, long)]
+    idle: bool,
+    /// Only samples of the thread holding the GIL
+    #[arg(short, long)]
+    gil: bool,
+    /// Group lines of a function together (with --by line); leave lines out
+    #[arg(long)]
+    nolineno: bool,
+    /// Show full Python filenames, instead of shortening to show only the package part
+    #[arg(long)]
+    full_filenames: bool,
+    /// Count samples whose stack could not be read, under a row naming the reason
+    #[arg(long)]
+    errors: bool,
+    #[command(flatten)]
+    selection: SelectionArgs,
+}
+
+/// A value parser for one of `all`, each known by its `name`.
+fn named<T: Copy + Send + Sync + 'static, const N: usize>(
+    all: [T; N],
+    name: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(all.map(name)).map(move |s| {
+        *all.iter()
+            .find(|v| name(**v).eq_ignore_ascii_case(&s))
+            .expect("one of the listed names")
+    })
 }
 
 #[derive(clap::Args)]
@@ -292,6 +363,7 @@ fn main() {
         Command::Record(args) => record(args),
         Command::Capture(args) => capture(args),
         Command::Render(args) => render(args).map(|()| 0),
+        Command::Analyze(args) => analyze(args).map(|()| 0),
         Command::Dump(args) => dump(args).map(|()| 0),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "py-spy", &mut std::io::stdout());
@@ -351,16 +423,40 @@ fn render(args: RenderArgs) -> Result<()> {
         output: args.output,
         options: RenderOptions {
             format: args.format.format,
-            view: View {
-                pids: (!args.only_pids.is_empty()).then_some(args.only_pids),
-                threads: args.only_threads,
-                from_s: args.from,
-                to_s: args.to,
-                ..args.view.view()
-            },
+            view: args.selection.narrow(args.view.view()),
             title: Some(title()),
         },
     })
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<()> {
+    let (by, sort, format) = (args.by, args.sort, args.format);
+    let view = View {
+        idle: args.idle,
+        gil_only: args.gil,
+        lineno: if args.nolineno {
+            LineNo::NoLine
+        } else {
+            LineNo::LastInstruction
+        },
+        full_filenames: args.full_filenames,
+        errors: args.errors,
+        ..View::default()
+    };
+    let limit = args.limit.or((format == TableFormat::Table).then_some(30));
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    commands::analyze::run(
+        &commands::analyze::Analyze {
+            session: args.session,
+            view: args.selection.narrow(view),
+            by,
+            sort,
+            limit,
+            format,
+        },
+        &mut out,
+    )
 }
 
 fn dump(args: DumpArgs) -> Result<()> {

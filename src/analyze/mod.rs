@@ -1,7 +1,10 @@
 //! Reading recordings back: [`replay`] streams a session's samples through a [`View`] (the
 //! idle, GIL, thread and line choices, and the time, process and thread filters) as stacks
-//! of the frames that view shows, for the renderers and for analysis.
+//! of the frames that view shows, for the renderers and for analysis; [`top`] aggregates
+//! them into the `analyze` table (own and total samples per function, line, file, module,
+//! thread or process).
 
 pub mod replay;
+pub mod top;
 
 pub use replay::{Replay, ReplayedSample, View, ViewFrame};

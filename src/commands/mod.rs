@@ -2,6 +2,7 @@
 //! (capture → store → analyze → render). One module per command; this file holds what they
 //! share (stopping cleanly on Ctrl-C, naming output files).
 
+pub mod analyze;
 pub mod capture;
 pub mod dump;
 pub mod output;

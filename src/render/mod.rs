@@ -6,12 +6,15 @@
 //!   drawn from them by inferno;
 //! - [`speedscope`]: speedscope's JSON file format, one sampled profile per thread;
 //! - [`chrometrace`]: Trace Event Format JSON for Chrome's tracing and Perfetto.
+//!
+//! [`table`] writes `analyze`'s table as text, CSV or JSON.
 
 pub mod chrometrace;
 pub mod collapsed;
 pub mod dump;
 pub mod formats;
 pub mod speedscope;
+pub mod table;
 
 use anyhow::Result;
 use std::io::Write;

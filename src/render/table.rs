@@ -1,0 +1,170 @@
+//! The `analyze` table written as text (py-spy `top`'s columns), CSV or JSON.
+
+use anyhow::Result;
+use std::io::Write;
+
+use crate::analyze::top::{GroupBy, TopRow, TopTable};
+
+/// How a table is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    /// Aligned columns for a terminal: `%Own %Total OwnTime TotalTime Function (filename)`.
+    Table,
+    Csv,
+    /// A list of objects, one per row.
+    Json,
+}
+
+impl TableFormat {
+    pub const ALL: [TableFormat; 3] = [TableFormat::Table, TableFormat::Csv, TableFormat::Json];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TableFormat::Table => "table",
+            TableFormat::Csv => "csv",
+            TableFormat::Json => "json",
+        }
+    }
+}
+
+/// The keys of a row, in order (JSON objects and the CSV header).
+const KEYS: [&str; 12] = [
+    "function",
+    "filename",
+    "line",
+    "module",
+    "thread",
+    "process",
+    "own_samples",
+    "total_samples",
+    "own_percent",
+    "total_percent",
+    "own_seconds",
+    "total_seconds",
+];
+
+/// Write the first `limit` rows of `table` (all with `None`).
+pub fn write_top(
+    out: &mut dyn Write,
+    table: &TopTable,
+    format: TableFormat,
+    limit: Option<usize>,
+) -> Result<()> {
+    let rows = &table.rows[..limit.unwrap_or(usize::MAX).min(table.rows.len())];
+    match format {
+        TableFormat::Table => write_text(out, table, rows),
+        TableFormat::Csv => write_csv(out, table, rows),
+        TableFormat::Json => write_json(out, table, rows),
+    }
+}
+
+fn heading(by: GroupBy) -> &'static str {
+    match by {
+        GroupBy::Function => "Function (filename:first line)",
+        GroupBy::Line => "Function (filename:line)",
+        GroupBy::File => "File",
+        GroupBy::Module => "Module",
+        GroupBy::Thread => "Thread",
+        GroupBy::Process => "Process",
+    }
+}
+
+fn write_text(out: &mut dyn Write, table: &TopTable, rows: &[TopRow]) -> Result<()> {
+    writeln!(
+        out,
+        "{:>8} {:>8} {:>10} {:>10}  {}",
+        "%Own",
+        "%Total",
+        "OwnTime",
+        "TotalTime",
+        heading(table.by)
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:>7.2}% {:>7.2}% {:>9.3}s {:>9.3}s  {}",
+            table.percent(r.own_samples),
+            table.percent(r.total_samples),
+            table.seconds(r.own_samples),
+            table.seconds(r.total_samples),
+            r.label()
+        )?;
+    }
+    Ok(())
+}
+
+/// The row's values, in [`KEYS`] order.
+fn values(table: &TopTable, r: &TopRow) -> [serde_json::Value; 12] {
+    use serde_json::Value;
+    let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+    let round = |x: f64, places: i32| {
+        let k = 10f64.powi(places);
+        Value::from((x * k).round() / k)
+    };
+    [
+        text(&r.function),
+        text(&r.filename),
+        r.line.map_or(Value::Null, Value::from),
+        text(&r.module),
+        text(&r.thread),
+        text(&r.process),
+        Value::from(r.own_samples),
+        Value::from(r.total_samples),
+        round(table.percent(r.own_samples), 4),
+        round(table.percent(r.total_samples), 4),
+        round(table.seconds(r.own_samples), 6),
+        round(table.seconds(r.total_samples), 6),
+    ]
+}
+
+fn write_json(out: &mut dyn Write, table: &TopTable, rows: &[TopRow]) -> Result<()> {
+    let list: Vec<serde_json::Map<String, serde_json::Value>> = rows
+        .iter()
+        .map(|r| {
+            KEYS.iter()
+                .map(|k| k.to_string())
+                .zip(values(table, r))
+                .collect()
+        })
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &list)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+fn csv_field(v: &serde_json::Value) -> String {
+    let s = match v {
+        serde_json::Value::Null => return String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+fn write_csv(out: &mut dyn Write, table: &TopTable, rows: &[TopRow]) -> Result<()> {
+    writeln!(out, "{}", KEYS.join(","))?;
+    for r in rows {
+        let fields: Vec<String> = values(table, r).iter().map(csv_field).collect();
+        writeln!(out, "{}", fields.join(","))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        use serde_json::Value;
+        assert_eq!(csv_field(&Value::from("a,b")), "\"a,b\"");
+        assert_eq!(csv_field(&Value::from("say \"hi\"")), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field(&Value::Null), "");
+        assert_eq!(csv_field(&Value::from(12)), "12");
+    }
+}

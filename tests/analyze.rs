@@ -1,0 +1,196 @@
+//! `py-spy analyze` on real recordings of `tests/scripts/phases.py` (its main thread spends
+//! two thirds of its time in `heavy` and one third in `light`; `napper` sleeps): totals agree
+//! with `render -f raw` exactly, shares are the program's, each grouping gives its rows.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+const SCRIPT: &str = "phases.py";
+
+fn capture(py: &Interpreter, session: &Path) -> u64 {
+    let target = spawn(&py.path, SCRIPT, &["60"]);
+    let pid = target.pid.to_string();
+    let s = session.to_str().unwrap();
+    let (code, _, err) = run_py_spy(&["capture", "--pid", &pid, "-r", "200", "-d", "2", "-o", s]);
+    assert_eq!(code, 0, "{err}");
+    let (snapshots, _) = capture_counts(&err);
+    enough_snapshots(snapshots, 400, &py.label);
+    snapshots
+}
+
+/// `analyze SESSION ARGS --format json`, parsed.
+fn analyze_json(session: &Path, args: &[&str]) -> Vec<Value> {
+    let mut argv = vec!["analyze", session.to_str().unwrap(), "--format", "json"];
+    argv.extend_from_slice(args);
+    let (code, out, err) = run_py_spy(&argv);
+    assert_eq!(code, 0, "analyze {args:?}: {err}");
+    serde_json::from_str::<Value>(&out)
+        .unwrap_or_else(|e| panic!("analyze {args:?}: not JSON ({e}): {out}"))
+        .as_array()
+        .expect("a list of rows")
+        .clone()
+}
+
+fn num(row: &Value, key: &str) -> u64 {
+    row[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} in {row}"))
+}
+
+fn find<'a>(rows: &'a [Value], function: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["function"] == function)
+        .unwrap_or_else(|| panic!("no row for {function} in {rows:?}"))
+}
+
+#[test]
+fn analyze_agrees_with_render_and_with_the_program() {
+    let dir = tmpdir("analyze");
+    on_each_supported("analyze", |py| {
+        let session = dir.join(format!("{}.pyspy", py.label.replace(' ', "-")));
+        capture(py, &session);
+        // Totals: every path counts the same samples.
+        let raw: u64 = parse_collapsed(&render_raw(&session, &["--idle"]))
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        let by_thread = analyze_json(&session, &["--by", "thread", "--idle"]);
+        let own: u64 = by_thread.iter().map(|r| num(r, "own_samples")).sum();
+        assert_eq!(
+            own, raw,
+            "{}: analyze --by thread against render -f raw",
+            py.label
+        );
+        let napper = by_thread
+            .iter()
+            .find(|r| {
+                r["thread"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("napper ("))
+            })
+            .unwrap_or_else(|| panic!("{}: no napper row in {by_thread:?}", py.label));
+        assert!(napper["function"].is_null() && napper["line"].is_null());
+
+        // The main thread's shares: heavy about two thirds, light one third (of its samples).
+        let rows = analyze_json(&session, &["--thread", "MainThread"]);
+        let main = find(&rows, "main");
+        let main_total = num(main, "total_samples");
+        assert_eq!(main_total, num(find(&rows, "<module>"), "total_samples"));
+        let heavy = find(&rows, "heavy");
+        let light = find(&rows, "light");
+        let share = |r: &Value| num(r, "own_samples") as f64 / main_total as f64;
+        assert!(
+            (0.5..0.8).contains(&share(heavy)) && (0.2..0.45).contains(&share(light)),
+            "{}: heavy {:.2}, light {:.2} of main's time",
+            py.label,
+            share(heavy),
+            share(light)
+        );
+        // --by function shows a function's first line; its own time is the sum of its lines.
+        assert_eq!(heavy["line"], line_of(SCRIPT, "HEAVY_DEF"));
+        assert!(heavy["filename"].as_str().unwrap().ends_with("phases.py"));
+        let lines = analyze_json(&session, &["--thread", "MainThread", "--by", "line"]);
+        let heavy_lines: u64 = lines
+            .iter()
+            .filter(|r| r["function"] == "heavy")
+            .map(|r| num(r, "own_samples"))
+            .sum();
+        assert_eq!(heavy_lines, num(heavy, "own_samples"));
+        let heavy_line = lines
+            .iter()
+            .find(|r| r["function"] == "heavy" && r["line"] == line_of(SCRIPT, "HEAVY_LINE"))
+            .unwrap_or_else(|| panic!("{}: no heavy row at HEAVY_LINE in {lines:?}", py.label));
+        assert!(num(heavy_line, "own_samples") * 10 >= num(heavy, "own_samples") * 9);
+        // --nolineno: one row per function, no line.
+        let nolines = analyze_json(
+            &session,
+            &["--thread", "MainThread", "--by", "line", "--nolineno"],
+        );
+        let heavy_rows: Vec<_> = nolines
+            .iter()
+            .filter(|r| r["function"] == "heavy")
+            .collect();
+        assert_eq!(heavy_rows.len(), 1, "{nolines:?}");
+        assert!(heavy_rows[0]["line"].is_null());
+        // A recursive function would count once per sample: main's total is every sample of
+        // the thread, and never more.
+        let main_samples: u64 = rows.iter().map(|r| num(r, "own_samples")).sum();
+        assert_eq!(
+            main_total, main_samples,
+            "{}: totals count a sample once",
+            py.label
+        );
+        // Percent and seconds follow from the samples and the rate.
+        let pct = heavy["own_percent"].as_f64().unwrap();
+        let want = 100.0 * num(heavy, "own_samples") as f64 / main_samples as f64;
+        assert!((pct - want).abs() < 0.01, "{pct} against {want}");
+        let secs = heavy["own_seconds"].as_f64().unwrap();
+        assert!((secs - num(heavy, "own_samples") as f64 / 200.0).abs() < 1e-6);
+
+        // Files and modules.
+        let files = analyze_json(&session, &["--by", "file", "--thread", "MainThread"]);
+        assert!(files
+            .iter()
+            .any(|r| r["filename"] == "phases.py" && r["function"].is_null()));
+        let modules = analyze_json(&session, &["--by", "module", "--thread", "MainThread"]);
+        assert!(
+            modules.iter().any(|r| r["module"] == "phases"),
+            "{modules:?}"
+        );
+    });
+}
+
+#[test]
+fn analyze_table_and_csv() {
+    let dir = tmpdir("analyze-text");
+    let py = first_supported();
+    let session = dir.join("run.pyspy");
+    capture(&py, &session);
+    let s = session.to_str().unwrap();
+    let (code, out, err) = run_py_spy(&["analyze", s, "--limit", "3"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "a heading and 3 rows: {out}");
+    assert!(
+        lines[0].contains("%Own") && lines[0].contains("TotalTime"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains(&format!(
+            "heavy (phases.py:{})",
+            line_of(SCRIPT, "HEAVY_DEF")
+        )),
+        "{out}"
+    );
+    assert!(
+        err.contains("rows shown (--limit)") && err.contains("idle samples left out"),
+        "{err}"
+    );
+    let (code, out, _) = run_py_spy(&["analyze", s, "--format", "csv", "--sort", "name"]);
+    assert_eq!(code, 0);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("function,filename,line,module,thread,process,own_samples,total_samples,own_percent,total_percent,own_seconds,total_seconds")
+    );
+    let names: Vec<String> = lines
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    // Names are taken in any case, as py-spy takes `-f RAW`.
+    let (code, out, err) = run_py_spy(&["analyze", s, "--by", "THREAD", "--format", "Json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"thread\": \"MainThread ("), "{out}");
+    let (code, out, err) = run_py_spy(&["render", s, "-f", "RAW", "-o", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("heavy (phases.py:"), "{out}");
+    // Bad choices are refused with the choices listed.
+    let (code, _, err) = run_py_spy(&["analyze", s, "--by", "colour"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("function") && err.contains("thread"), "{err}");
+}

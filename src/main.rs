@@ -43,6 +43,9 @@ enum Command {
     Capture(CaptureArgs),
     /// Renders a session file as a flamegraph, speedscope, Chrome trace or raw file
     Render(RenderArgs),
+    /// Describes a session file: the target, the capture's settings and how it went, the
+    /// processes and threads it holds
+    Info(InfoArgs),
     /// Shows where a session's time went: own and total time per function, line, file,
     /// module, thread or process
     Analyze(AnalyzeArgs),
@@ -289,6 +292,15 @@ impl SelectionArgs {
 }
 
 #[derive(clap::Args)]
+struct InfoArgs {
+    /// Session file written by `py-spy capture` (or `record --session`)
+    session: PathBuf,
+    /// Write JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
 struct AnalyzeArgs {
     /// Session file written by `py-spy capture` (or `record --session`)
     session: PathBuf,
@@ -364,6 +376,10 @@ fn main() {
         Command::Capture(args) => capture(args),
         Command::Render(args) => render(args).map(|()| 0),
         Command::Analyze(args) => analyze(args).map(|()| 0),
+        Command::Info(args) => {
+            let stdout = std::io::stdout();
+            commands::info::run(&args.session, args.json, &mut stdout.lock()).map(|()| 0)
+        }
         Command::Dump(args) => dump(args).map(|()| 0),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "py-spy", &mut std::io::stdout());

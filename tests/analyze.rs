@@ -194,3 +194,69 @@ fn analyze_table_and_csv() {
     assert_ne!(code, 0);
     assert!(err.contains("function") && err.contains("thread"), "{err}");
 }
+
+#[test]
+fn info_on_a_finished_and_a_killed_capture() {
+    let dir = tmpdir("info");
+    let py = first_supported();
+    let session = dir.join("run.pyspy");
+    let snapshots = capture(&py, &session);
+    let s = session.to_str().unwrap();
+    let (code, out, err) = run_py_spy(&["info", s, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let info: Value = serde_json::from_str(&out).unwrap();
+    let stored: u64 = parse_collapsed(&render_raw(&session, &["--idle", "--errors"]))
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(info["samples"].as_u64(), Some(stored), "{info}");
+    assert_eq!(info["snapshots"].as_u64(), Some(snapshots));
+    assert_eq!(info["requested_rate"].as_u64(), Some(200));
+    assert_eq!(info["ended_normally"], true);
+    assert_eq!(info["stop_reason"], "duration");
+    let achieved = info["achieved_rate"].as_f64().unwrap();
+    assert!((100.0..=210.0).contains(&achieved), "{achieved}");
+    let threads = info["threads"].as_array().unwrap();
+    let napper = threads
+        .iter()
+        .find(|t| t["names"][0][1] == "napper")
+        .unwrap_or_else(|| panic!("no napper in {threads:?}"));
+    assert!(napper["samples"].as_u64().unwrap() >= snapshots - 1);
+    let per_thread: u64 = threads.iter().map(|t| t["samples"].as_u64().unwrap()).sum();
+    assert_eq!(per_thread, stored);
+    let (code, text, _) = run_py_spy(&["info", s]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("ended normally (duration)") && text.contains("napper"),
+        "{text}"
+    );
+
+    // Killed mid-capture: still described, and said to have not ended normally.
+    let target = spawn(&py.path, SCRIPT, &["60"]);
+    let killed = dir.join("killed.pyspy");
+    let mut child = std::process::Command::new(py_spy_bin())
+        .args([
+            "capture",
+            "--pid",
+            &target.pid.to_string(),
+            "-r",
+            "200",
+            "-o",
+        ])
+        .arg(&killed)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let k = killed.to_str().unwrap();
+    let (code, out, err) = run_py_spy(&["info", k, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let info: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["ended_normally"], false);
+    assert!(info["samples"].as_u64().unwrap() > 100, "{info}");
+    assert!(info["snapshots"].as_u64().unwrap() > 50, "{info}");
+    let (_, text, _) = run_py_spy(&["info", k]);
+    assert!(text.contains("did not end normally"), "{text}");
+}

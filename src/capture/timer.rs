@@ -181,7 +181,14 @@ mod tests {
             ticks += 1;
             Ok(Flow::Continue)
         });
-        assert_eq!((reason.unwrap(), ticks), (StopReason::Duration, 20));
+        // Every tick is run or, on a loaded machine, skipped as late (or the clock says the
+        // duration is over first): never more than 20.
+        assert_eq!(reason.unwrap(), StopReason::Duration);
+        assert!(
+            ticks >= 1 && ticks + t.skipped <= 20,
+            "{ticks} run, {} skipped",
+            t.skipped
+        );
         let mut t = Ticker::new(1000);
         let reason = t.run(&never, |_| Ok(Flow::Stop(StopReason::ProcessExited)));
         assert_eq!(reason.unwrap(), StopReason::ProcessExited);

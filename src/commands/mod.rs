@@ -5,6 +5,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod dump;
+pub mod info;
 pub mod output;
 pub mod record;
 pub mod render;

@@ -7,12 +7,13 @@
 //! - [`speedscope`]: speedscope's JSON file format, one sampled profile per thread;
 //! - [`chrometrace`]: Trace Event Format JSON for Chrome's tracing and Perfetto.
 //!
-//! [`table`] writes `analyze`'s table as text, CSV or JSON.
+//! [`table`] writes `analyze`'s table as text, CSV or JSON, [`info`] `info`'s description.
 
 pub mod chrometrace;
 pub mod collapsed;
 pub mod dump;
 pub mod formats;
+pub mod info;
 pub mod speedscope;
 pub mod table;
 
@@ -67,4 +68,15 @@ pub fn render(
 /// The capture's sampling rate (snapshots per second), from the session's meta table.
 pub fn session_rate(session: &Session) -> u64 {
     session.meta.rate()
+}
+
+/// Human-readable byte count.
+pub fn format_bytes(n: u64) -> String {
+    match n {
+        n if n >= 10 << 20 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 10 << 10 => format!("{} KiB", n >> 10),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
 }

@@ -29,6 +29,7 @@ pub use crate::capture::timer::StopReason;
 use crate::capture::timer::{Flow, Ticker};
 use crate::model::config::{Config, LineNo};
 use crate::model::trace::Pid;
+pub use crate::render::format_bytes;
 use crate::store::{CaptureEnd, CaptureStart, SamplingOptions, Started};
 use crate::store::{SessionWriter, WriterStats};
 use children::Descendants;
@@ -209,17 +210,6 @@ fn file_size(path: &Path) -> u64 {
     let [wal, _, _] = crate::store::schema::side_files(path);
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     size(path) + size(&wal)
-}
-
-/// Human-readable byte count.
-pub fn format_bytes(n: u64) -> String {
-    match n {
-        n if n >= 10 << 20 => format!("{} MiB", n >> 20),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 10 << 10 => format!("{} KiB", n >> 10),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
 }
 
 fn run(

@@ -333,6 +333,15 @@ struct AnalyzeArgs {
     errors: bool,
     #[command(flatten)]
     selection: SelectionArgs,
+    /// Instead of the table: every thread's stack at one snapshot, as `py-spy dump` prints it
+    #[arg(long)]
+    dump: bool,
+    /// With --dump: the snapshot nearest this many seconds after the start [default: the last]
+    #[arg(long, value_name = "SECONDS", requires = "dump")]
+    at: Option<f64>,
+    /// With --dump: JSON, as `py-spy dump --json` writes it
+    #[arg(long, requires = "dump")]
+    json: bool,
 }
 
 /// A value parser for one of `all`, each known by its `name`.
@@ -446,6 +455,16 @@ fn render(args: RenderArgs) -> Result<()> {
 }
 
 fn analyze(args: AnalyzeArgs) -> Result<()> {
+    if args.dump {
+        let stdout = std::io::stdout();
+        return commands::analyze::dump(
+            &args.session,
+            args.at,
+            args.full_filenames,
+            args.json,
+            &mut stdout.lock(),
+        );
+    }
     let (by, sort, format) = (args.by, args.sort, args.format);
     let view = View {
         idle: args.idle,

@@ -260,3 +260,60 @@ fn info_on_a_finished_and_a_killed_capture() {
     let (_, text, _) = run_py_spy(&["info", k]);
     assert!(text.contains("did not end normally"), "{text}");
 }
+
+#[test]
+fn dump_at_a_time_shows_the_stacks_of_then() {
+    let dir = tmpdir("analyze-dump");
+    let py = first_supported();
+    println!("[test] checking {}", py.label);
+    let target = spawn(&py.path, "two_phases.py", &[]);
+    let session = dir.join("phases.pyspy");
+    let s = session.to_str().unwrap();
+    let pid = target.pid.to_string();
+    let (code, _, err) = run_py_spy(&["capture", "--pid", &pid, "-r", "100", "-d", "3", "-o", s]);
+    assert_eq!(code, 0, "{err}");
+    let first = format!(
+        "first_phase (two_phases.py:{})",
+        line_of("two_phases.py", "FIRST_LINE")
+    );
+    let second = format!(
+        "second_phase (two_phases.py:{})",
+        line_of("two_phases.py", "SECOND_LINE")
+    );
+    let spin = format!(
+        "spin (two_phases.py:{})",
+        line_of("two_phases.py", "SPIN_LINE")
+    );
+    // The capture starts 0.3 s after READY: the first phase runs until about 1.2 s.
+    let (code, early, err) = run_py_spy(&["analyze", s, "--dump", "--at", "0.4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Snapshot at 0.4"), "{err}");
+    assert!(early.starts_with(&format!("Process {pid}: ")), "{early}");
+    assert!(
+        early.contains(&first) && early.contains(&spin) && !early.contains(&second),
+        "{early}"
+    );
+    // The last snapshot (the default) and one at 2.5 s: the second phase.
+    for args in [&["--dump"][..], &["--dump", "--at", "2.5"][..]] {
+        let mut argv = vec!["analyze", s];
+        argv.extend_from_slice(args);
+        let (code, late, err) = run_py_spy(&argv);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            late.contains(&second) && !late.contains(&first),
+            "{args:?}: {late}"
+        );
+        assert!(
+            late.contains("Thread ") && late.contains("(active"),
+            "{late}"
+        );
+    }
+    // As JSON, as `dump --json` writes it.
+    let (code, json, err) = run_py_spy(&["analyze", s, "--dump", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let traces: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(traces[0]["frames"][1]["name"], "second_phase", "{traces}");
+    // --at needs --dump.
+    let (code, _, _) = run_py_spy(&["analyze", s, "--at", "1"]);
+    assert_ne!(code, 0);
+}

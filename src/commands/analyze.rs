@@ -1,12 +1,14 @@
 //! `py-spy analyze`: a recording as a table of where the time went, per function, line,
-//! file, module, thread or process.
+//! file, module, thread or process; or (`--dump`) one snapshot's stacks.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::analyze::snapshot::snapshot_at;
 use crate::analyze::top::{top, GroupBy, SortBy};
 use crate::analyze::View;
+use crate::render::dump::{write_dump, DumpHeader};
 use crate::render::table::{write_top, TableFormat};
 use crate::store::Session;
 
@@ -19,6 +21,42 @@ pub struct Analyze {
     /// Rows shown at most (`None`: all).
     pub limit: Option<usize>,
     pub format: TableFormat,
+}
+
+/// `analyze --dump`: every thread's stack at the snapshot nearest `at_s` (the last one
+/// without it), printed as `py-spy dump` prints a live process, one block per process.
+pub fn dump(
+    session_path: &Path,
+    at_s: Option<f64>,
+    full_filenames: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let session = Session::open(session_path)?;
+    let Some(snap) = snapshot_at(&session, at_s, full_filenames)? else {
+        bail!("{} holds no samples", session_path.display());
+    };
+    eprintln!("Snapshot at {:.3} s", snap.t_us as f64 / 1e6);
+    let python = session.meta.start.as_ref().map(|s| s.python.clone());
+    for (i, (process, traces)) in snap.processes.iter().enumerate() {
+        if i > 0 && !json {
+            writeln!(out)?;
+        }
+        let executable = process.command_line.split(' ').next().unwrap_or("");
+        let header = DumpHeader {
+            pid: process.pid,
+            command_line: &process.command_line,
+            python: process
+                .python
+                .as_deref()
+                .or(python.as_deref())
+                .unwrap_or("unknown"),
+            executable,
+        };
+        write_dump(out, &header, traces, json)?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Open the session, aggregate it and write the table to `out`; notes go to standard error.

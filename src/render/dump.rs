@@ -59,7 +59,10 @@ pub fn write_trace<W: Write + ?Sized>(
     }
     for frame in &trace.frames {
         let file = frame.short_filename.as_deref().unwrap_or(&frame.filename);
-        if frame.line != 0 {
+        if file.is_empty() {
+            // Not a Python frame: a recording's note that the stack could not be read.
+            writeln!(out, "    {}", frame.name)?;
+        } else if frame.line != 0 {
             writeln!(out, "    {} ({}:{})", frame.name, file, frame.line)?;
         } else {
             writeln!(out, "    {} ({})", frame.name, file)?;

@@ -19,5 +19,5 @@ pub mod writer;
 
 pub use chunk::{Sample, FLAG_ACTIVE, FLAG_ERROR, FLAG_GIL, FLAG_PAUSED, FLAG_TRUNCATED};
 pub use meta::{CaptureEnd, CaptureStart, SamplingOptions, SessionMeta, Started};
-pub use reader::{ErrorRow, SampleFilter, Session};
+pub use reader::{ErrorRow, FrameRow, ProcessRow, SampleFilter, Session, ThreadRow};
 pub use writer::{FrameKey, SessionWriter, ThreadKey, WriterStats};

@@ -342,6 +342,13 @@ struct AnalyzeArgs {
     /// With --dump: JSON, as `py-spy dump --json` writes it
     #[arg(long, requires = "dump")]
     json: bool,
+    /// Instead of the table: each thread's activity over time (running, waiting, holding the
+    /// GIL), as a chart, CSV or JSON (--format)
+    #[arg(long, conflicts_with = "dump")]
+    timeline: bool,
+    /// With --timeline: the width of a column in seconds [default: the capture in 60]
+    #[arg(long, value_name = "SECONDS", requires = "timeline")]
+    bucket: Option<f64>,
 }
 
 /// A value parser for one of `all`, each known by its `name`.
@@ -466,6 +473,16 @@ fn analyze(args: AnalyzeArgs) -> Result<()> {
         );
     }
     let (by, sort, format) = (args.by, args.sort, args.format);
+    if args.timeline {
+        let stdout = std::io::stdout();
+        return commands::analyze::timeline(
+            &args.session,
+            args.bucket,
+            &args.selection.only_threads,
+            format,
+            &mut stdout.lock(),
+        );
+    }
     let view = View {
         idle: args.idle,
         gil_only: args.gil,

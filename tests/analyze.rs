@@ -182,6 +182,43 @@ fn analyze_table_and_csv() {
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
+    // The timeline: napper waits throughout, the main thread runs throughout; the CSV
+    // counts every sample once.
+    let (code, chart, err) = run_py_spy(&["analyze", s, "--timeline", "--bucket", "0.5"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = chart.lines().collect();
+    let napper = lines
+        .iter()
+        .position(|l| l.starts_with("napper ("))
+        .expect(&chart);
+    // (A thread asleep can be seen running now and then: pausing wakes it for an instant.)
+    let napper_active = lines[napper + 1]
+        .trim_start_matches("  active |")
+        .trim_end_matches('|');
+    assert!(
+        napper_active.len() == 4 && napper_active.chars().all(|c| c == '.' || c == '1'),
+        "{chart}"
+    );
+    let main = lines
+        .iter()
+        .position(|l| l.starts_with("MainThread ("))
+        .expect(&chart);
+    assert!(
+        lines[main + 1].starts_with("  active |#") || lines[main + 1].starts_with("  active |9"),
+        "{chart}"
+    );
+    let (code, csv, _) = run_py_spy(&["analyze", s, "--timeline", "--format", "csv"]);
+    assert_eq!(code, 0);
+    let in_csv: u64 = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').nth(4).unwrap().parse::<u64>().unwrap())
+        .sum();
+    let stored: u64 = parse_collapsed(&render_raw(&session, &["--idle", "--errors"]))
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(in_csv, stored, "{csv}");
     // Names are taken in any case, as py-spy takes `-f RAW`.
     let (code, out, err) = run_py_spy(&["analyze", s, "--by", "THREAD", "--format", "Json"]);
     assert_eq!(code, 0, "{err}");

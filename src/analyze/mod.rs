@@ -2,13 +2,15 @@
 //! idle, GIL, thread and line choices, and the time, process and thread filters) as stacks
 //! of the frames that view shows, for the renderers and for analysis; [`top`] aggregates
 //! them into the `analyze` table (own and total samples per function, line, file, module,
-//! thread or process), [`snapshot`] finds
+//! thread or process), [`timeline`] counts
+//! each thread's activity per time bucket, [`snapshot`] finds
 //! one snapshot's stacks (`analyze --dump`), and [`info`] describes a recording for
 //! `py-spy info`.
 
 pub mod info;
 pub mod replay;
 pub mod snapshot;
+pub mod timeline;
 pub mod top;
 
 pub use replay::{Replay, ReplayedSample, View, ViewFrame};

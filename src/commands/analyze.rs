@@ -1,5 +1,6 @@
 //! `py-spy analyze`: a recording as a table of where the time went, per function, line,
-//! file, module, thread or process; or (`--dump`) one snapshot's stacks.
+//! file, module, thread or process; or (`--dump`) one snapshot's stacks; or (`--timeline`)
+//! each thread's activity over time.
 
 use anyhow::{bail, Result};
 use std::io::Write;
@@ -55,6 +56,21 @@ pub fn dump(
         };
         write_dump(out, &header, traces, json)?;
     }
+    out.flush()?;
+    Ok(())
+}
+
+/// `analyze --timeline`: each thread's activity per time bucket.
+pub fn timeline(
+    session_path: &Path,
+    bucket_s: Option<f64>,
+    threads: &[String],
+    format: TableFormat,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let session = Session::open(session_path)?;
+    let tl = crate::analyze::timeline::timeline(&session, bucket_s, threads)?;
+    crate::render::timeline::write_timeline(out, &tl, format)?;
     out.flush()?;
     Ok(())
 }

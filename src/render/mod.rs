@@ -7,7 +7,8 @@
 //! - [`speedscope`]: speedscope's JSON file format, one sampled profile per thread;
 //! - [`chrometrace`]: Trace Event Format JSON for Chrome's tracing and Perfetto.
 //!
-//! [`table`] writes `analyze`'s table as text, CSV or JSON, [`info`] `info`'s description.
+//! [`table`] writes `analyze`'s table as text, CSV or JSON, [`timeline`] its
+//! activity chart, [`info`] `info`'s description.
 
 pub mod chrometrace;
 pub mod collapsed;
@@ -16,6 +17,7 @@ pub mod formats;
 pub mod info;
 pub mod speedscope;
 pub mod table;
+pub mod timeline;
 
 use anyhow::Result;
 use std::io::Write;

@@ -46,6 +46,9 @@ enum Command {
     /// Describes a session file: the target, the capture's settings and how it went, the
     /// processes and threads it holds
     Info(InfoArgs),
+    /// Runs SQL over a session file: samples, stack_frames, frames, stacks, threads,
+    /// processes, meta (read-only)
+    Query(QueryArgs),
     /// Shows where a session's time went: own and total time per function, line, file,
     /// module, thread or process
     Analyze(AnalyzeArgs),
@@ -292,6 +295,30 @@ impl SelectionArgs {
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Tables: samples(time_us, pid, thread, thread_name, os_thread_id, stack, \
+error, active, gil, truncated, paused, late_us, process): one row per sample, stack NULL and \
+error set for a sample whose stack could not be read; stack_frames(stack, depth, frame): depth 0 \
+is the innermost frame; frames(id, function, qualname, filename, short_filename, line, \
+first_line, module); threads(id, process, thread_id, os_thread_id); thread_names(thread, \
+since_us, name); processes(id, pid, parent, command_line, python); errors(id, kind, message, \
+stack); meta(key, value). Times are microseconds since the capture started.\n\n\
+Example: the 10 functions most often running, as the innermost frame:\n  py-spy query run.pyspy \
+\"select f.qualname, f.short_filename, count(*) n from samples s join stack_frames sf on \
+sf.stack = s.stack and sf.depth = 0 join frames f on f.id = sf.frame where s.active group by \
+f.qualname, f.short_filename order by n desc limit 10\""
+)]
+struct QueryArgs {
+    /// Session file written by `py-spy capture` (or `record --session`)
+    session: PathBuf,
+    /// One SQL statement that reads (a SELECT, or a reading pragma)
+    sql: String,
+    /// Output format (written to standard output)
+    #[arg(long, value_name = "FORMAT", default_value = "table", ignore_case = true, value_parser = named(TableFormat::ALL, TableFormat::name))]
+    format: TableFormat,
+}
+
+#[derive(clap::Args)]
 struct InfoArgs {
     /// Session file written by `py-spy capture` (or `record --session`)
     session: PathBuf,
@@ -392,6 +419,11 @@ fn main() {
         Command::Capture(args) => capture(args),
         Command::Render(args) => render(args).map(|()| 0),
         Command::Analyze(args) => analyze(args).map(|()| 0),
+        Command::Query(args) => {
+            let stdout = std::io::stdout();
+            commands::query::run(&args.session, &args.sql, args.format, &mut stdout.lock())
+                .map(|_| 0)
+        }
         Command::Info(args) => {
             let stdout = std::io::stdout();
             commands::info::run(&args.session, args.json, &mut stdout.lock()).map(|()| 0)

@@ -4,12 +4,13 @@
 //! them into the `analyze` table (own and total samples per function, line, file, module,
 //! thread or process), [`timeline`] counts
 //! each thread's activity per time bucket, [`snapshot`] finds
-//! one snapshot's stacks (`analyze --dump`), and [`info`] describes a recording for
-//! `py-spy info`.
+//! one snapshot's stacks (`analyze --dump`), [`info`] describes a recording for
+//! `py-spy info`, and [`sql`] serves `py-spy query` (SQL over the samples).
 
 pub mod info;
 pub mod replay;
 pub mod snapshot;
+pub mod sql;
 pub mod timeline;
 pub mod top;
 

@@ -7,6 +7,7 @@ pub mod capture;
 pub mod dump;
 pub mod info;
 pub mod output;
+pub mod query;
 pub mod record;
 pub mod render;
 

@@ -8,13 +8,15 @@
 //! - [`chrometrace`]: Trace Event Format JSON for Chrome's tracing and Perfetto.
 //!
 //! [`table`] writes `analyze`'s table as text, CSV or JSON, [`timeline`] its
-//! activity chart, [`info`] `info`'s description.
+//! activity chart, [`info`] `info`'s description,
+//! [`query`] the rows of `py-spy query`.
 
 pub mod chrometrace;
 pub mod collapsed;
 pub mod dump;
 pub mod formats;
 pub mod info;
+pub mod query;
 pub mod speedscope;
 pub mod table;
 pub mod timeline;

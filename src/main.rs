@@ -261,6 +261,11 @@ struct RenderArgs {
     view: ViewArgs,
     #[command(flatten)]
     selection: SelectionArgs,
+    /// Show how this session differs from BASE: a differential flamegraph (red: more time
+    /// than in BASE, blue: less; BASE scaled to this session's sample count), or with -f raw
+    /// its `stack base_count count` lines
+    #[arg(long, value_name = "BASE")]
+    diff: Option<PathBuf>,
 }
 
 /// Which samples to look at: processes, threads and a time window.
@@ -376,6 +381,10 @@ struct AnalyzeArgs {
     /// With --timeline: the width of a column in seconds [default: the capture in 60]
     #[arg(long, value_name = "SECONDS", requires = "timeline")]
     bucket: Option<f64>,
+    /// Compare with BASE, another recording: each row's share in both and the change,
+    /// largest change of own share first
+    #[arg(long, value_name = "BASE", conflicts_with_all = ["dump", "timeline"])]
+    diff: Option<PathBuf>,
 }
 
 /// A value parser for one of `all`, each known by its `name`.
@@ -490,6 +499,7 @@ fn render(args: RenderArgs) -> Result<()> {
             view: args.selection.narrow(args.view.view()),
             title: Some(title()),
         },
+        diff_base: args.diff,
     })
 }
 
@@ -538,6 +548,7 @@ fn analyze(args: AnalyzeArgs) -> Result<()> {
             sort,
             limit,
             format,
+            diff_base: args.diff,
         },
         &mut out,
     )

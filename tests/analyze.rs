@@ -354,3 +354,72 @@ fn dump_at_a_time_shows_the_stacks_of_then() {
     let (code, _, _) = run_py_spy(&["analyze", s, "--at", "1"]);
     assert_ne!(code, 0);
 }
+
+#[test]
+fn diffs_between_recordings() {
+    let dir = tmpdir("analyze-diff");
+    let py = first_supported();
+    println!("[test] checking {}", py.label);
+    let base = dir.join("base.pyspy");
+    capture(&py, &base);
+    let new = dir.join("new.pyspy");
+    {
+        let target = spawn(&py.path, "two_phases.py", &[]);
+        let pid = target.pid.to_string();
+        let n = new.to_str().unwrap();
+        let (code, _, err) =
+            run_py_spy(&["capture", "--pid", &pid, "-r", "200", "-d", "2", "-o", n]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (b, n) = (base.to_str().unwrap(), new.to_str().unwrap());
+    // A recording against itself: nothing changed.
+    let same = analyze_json(&base, &["--diff", b]);
+    assert!(!same.is_empty());
+    assert!(
+        same.iter().all(|r| r["own_change"].as_f64() == Some(0.0)),
+        "{same:?}"
+    );
+    // phases.py's heavy is gone, two_phases.py's spin came.
+    let rows = analyze_json(&new, &["--diff", b]);
+    let heavy = find(&rows, "heavy");
+    assert!(heavy["own_change"].as_f64().unwrap() < -30.0, "{heavy}");
+    assert_eq!(heavy["new_own_samples"], 0);
+    let spin = find(&rows, "spin");
+    assert!(spin["own_change"].as_f64().unwrap() > 30.0, "{spin}");
+    assert_eq!(spin["base_own_samples"], 0);
+    let first = rows[0]["own_change"].as_f64().unwrap().abs();
+    assert!(rows
+        .iter()
+        .all(|r| r["own_change"].as_f64().unwrap().abs() <= first));
+    // The differential collapsed stacks: the new counts are the new recording's.
+    let (code, raw, err) = run_py_spy(&["render", n, "--diff", b, "-f", "raw", "-o", "-"]);
+    assert_eq!(code, 0, "{err}");
+    let mut new_total = 0u64;
+    for line in raw.lines() {
+        let mut fields = line.rsplitn(3, ' ');
+        let after: u64 = fields.next().unwrap().parse().unwrap();
+        let _before: u64 = fields.next().unwrap().parse().unwrap();
+        let stack = fields.next().unwrap();
+        if stack.contains("heavy (phases.py:") {
+            assert_eq!(after, 0, "{line}");
+        }
+        new_total += after;
+    }
+    let plain: u64 = parse_collapsed(&render_raw(&new, &[]))
+        .iter()
+        .map(|(_, c)| c)
+        .sum();
+    assert_eq!(new_total, plain);
+    let svg = dir.join("diff.svg");
+    let (code, _, err) = run_py_spy(&["render", n, "--diff", b, "-o", svg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("spin (two_phases.py:"),
+        "{}",
+        &svg[..200]
+    );
+    let (code, _, err) = run_py_spy(&["render", n, "--diff", b, "-f", "speedscope", "-o", "-"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--diff draws a flamegraph or raw"), "{err}");
+}

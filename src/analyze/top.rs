@@ -149,6 +149,75 @@ impl TopTable {
     }
 }
 
+/// A row of two tables compared (`analyze NEW --diff BASE`): shares in each, in percent of
+/// its own samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffRow {
+    /// What the row stands for (its counts are the new table's).
+    pub row: TopRow,
+    pub base_own_samples: u64,
+    pub base_own_percent: f64,
+    pub new_own_percent: f64,
+    pub base_total_percent: f64,
+    pub new_total_percent: f64,
+}
+
+impl DiffRow {
+    /// Change of the own share, in percentage points.
+    pub fn own_change(&self) -> f64 {
+        self.new_own_percent - self.base_own_percent
+    }
+
+    pub fn total_change(&self) -> f64 {
+        self.new_total_percent - self.base_total_percent
+    }
+}
+
+/// Every row of either table, with its shares in both, largest change of own share first.
+pub fn diff(base: &TopTable, new: &TopTable) -> Vec<DiffRow> {
+    let key = |r: &TopRow| TopRow {
+        own_samples: 0,
+        total_samples: 0,
+        ..r.clone()
+    };
+    let mut rows: Vec<DiffRow> = Vec::new();
+    let mut index: HashMap<TopRow, usize> = HashMap::new();
+    for r in &new.rows {
+        index.insert(key(r), rows.len());
+        rows.push(DiffRow {
+            row: r.clone(),
+            base_own_samples: 0,
+            base_own_percent: 0.0,
+            new_own_percent: new.percent(r.own_samples),
+            base_total_percent: 0.0,
+            new_total_percent: new.percent(r.total_samples),
+        });
+    }
+    for r in &base.rows {
+        let i = *index.entry(key(r)).or_insert_with(|| {
+            rows.push(DiffRow {
+                row: key(r),
+                base_own_samples: 0,
+                base_own_percent: 0.0,
+                new_own_percent: 0.0,
+                base_total_percent: 0.0,
+                new_total_percent: 0.0,
+            });
+            rows.len() - 1
+        });
+        rows[i].base_own_samples = r.own_samples;
+        rows[i].base_own_percent = base.percent(r.own_samples);
+        rows[i].base_total_percent = base.percent(r.total_samples);
+    }
+    rows.sort_by(|a, b| {
+        b.own_change()
+            .abs()
+            .total_cmp(&a.own_change().abs())
+            .then_with(|| a.row.label().cmp(&b.row.label()))
+    });
+    rows
+}
+
 /// The module a file belongs to, from its name as shown: `pkg/sub/mod.py` → `pkg.sub.mod`,
 /// `pkg/__init__.py` → `pkg`; a name that is not a Python file stays as it is.
 pub fn module_of(display_file: &str) -> String {

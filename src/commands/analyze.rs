@@ -22,6 +22,8 @@ pub struct Analyze {
     /// Rows shown at most (`None`: all).
     pub limit: Option<usize>,
     pub format: TableFormat,
+    /// Compare with this recording (`--diff BASE`).
+    pub diff_base: Option<PathBuf>,
 }
 
 /// `analyze --dump`: every thread's stack at the snapshot nearest `at_s` (the last one
@@ -83,6 +85,23 @@ pub fn run(req: &Analyze, out: &mut dyn Write) -> Result<()> {
             "Warning: {} has a damaged meta table: {what}",
             req.session.display()
         );
+    }
+    if let Some(base_path) = &req.diff_base {
+        let base = Session::open(base_path)?;
+        let base_table = top(&base, &req.view, req.by)?;
+        let new_table = top(&session, &req.view, req.by)?;
+        let rows = crate::analyze::top::diff(&base_table, &new_table);
+        crate::render::table::write_diff_table(out, req.by, &rows, req.format, req.limit)?;
+        out.flush()?;
+        if req.format == TableFormat::Table {
+            eprintln!(
+                "{} samples against {} in {}; shares are of each recording's own samples",
+                new_table.samples,
+                base_table.samples,
+                base_path.display()
+            );
+        }
+        return Ok(());
     }
     let mut table = top(&session, &req.view, req.by)?;
     table.sort(req.sort);

@@ -23,6 +23,8 @@ pub struct Render {
     /// format's extension.
     pub output: Option<PathBuf>,
     pub options: RenderOptions,
+    /// Draw how the session differs from this one (`--diff BASE`).
+    pub diff_base: Option<PathBuf>,
 }
 
 /// `py-spy render`: open the session, render it, and say what was written.
@@ -38,7 +40,16 @@ pub fn run(req: &Render) -> Result<()> {
         req.session
             .with_extension(formats::spec(req.options.format).extension)
     });
-    let summary = render_to(&session, &req.options, &output)?;
+    let summary = match &req.diff_base {
+        Some(base_path) => {
+            let base = Session::open(base_path)?;
+            let mut out = Output::open(&output)?;
+            let summary = render::render_diff(&base, &session, &req.options, out.writer())?;
+            out.commit()?;
+            summary
+        }
+        None => render_to(&session, &req.options, &output)?,
+    };
     if let Some(why) = &summary.nothing_kept {
         eprintln!("Warning: {why}");
     }

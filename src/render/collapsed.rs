@@ -9,7 +9,7 @@ use super::session_rate;
 use crate::analyze::Replay;
 
 /// Count samples per view stack; returns the lines, sorted, and the sample count.
-fn collapse(replay: &mut Replay) -> Result<(Vec<String>, u64)> {
+pub(crate) fn collapse(replay: &mut Replay) -> Result<(Vec<String>, u64)> {
     let mut counts: Vec<u64> = Vec::new();
     let mut total = 0u64;
     replay.for_each(|_, s| {
@@ -111,7 +111,7 @@ pub fn write_flamegraph(
 }
 
 /// `text` with XML's special characters escaped.
-fn xml_escape(text: &str) -> String {
+pub(crate) fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

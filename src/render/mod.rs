@@ -7,12 +7,13 @@
 //! - [`speedscope`]: speedscope's JSON file format, one sampled profile per thread;
 //! - [`chrometrace`]: Trace Event Format JSON for Chrome's tracing and Perfetto.
 //!
-//! [`table`] writes `analyze`'s table as text, CSV or JSON, [`timeline`] its
+//! [`diff`] compares two recordings (a differential flamegraph). [`table`] writes `analyze`'s table as text, CSV or JSON, [`timeline`] its
 //! activity chart, [`info`] `info`'s description,
 //! [`query`] the rows of `py-spy query`.
 
 pub mod chrometrace;
 pub mod collapsed;
+pub mod diff;
 pub mod dump;
 pub mod formats;
 pub mod info;
@@ -66,6 +67,33 @@ pub fn render(
         dropped: replay.dropped,
         errors_left_out: replay.errors_left_out_total(),
         errors_note: replay.errors_note(),
+    })
+}
+
+/// Replay `base` and `new` through the same view and write how `new` differs (a
+/// differential flamegraph, or its collapsed lines for `raw`).
+pub fn render_diff(
+    base: &Session,
+    new: &Session,
+    opts: &RenderOptions,
+    out: &mut dyn Write,
+) -> Result<RenderSummary> {
+    let mut base_replay = Replay::new(base, &opts.view)?;
+    let mut new_replay = Replay::new(new, &opts.view)?;
+    let (_, samples) = diff::write_diff(
+        &mut base_replay,
+        &mut new_replay,
+        opts.format,
+        opts.title.as_deref(),
+        out,
+    )?;
+    Ok(RenderSummary {
+        samples,
+        nothing_kept: (new_replay.kept == 0 && base_replay.kept == 0)
+            .then(|| new_replay.nothing_kept_reason()),
+        dropped: new_replay.dropped,
+        errors_left_out: new_replay.errors_left_out_total(),
+        errors_note: new_replay.errors_note(),
     })
 }
 

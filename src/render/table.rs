@@ -3,7 +3,7 @@
 use anyhow::Result;
 use std::io::Write;
 
-use crate::analyze::top::{GroupBy, TopRow, TopTable};
+use crate::analyze::top::{DiffRow, GroupBy, TopRow, TopTable};
 
 /// How a table is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +151,105 @@ fn write_csv(out: &mut dyn Write, table: &TopTable, rows: &[TopRow]) -> Result<(
     for r in rows {
         let fields: Vec<String> = values(table, r).iter().map(csv_field).collect();
         writeln!(out, "{}", fields.join(","))?;
+    }
+    Ok(())
+}
+
+/// The keys of a compared row, in order.
+const DIFF_KEYS: [&str; 14] = [
+    "function",
+    "filename",
+    "line",
+    "module",
+    "thread",
+    "process",
+    "base_own_samples",
+    "new_own_samples",
+    "base_own_percent",
+    "new_own_percent",
+    "own_change",
+    "base_total_percent",
+    "new_total_percent",
+    "total_change",
+];
+
+/// Write the first `limit` compared rows (`analyze NEW --diff BASE`).
+pub fn write_diff_table(
+    out: &mut dyn Write,
+    by: GroupBy,
+    rows: &[DiffRow],
+    format: TableFormat,
+    limit: Option<usize>,
+) -> Result<()> {
+    use serde_json::Value;
+    let rows = &rows[..limit.unwrap_or(usize::MAX).min(rows.len())];
+    let round = |x: f64| Value::from((x * 10_000.0).round() / 10_000.0);
+    let values = |d: &DiffRow| -> [Value; 14] {
+        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+        let r = &d.row;
+        [
+            text(&r.function),
+            text(&r.filename),
+            r.line.map_or(Value::Null, Value::from),
+            text(&r.module),
+            text(&r.thread),
+            text(&r.process),
+            Value::from(d.base_own_samples),
+            Value::from(r.own_samples),
+            round(d.base_own_percent),
+            round(d.new_own_percent),
+            round(d.own_change()),
+            round(d.base_total_percent),
+            round(d.new_total_percent),
+            round(d.total_change()),
+        ]
+    };
+    match format {
+        TableFormat::Table => {
+            writeln!(
+                out,
+                "{:>9} {:>9} {:>8} {:>10} {:>10}  {}",
+                "%Own base",
+                "%Own new",
+                "Change",
+                "%Tot base",
+                "%Tot new",
+                heading(by)
+            )?;
+            for d in rows {
+                writeln!(
+                    out,
+                    "{:>8.2}% {:>8.2}% {:>+8.2} {:>9.2}% {:>9.2}%  {}",
+                    d.base_own_percent,
+                    d.new_own_percent,
+                    d.own_change(),
+                    d.base_total_percent,
+                    d.new_total_percent,
+                    d.row.label()
+                )?;
+            }
+        }
+        TableFormat::Csv => {
+            writeln!(out, "{}", DIFF_KEYS.join(","))?;
+            for d in rows {
+                let fields: Vec<String> = values(d).iter().map(csv_field).collect();
+                writeln!(out, "{}", fields.join(","))?;
+            }
+        }
+        TableFormat::Json => {
+            let list: Vec<serde_json::Map<String, Value>> = rows
+                .iter()
+                .map(|d| {
+                    DIFF_KEYS
+                        .iter()
+                        .map(|k| k.to_string())
+                        .zip(values(d))
+                        .collect()
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut *out, &list)?;
+            writeln!(out)?;
+        }
     }
     Ok(())
 }

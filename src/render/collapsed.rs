@@ -67,20 +67,8 @@ pub fn write_flamegraph(
     if lines.is_empty() {
         // inferno draws nothing from no lines: a small SVG that says why, so the file is a
         // valid image like every other format's empty output.
-        let title = title.unwrap_or("py-spy");
         let why = replay.nothing_kept_reason();
-        write!(
-            out,
-            "<?xml version=\"1.0\" standalone=\"no\"?>\n\
-             <svg version=\"1.1\" width=\"1200\" height=\"70\" \
-             xmlns=\"http://www.w3.org/2000/svg\">\n\
-             <text x=\"600\" y=\"26\" text-anchor=\"middle\" font-family=\"Verdana\" \
-             font-size=\"17\">{}</text>\n\
-             <text x=\"600\" y=\"52\" text-anchor=\"middle\" font-family=\"Verdana\" \
-             font-size=\"12\">{}</text>\n</svg>\n",
-            xml_escape(title),
-            xml_escape(&why)
-        )?;
+        write_message_svg(out, title.unwrap_or("py-spy"), &why)?;
         return Ok(0);
     }
     let session = replay.session();
@@ -110,8 +98,25 @@ pub fn write_flamegraph(
     Ok(total)
 }
 
+/// An SVG that shows `title` and a `message` (where there is nothing to draw).
+pub(crate) fn write_message_svg(out: &mut dyn Write, title: &str, message: &str) -> Result<()> {
+    write!(
+        out,
+        "<?xml version=\"1.0\" standalone=\"no\"?>\n\
+         <svg version=\"1.1\" width=\"1200\" height=\"70\" \
+         xmlns=\"http://www.w3.org/2000/svg\">\n\
+         <text x=\"600\" y=\"26\" text-anchor=\"middle\" font-family=\"Verdana\" \
+         font-size=\"17\">{}</text>\n\
+         <text x=\"600\" y=\"52\" text-anchor=\"middle\" font-family=\"Verdana\" \
+         font-size=\"12\">{}</text>\n</svg>\n",
+        xml_escape(title),
+        xml_escape(message)
+    )?;
+    Ok(())
+}
+
 /// `text` with XML's special characters escaped.
-pub(crate) fn xml_escape(text: &str) -> String {
+fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -6,7 +6,7 @@
 use anyhow::{anyhow, bail, Result};
 use std::io::Write;
 
-use super::collapsed::{collapse, xml_escape};
+use super::collapsed::{collapse, write_message_svg};
 use crate::analyze::Replay;
 use crate::model::config::FileFormat;
 
@@ -50,15 +50,7 @@ pub fn write_diff(
     }
     let title = title.unwrap_or("py-spy differential flamegraph");
     if lines.is_empty() {
-        write!(
-            out,
-            "<?xml version=\"1.0\" standalone=\"no\"?>\n\
-             <svg version=\"1.1\" width=\"1200\" height=\"50\" \
-             xmlns=\"http://www.w3.org/2000/svg\">\n\
-             <text x=\"600\" y=\"30\" text-anchor=\"middle\" font-family=\"Verdana\" \
-             font-size=\"17\">{}: no samples in either recording</text>\n</svg>\n",
-            xml_escape(title)
-        )?;
+        write_message_svg(out, title, "no samples in either recording")?;
         return Ok((base_total, new_total));
     }
     let mut opts = inferno::flamegraph::Options::default();

@@ -93,14 +93,10 @@ fn write_text(out: &mut dyn Write, table: &TopTable, rows: &[TopRow]) -> Result<
     Ok(())
 }
 
-/// The row's values, in [`KEYS`] order.
-fn values(table: &TopTable, r: &TopRow) -> [serde_json::Value; 12] {
+/// What a row stands for, as values: function, filename, line, module, thread, process.
+fn identity(r: &TopRow) -> [serde_json::Value; 6] {
     use serde_json::Value;
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
-    let round = |x: f64, places: i32| {
-        let k = 10f64.powi(places);
-        Value::from((x * k).round() / k)
-    };
     [
         text(&r.function),
         text(&r.filename),
@@ -108,13 +104,28 @@ fn values(table: &TopTable, r: &TopRow) -> [serde_json::Value; 12] {
         text(&r.module),
         text(&r.thread),
         text(&r.process),
+    ]
+}
+
+/// `x` rounded to `places` decimals.
+fn round(x: f64, places: i32) -> serde_json::Value {
+    let k = 10f64.powi(places);
+    serde_json::Value::from((x * k).round() / k)
+}
+
+/// The row's values, in [`KEYS`] order.
+fn values(table: &TopTable, r: &TopRow) -> Vec<serde_json::Value> {
+    use serde_json::Value;
+    let mut v = identity(r).to_vec();
+    v.extend([
         Value::from(r.own_samples),
         Value::from(r.total_samples),
         round(table.percent(r.own_samples), 4),
         round(table.percent(r.total_samples), 4),
         round(table.seconds(r.own_samples), 6),
         round(table.seconds(r.total_samples), 6),
-    ]
+    ]);
+    v
 }
 
 fn write_json(out: &mut dyn Write, table: &TopTable, rows: &[TopRow]) -> Result<()> {
@@ -183,26 +194,19 @@ pub fn write_diff_table(
 ) -> Result<()> {
     use serde_json::Value;
     let rows = &rows[..limit.unwrap_or(usize::MAX).min(rows.len())];
-    let round = |x: f64| Value::from((x * 10_000.0).round() / 10_000.0);
-    let values = |d: &DiffRow| -> [Value; 14] {
-        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
-        let r = &d.row;
-        [
-            text(&r.function),
-            text(&r.filename),
-            r.line.map_or(Value::Null, Value::from),
-            text(&r.module),
-            text(&r.thread),
-            text(&r.process),
+    let values = |d: &DiffRow| -> Vec<Value> {
+        let mut v = identity(&d.row).to_vec();
+        v.extend([
             Value::from(d.base_own_samples),
-            Value::from(r.own_samples),
-            round(d.base_own_percent),
-            round(d.new_own_percent),
-            round(d.own_change()),
-            round(d.base_total_percent),
-            round(d.new_total_percent),
-            round(d.total_change()),
-        ]
+            Value::from(d.row.own_samples),
+            round(d.base_own_percent, 4),
+            round(d.new_own_percent, 4),
+            round(d.own_change(), 4),
+            round(d.base_total_percent, 4),
+            round(d.new_total_percent, 4),
+            round(d.total_change(), 4),
+        ]);
+        v
     };
     match format {
         TableFormat::Table => {

@@ -3,7 +3,10 @@
 //! renders the file in every format, and prints bytes per sample, writer CPU per sample and
 //! render times.
 //!
-//!     cargo run --release --example session_bench -- [SAMPLES] [DIR]
+//!     cargo run --release --example session_bench -- [SAMPLES] [DIR] [--write-only]
+//!
+//! `--write-only` writes the session and stops (a large file for `query`/`analyze`
+//! figures, without outputs of gigabytes).
 //!
 //! The shape: 10 threads, 30-frame stacks built from 300 functions, the leaf and the two
 //! frames above it varying over 40 lines each, thread 0 hot (half the samples), the others
@@ -54,6 +57,7 @@ fn main() -> Result<()> {
     );
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("bench.pyspy");
+    let write_only = args.iter().any(|a| a == "--write-only");
 
     let files: Vec<Arc<str>> = (0..20)
         .map(|i| Arc::from(format!("/srv/app/pkg{i}/module{i}.py")))
@@ -174,6 +178,9 @@ fn main() -> Result<()> {
     );
 
     let session = Session::open(&path)?;
+    if write_only {
+        return Ok(());
+    }
     for (format, view) in [
         (FileFormat::raw, View::default()),
         (

@@ -302,16 +302,15 @@ impl SelectionArgs {
 #[derive(clap::Args)]
 #[command(
     after_help = "Tables: samples(time_us, pid, thread, thread_name, os_thread_id, stack, \
-error, active, gil, truncated, paused, late_us, process): one row per sample, stack NULL and \
-error set for a sample whose stack could not be read; stack_frames(stack, depth, frame): depth 0 \
+error, active, gil, truncated, paused, late_us, process, leaf_frame): one row per sample, stack \
+NULL and error set for a sample whose stack could not be read, leaf_frame its innermost frame; stack_frames(stack, depth, frame): depth 0 \
 is the innermost frame; frames(id, function, qualname, filename, short_filename, line, \
 first_line, module); threads(id, process, thread_id, os_thread_id); thread_names(thread, \
 since_us, name); processes(id, pid, parent, command_line, python); errors(id, kind, message, \
 stack); meta(key, value). Times are microseconds since the capture started.\n\n\
 Example: the 10 functions most often running, as the innermost frame:\n  py-spy query run.pyspy \
-\"select f.qualname, f.short_filename, count(*) n from samples s join stack_frames sf on \
-sf.stack = s.stack and sf.depth = 0 join frames f on f.id = sf.frame where s.active group by \
-f.qualname, f.short_filename order by n desc limit 10\""
+\"select f.qualname, f.short_filename, count(*) n from samples s join frames f on f.id = \
+s.leaf_frame where s.active group by f.qualname, f.short_filename order by n desc limit 10\""
 )]
 struct QueryArgs {
     /// Session file written by `py-spy capture` (or `record --session`)

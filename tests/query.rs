@@ -85,6 +85,13 @@ fn query_counts_agree_with_render_analyze_and_info() {
             .or_default() += n;
     }
     assert_eq!(from_query, from_raw);
+    // The same through the samples' own leaf_frame column.
+    let direct = query(
+        &session,
+        "select f.qualname || ' (' || coalesce(f.short_filename, f.filename) || ':' || f.line || ')' \
+         as leaf, count(*) as n from samples s join frames f on f.id = s.leaf_frame group by leaf",
+    );
+    assert_eq!(direct, leaves);
     assert!(from_query
         .keys()
         .any(|k| k.starts_with("heavy (phases.py:")));

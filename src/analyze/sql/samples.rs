@@ -16,7 +16,7 @@ use crate::store::reader::SampleIter;
 use crate::store::{Sample, SampleFilter, Session};
 
 /// The table's columns, in order.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 14] = [
     "time_us",
     "pid",
     "thread",
@@ -30,6 +30,7 @@ pub const COLUMNS: [&str; 13] = [
     "paused",
     "late_us",
     "process",
+    "leaf_frame",
 ];
 const TIME: c_int = 0;
 const PID: c_int = 1;
@@ -242,6 +243,13 @@ unsafe impl VTabCursor for SamplesCursor<'_> {
             "paused" => ctx.set_result(&flag(s.paused())),
             "late_us" => ctx.set_result(&(s.late_us as i64)),
             "process" => ctx.set_result(&thread.map(|t| t.process as i64)),
+            // The innermost frame: what `stack_frames` gives at depth 0, without the join.
+            "leaf_frame" => ctx.set_result(
+                &(!s.error())
+                    .then(|| self.session.stacks.get(s.stack as usize)?.first().copied())
+                    .flatten()
+                    .map(i64::from),
+            ),
             _ => ctx.set_result(&rusqlite::types::Null),
         }
     }

@@ -292,3 +292,39 @@ fn fidelity_against_py_spy_quick() {
     }
     report("fidelity_against_py_spy_quick", &ran, &skipped);
 }
+
+/// Each pause interrupts a sleeping thread, which then waits CPython's 5 ms switch interval
+/// for the GIL to check for signals: at 200 Hz the next snapshot found it runnable every time
+/// (phases.py's napper, asleep in one long `time.sleep`, showed as running in up to a tenth of
+/// its samples; examples/demo.py's sleeping main thread in 25-30%). It did no work: idle.
+#[test]
+fn a_sleeping_thread_stays_idle_at_200_hz_while_another_holds_the_gil() {
+    let dir = tmpdir("sleeper-200hz");
+    on_each_supported_from("sleeper_200hz", (3, 2), |py| {
+        let target = spawn(&py.path, "phases.py", &["60"]);
+        let session = dir.join(format!("{}.pyspy", py.label.replace(' ', "-")));
+        let pid = target.pid.to_string();
+        let s = session.to_str().unwrap();
+        let (code, _, err) =
+            run_py_spy(&["capture", "--pid", &pid, "-r", "200", "-d", "2", "-o", s]);
+        assert_eq!(code, 0, "{err}");
+        drop(target);
+        let count = |args: &[&str]| -> u64 {
+            let mut a = vec!["--thread", "napper"];
+            a.extend_from_slice(args);
+            parse_collapsed(&render_raw(&session, &a))
+                .iter()
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let all = count(&["--idle"]);
+        let active = count(&[]);
+        println!("{}: napper active in {active} of {all} samples", py.label);
+        assert!(all >= 100, "{}: {all} napper samples", py.label);
+        assert!(
+            active * 50 <= all,
+            "{}: the sleeping napper counted running in {active} of {all} samples",
+            py.label
+        );
+    });
+}

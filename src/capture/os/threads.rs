@@ -1,4 +1,5 @@
-//! OS-level thread state: is a thread running, from `/proc/PID/task/TID/stat`.
+//! OS-level thread state: is a thread running, from `/proc/PID/task/TID/stat`, and how much
+//! CPU it has had, from `/proc/PID/task/TID/schedstat`.
 //!
 //! The stat files stay open between samples and are re-read with one `pread` each, instead of
 //! open/read/close every time.
@@ -13,6 +14,8 @@ use crate::model::trace::Pid;
 pub struct OsThreads {
     pid: Pid,
     files: FastMap<u64, File>,
+    /// `schedstat` files, opened when first asked for.
+    schedstat: FastMap<u64, File>,
 }
 
 impl OsThreads {
@@ -20,6 +23,7 @@ impl OsThreads {
         OsThreads {
             pid,
             files: FastMap::default(),
+            schedstat: FastMap::default(),
         }
     }
 
@@ -57,9 +61,26 @@ impl OsThreads {
         }
     }
 
+    /// How long thread `tid` has run on a CPU, in nanoseconds; `None` if it can't be told.
+    pub fn cpu_ns(&mut self, tid: u64) -> Option<u64> {
+        if !self.schedstat.contains_key(&tid) {
+            let f = File::open(format!("/proc/{}/task/{tid}/schedstat", self.pid)).ok()?;
+            self.schedstat.insert(tid, f);
+        }
+        let mut buf = [0u8; 128];
+        let n = self.schedstat.get(&tid)?.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        let cpu = text.split_ascii_whitespace().next()?.parse().ok();
+        if cpu.is_none() {
+            self.schedstat.remove(&tid);
+        }
+        cpu
+    }
+
     /// Forget threads not in `alive` (their files would report an exited thread).
     pub fn retain(&mut self, alive: &FastSet<u64>) {
         self.files.retain(|tid, _| alive.contains(tid));
+        self.schedstat.retain(|tid, _| alive.contains(tid));
     }
 
     /// Threads with an open stat file.

@@ -64,6 +64,10 @@ pub struct CaptureStats {
     pub unpaused: u64,
 }
 
+/// A runnable thread counts as running in blocking mode if it had at least 1/`MIN_CPU_SHARE`
+/// of the time since it was last looked at (see [`PythonSpy::worked_since_last_look`]).
+const MIN_CPU_SHARE: u64 = 20;
+
 /// Snapshots taken again, at most, when a stack changed while it was read.
 const MAX_RETRIES: usize = 2;
 /// How long a paused target runs before it is paused again for a retry (times the retry's
@@ -114,6 +118,9 @@ pub struct PythonSpy {
     pauses: PauseBudget,
     /// The last snapshot was taken with the target paused.
     last_paused: bool,
+    /// Per OS thread: its CPU time and when it was read (see
+    /// [`PythonSpy::worked_since_last_look`]).
+    cpu_seen: FastMap<u64, (u64, Instant)>,
     /// When the full version was last looked for (see [`PythonSpy::refresh_version`]).
     version_checked: Option<Instant>,
 }
@@ -198,6 +205,7 @@ impl PythonSpy {
             attached_at: Instant::now(),
             pauses: PauseBudget::default(),
             last_paused: false,
+            cpu_seen: FastMap::default(),
             version_checked: None,
         };
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.

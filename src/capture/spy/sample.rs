@@ -114,6 +114,11 @@ impl PythonSpy {
                 if let Some(r) = r {
                     self.last_running.insert(tid, r);
                 }
+                let r = if blocking && r == Some(true) && !t.holds_gil && !t.moved {
+                    Some(self.worked_since_last_look(tid))
+                } else {
+                    r
+                };
                 t.active = r.unwrap_or(true) && !is_idle_frame(&t.frames);
             }
             if self.walker.threads_changed {
@@ -122,6 +127,7 @@ impl PythonSpy {
                 let tids: FastSet<u64> = out.iter().filter_map(|t| t.os_thread_id).collect();
                 self.os_threads.retain(&tids);
                 self.last_running.retain(|t, _| tids.contains(t));
+                self.cpu_seen.retain(|t, _| tids.contains(t));
             }
         }
         if self.walker.threads_changed || self.last_tops.len() > out.len() {
@@ -161,6 +167,24 @@ impl PythonSpy {
             }
             std::thread::sleep(PAUSED_RETRY_POLL);
         }
+    }
+
+    /// Blocking mode, for a thread found runnable that neither holds the GIL nor ran Python
+    /// code since the last snapshot: has it had the CPU for at least a twentieth of the time
+    /// since it was last looked at? Each pause interrupts a sleeping thread, which then waits
+    /// for the GIL (CPython's switch interval is 5 ms) to check for signals: at 200 Hz the next
+    /// snapshot finds it runnable every time, though it did almost no work. A thread running
+    /// C code without the GIL keeps the CPU. Unknown CPU time counts as working.
+    fn worked_since_last_look(&mut self, tid: u64) -> bool {
+        let now = Instant::now();
+        let Some(cpu) = self.os_threads.cpu_ns(tid) else {
+            return true;
+        };
+        let Some((last_cpu, last_at)) = self.cpu_seen.insert(tid, (cpu, now)) else {
+            return true;
+        };
+        let wall = now.saturating_duration_since(last_at).as_nanos() as u64;
+        cpu.saturating_sub(last_cpu).saturating_mul(MIN_CPU_SHARE) >= wall
     }
 
     /// The last snapshot was taken with the target paused (blocking mode, within the pause

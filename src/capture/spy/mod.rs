@@ -72,10 +72,9 @@ const MIN_CPU_SHARE: u64 = 20;
 const MAX_RETRIES: usize = 2;
 /// How long a paused target runs before it is paused again for a retry (times the retry's
 /// number), at least; and at most, while a thread to be read again has not had the CPU
-/// (see [`PythonSpy::let_faulty_threads_run`]), checked every `PAUSED_RETRY_POLL`.
+/// (see [`PythonSpy::let_faulty_threads_run`]).
 const PAUSED_RETRY_WAIT: Duration = Duration::from_micros(500);
 const PAUSED_RETRY_LONGEST: Duration = Duration::from_millis(20);
-const PAUSED_RETRY_POLL: Duration = Duration::from_micros(200);
 
 /// A live Python process, attached.
 pub struct PythonSpy {

@@ -157,15 +157,18 @@ impl PythonSpy {
             .filter_map(|t| t.os_thread_id)
             .map(|tid| (tid, proc::cpu_time_ns(self.pid, tid)))
             .collect();
-        std::thread::sleep(PAUSED_RETRY_WAIT * attempt as u32);
-        while started.elapsed() < PAUSED_RETRY_LONGEST {
+        // Checked after waits that double (a handful of /proc reads at most: polling often
+        // would cost more CPU than the retry).
+        let mut wait = PAUSED_RETRY_WAIT * attempt as u32;
+        loop {
+            std::thread::sleep(wait);
             let waiting = faulty.iter().any(|&(tid, before)| {
                 before.is_some() && proc::cpu_time_ns(self.pid, tid) == before
             });
-            if !waiting {
+            if !waiting || started.elapsed() >= PAUSED_RETRY_LONGEST {
                 break;
             }
-            std::thread::sleep(PAUSED_RETRY_POLL);
+            wait = (wait * 2).min(PAUSED_RETRY_LONGEST.saturating_sub(started.elapsed()));
         }
     }
 

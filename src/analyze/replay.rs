@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use crate::model::config::LineNo;
 use crate::model::fasthash::FastMap;
-use crate::store::{SampleFilter, Session};
+use crate::store::{SampleFilter, Session, ThreadRow};
 
 /// What to show, and which samples.
 #[derive(Debug, Clone)]
@@ -162,20 +162,7 @@ impl<'s> Replay<'s> {
                 }
             }
         }
-        if !view.threads.is_empty() {
-            let mut rows = Vec::new();
-            for sel in &view.threads {
-                let matched = matching_threads(session, sel);
-                if matched.is_empty() {
-                    bail!(
-                        "no thread matches '{sel}' (threads in this session: {})",
-                        describe_threads(session)
-                    );
-                }
-                rows.extend(matched);
-            }
-            filter.threads = Some(rows);
-        }
+        filter.threads = select_threads(session, &view.threads)?;
         let process_frames = view
             .process_frames
             .unwrap_or_else(|| session.meta.subprocesses());
@@ -472,6 +459,35 @@ pub fn matching_threads(session: &Session, sel: &str) -> Vec<u32> {
         })
         .map(|(i, _)| i as u32)
         .collect()
+}
+
+/// The thread rows `--thread` selections name (`None`: no selection, every thread); a
+/// selection that matches no thread is an error listing the session's threads.
+pub fn select_threads(session: &Session, sels: &[String]) -> Result<Option<Vec<u32>>> {
+    if sels.is_empty() {
+        return Ok(None);
+    }
+    let mut rows = Vec::new();
+    for sel in sels {
+        let matched = matching_threads(session, sel);
+        if matched.is_empty() {
+            bail!(
+                "no thread matches '{sel}' (threads in this session: {})",
+                describe_threads(session)
+            );
+        }
+        rows.extend(matched);
+    }
+    Ok(Some(rows))
+}
+
+/// A thread as tables name it: `NAME (ID)`, or its id alone without a name.
+pub fn thread_title(thread: &ThreadRow, name: Option<&str>) -> String {
+    let id = format_threadid(thread.os_thread_id, thread.thread_id);
+    match name {
+        Some(name) => format!("{name} ({id})"),
+        None => id,
+    }
 }
 
 /// "NAME (OS id)" for every thread, for error messages.

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 
-use super::replay::{format_threadid, matching_threads};
+use super::replay::{select_threads, thread_title};
 use crate::store::{SampleFilter, Session};
 
 /// One thread in one bucket.
@@ -54,18 +54,10 @@ pub fn timeline(session: &Session, bucket_s: Option<f64>, threads: &[String]) ->
             span_us as f64 / 1e6
         );
     }
-    let mut filter = SampleFilter::default();
-    if !threads.is_empty() {
-        let mut rows = Vec::new();
-        for sel in threads {
-            let matched = matching_threads(session, sel);
-            if matched.is_empty() {
-                bail!("no thread matches '{sel}'");
-            }
-            rows.extend(matched);
-        }
-        filter.threads = Some(rows);
-    }
+    let filter = SampleFilter {
+        threads: select_threads(session, threads)?,
+        ..SampleFilter::default()
+    };
     let mut per_thread: BTreeMap<u32, Vec<Cell>> = BTreeMap::new();
     for s in session.samples(&filter)? {
         let s = s.context("could not read the session's samples")?;
@@ -84,13 +76,7 @@ pub fn timeline(session: &Session, bucket_s: Option<f64>, threads: &[String]) ->
     for (thread, row) in per_thread {
         let label = session.threads.get(thread as usize).map_or_else(
             || format!("thread {thread}"),
-            |t| {
-                let id = format_threadid(t.os_thread_id, t.thread_id);
-                match t.names.last() {
-                    Some((_, name)) => format!("{name} ({id})"),
-                    None => id,
-                }
-            },
+            |t| thread_title(t, t.names.last().map(|(_, name)| name.as_str())),
         );
         labels.push(label);
         cells.push(row);

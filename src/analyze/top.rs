@@ -6,7 +6,7 @@
 use anyhow::Result;
 use std::collections::HashMap;
 
-use super::replay::{format_threadid, Replay, View, ViewFrame};
+use super::replay::{thread_title, Replay, View, ViewFrame};
 use crate::model::config::LineNo;
 use crate::store::Session;
 
@@ -356,16 +356,10 @@ fn owner_row(session: &Session, thread: u32, t_us: u64, by: GroupBy) -> TopRow {
             ..row
         };
     }
-    let label = match t {
-        Some(t) => {
-            let id = format_threadid(t.os_thread_id, t.thread_id);
-            match t.name_at(t_us) {
-                Some(name) => format!("{name} ({id})"),
-                None => id,
-            }
-        }
-        None => "unknown thread".to_string(),
-    };
+    let label = t.map_or_else(
+        || "unknown thread".to_string(),
+        |t| thread_title(t, t.name_at(t_us)),
+    );
     TopRow {
         thread: Some(label),
         ..row

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use std::io::Write;
 
-use super::table::TableFormat;
+use super::table::{csv_quote as csv_field, TableFormat};
 use crate::analyze::sql::SqlValue;
 
 /// Rows a table waits for before fixing its column widths (later rows are padded to them,
@@ -147,14 +147,5 @@ fn json(v: &SqlValue) -> serde_json::Value {
         SqlValue::Real(r) => Value::from(*r),
         SqlValue::Text(t) => Value::from(t.as_str()),
         SqlValue::Blob(b) => Value::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
-    }
-}
-
-/// A CSV field (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }

@@ -143,17 +143,21 @@ fn write_json(out: &mut dyn Write, table: &TopTable, rows: &[TopRow]) -> Result<
     Ok(())
 }
 
-/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
-fn csv_field(v: &serde_json::Value) -> String {
-    let s = match v {
-        serde_json::Value::Null => return String::new(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+/// Text as a CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+pub(crate) fn csv_quote(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s
+        s.to_string()
+    }
+}
+
+/// A value as a CSV field: null as an empty field.
+fn csv_field(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => csv_quote(s),
+        other => csv_quote(&other.to_string()),
     }
 }
 

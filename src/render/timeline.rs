@@ -4,7 +4,7 @@
 use anyhow::Result;
 use std::io::Write;
 
-use super::table::TableFormat;
+use super::table::{csv_quote, TableFormat};
 use crate::analyze::timeline::{Cell, Timeline};
 
 /// One character for a share of a cell's samples: blank without samples, `.` for none,
@@ -27,11 +27,7 @@ pub fn write_timeline(out: &mut dyn Write, tl: &Timeline, format: TableFormat) -
         TableFormat::Csv => {
             writeln!(out, "thread,start_s,end_s,samples,active,idle,gil,errors")?;
             for (label, row) in tl.threads.iter().zip(&tl.cells) {
-                let label = if label.contains([',', '"']) {
-                    format!("\"{}\"", label.replace('"', "\"\""))
-                } else {
-                    label.clone()
-                };
+                let label = csv_quote(label);
                 for (i, c) in row.iter().enumerate() {
                     let (start, end) = bounds(tl, i);
                     writeln!(

@@ -43,13 +43,6 @@ pub fn alive(pid: Pid) -> bool {
     stat(pid).is_some_and(|s| !s.exited())
 }
 
-/// How long thread `tid` of `pid` has run on a CPU, in nanoseconds (the first field of
-/// `/proc/PID/task/TID/schedstat`); `None` if the thread is gone or the kernel does not say.
-pub fn cpu_time_ns(pid: Pid, tid: u64) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
-    text.split_ascii_whitespace().next()?.parse().ok()
-}
-
 /// The process tracing `pid` (a debugger, a profiler pausing it), from `TracerPid` in
 /// `/proc/PID/status`.
 pub fn tracer_of(pid: Pid) -> Option<Pid> {

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use super::attach::AttachPolicy;
 use super::errors::{classify_remote, AttachError};
 use super::os::memory::{words_in, LiveMemory, Memory};
-use super::os::proc;
 use super::os::threads::{self, OsThreads};
 use super::python::code::{CodeCache, CodeInfo, CO_COROUTINE_LIKE, CO_GENERATOR_LIKE};
 use super::python::layout::FrameShape;

@@ -149,22 +149,22 @@ impl PythonSpy {
     /// waits for a core may not run at all during a fixed short wait, so this waits until
     /// each faulty thread has had the CPU (its run time in `/proc` grew): at least
     /// [`PAUSED_RETRY_WAIT`] × `attempt`, at most [`PAUSED_RETRY_LONGEST`].
-    fn let_faulty_threads_run(&self, out: &[ThreadSample], attempt: usize) {
+    fn let_faulty_threads_run(&mut self, out: &[ThreadSample], attempt: usize) {
         let started = Instant::now();
         let faulty: Vec<(u64, Option<u64>)> = out
             .iter()
             .filter(|t| t.fault.is_some())
             .filter_map(|t| t.os_thread_id)
-            .map(|tid| (tid, proc::cpu_time_ns(self.pid, tid)))
+            .map(|tid| (tid, self.os_threads.cpu_ns(tid)))
             .collect();
         // Checked after waits that double (a handful of /proc reads at most: polling often
         // would cost more CPU than the retry).
         let mut wait = PAUSED_RETRY_WAIT * attempt as u32;
         loop {
             std::thread::sleep(wait);
-            let waiting = faulty.iter().any(|&(tid, before)| {
-                before.is_some() && proc::cpu_time_ns(self.pid, tid) == before
-            });
+            let waiting = faulty
+                .iter()
+                .any(|&(tid, before)| before.is_some() && self.os_threads.cpu_ns(tid) == before);
             if !waiting || started.elapsed() >= PAUSED_RETRY_LONGEST {
                 break;
             }

@@ -7,7 +7,7 @@
 //! [`commands`] is the only place that chains these layers, one module per command.
 //! [`model`] holds what every layer shares (the stack model and py-spy 0.4's options).
 //! The module paths of py-spy 0.4's library API ([`config`], [`stack_trace`], [`sampler`],
-//! [`python_spy`]) are kept as re-exports.
+//! [`python_spy`], [`dump`]) are kept as re-exports.
 
 pub mod analyze;
 pub mod capture;
@@ -29,6 +29,11 @@ pub mod stack_trace {
 /// py-spy 0.4's `py_spy::sampler`.
 pub mod sampler {
     pub use crate::capture::sampling::{Sample, Sampler};
+}
+
+/// py-spy 0.4's `py_spy::dump`.
+pub mod dump {
+    pub use crate::commands::dump::{print_traces, write_traces};
 }
 
 /// py-spy 0.4's `py_spy::python_spy`.

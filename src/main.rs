@@ -417,6 +417,13 @@ struct DumpArgs {
     /// the performance impact of sampling, but may lead to inaccurate results
     #[arg(long)]
     nonblocking: bool,
+    /// Dump each Python subprocess of the process too, each under its own header
+    #[arg(short = 's', long)]
+    subprocesses: bool,
+    /// Keep the snapshot (with its locals) in this session file: `py-spy analyze FILE --dump`
+    /// prints it again
+    #[arg(long, value_name = "FILE")]
+    session: Option<PathBuf>,
 }
 
 fn main() {
@@ -560,6 +567,7 @@ fn dump(args: DumpArgs) -> Result<()> {
         dump_json: args.json,
         dump_locals: args.locals as u64,
         full_filenames: args.full_filenames,
+        subprocesses: args.subprocesses,
         blocking: if args.nonblocking {
             LockingStrategy::NonBlocking
         } else {
@@ -569,5 +577,12 @@ fn dump(args: DumpArgs) -> Result<()> {
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    commands::dump::dump(args.pid, &config, args.json, &mut out)
+    let req = commands::dump::Dump {
+        pid: args.pid,
+        config,
+        session: args.session,
+        rule_width: commands::rule_width(),
+        parent: None,
+    };
+    commands::dump::dump(&req, &mut out)
 }

@@ -359,3 +359,133 @@ fn agrees_with_py_spy_043() {
         assert!(agreed, "{}: differs from py-spy 0.4.3: {last}", py.label);
     });
 }
+
+/// `dump --session S` keeps the snapshot, locals included: `analyze S --dump` prints exactly
+/// what `dump` printed, as text and as JSON.
+#[test]
+fn a_kept_dump_prints_again_exactly() {
+    on_each_supported_from("a_kept_dump_prints_again_exactly", (3, 6), |py| {
+        let target = spawn(&py.path, SCRIPT, &[]);
+        let pid = target.pid.to_string();
+        let dir = tmpdir("kept-dump");
+        for json in [false, true] {
+            let session = dir.join(format!("dump-{json}.pyspy"));
+            let s = session.to_str().unwrap();
+            let mut args = vec!["dump", "--pid", &pid, "--locals", "--session", s];
+            let mut again = vec!["analyze", s, "--dump"];
+            if json {
+                args.push("--json");
+                again.push("--json");
+            }
+            let (code, printed, err) = run_py_spy(&args);
+            assert_eq!(code, 0, "{}: {err}", py.label);
+            let (code, replayed, err) = run_py_spy(&again);
+            assert_eq!(code, 0, "{}: {err}", py.label);
+            assert_eq!(printed, replayed, "{}: json={json}", py.label);
+            // What was kept is the whole dump: locals and every thread.
+            if json {
+                let traces: Vec<StackTrace> = serde_json::from_str(&replayed).unwrap();
+                assert_eq!(traces.len(), 4, "{}: {replayed}", py.label);
+                check_main_locals(&traces);
+                assert!(traces
+                    .iter()
+                    .all(|t| t.frames.iter().all(|f| f.locals.is_some())));
+            } else {
+                assert!(replayed.contains("            count: 42\n"), "{replayed}");
+                assert!(replayed.contains(": \"recursive-ünicode\"\n"), "{replayed}");
+            }
+        }
+        // Without --locals nothing is read, and nothing is shown.
+        let session = dir.join("plain.pyspy");
+        let s = session.to_str().unwrap();
+        let (code, printed, err) = run_py_spy(&["dump", "--pid", &pid, "--session", s]);
+        assert_eq!(code, 0, "{err}");
+        let (_, replayed, _) = run_py_spy(&["analyze", s, "--dump"]);
+        assert_eq!(printed, replayed);
+        assert!(!printed.contains("Locals:") && !printed.contains("Arguments:"));
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+/// The blocks of a `dump --subprocesses` text, by the pid of their `Process PID:` line.
+fn process_blocks(out: &str) -> Vec<(i32, String)> {
+    let mut blocks: Vec<(i32, String)> = Vec::new();
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("Process ") {
+            let pid = rest.split(':').next().unwrap().parse().unwrap();
+            blocks.push((pid, String::new()));
+        }
+        if let Some((_, text)) = blocks.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    blocks
+}
+
+/// `dump --subprocesses`: every Python process of the tree once, under its own header, with
+/// its threads; a program that is not Python is passed over.
+#[test]
+fn dump_subprocesses_shows_each_process_once() {
+    on_each_supported("dump_subprocesses_shows_each_process_once", |py| {
+        let target = spawn(&py.path, "tree.py", &[]);
+        let pids = target.printed("PIDS").expect("the tree's pids");
+        let (child, grandchild, sleep) = (
+            pids["child"].as_i64().unwrap() as i32,
+            pids["grandchild"].as_i64().unwrap() as i32,
+            pids["sleep"].as_i64().unwrap() as i32,
+        );
+        let pid = target.pid.to_string();
+        let (code, out, err) = run_py_spy(&["dump", "--pid", &pid, "--subprocesses"]);
+        assert_eq!(code, 0, "{}: {err}", py.label);
+        let blocks = process_blocks(&out);
+        let order: Vec<i32> = blocks.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            order,
+            [target.pid, child, grandchild],
+            "{}: {out}",
+            py.label
+        );
+        assert!(!out.contains(&format!("Process {sleep}:")));
+        let wait = line_of("tree.py", "WAIT_LINE");
+        let root = &blocks[0].1;
+        assert!(
+            root.contains(&format!(
+                "    parent (tree.py:{})\n",
+                line_of("tree.py", "PARENT_LINE")
+            )),
+            "{}: {root}",
+            py.label
+        );
+        let child_block = &blocks[1].1;
+        assert!(child_block.contains(&format!("Parent Process {}: ", target.pid)));
+        assert_eq!(child_block.matches("Thread ").count(), 2, "{child_block}");
+        assert!(child_block.contains("\"child-helper\"\n"), "{child_block}");
+        assert!(
+            child_block.contains(&format!(
+                "    wait_for_parent (tree.py:{wait})\n    child_helper (tree.py:"
+            )),
+            "{}: {child_block}",
+            py.label
+        );
+        assert!(child_block.contains(&format!(
+            "    wait_for_parent (tree.py:{wait})\n    child (tree.py:"
+        )));
+        let grand_block = &blocks[2].1;
+        assert!(grand_block.contains(&format!("Parent Process {child}: ")));
+        assert!(grand_block.contains(&format!(
+            "    wait_for_parent (tree.py:{wait})\n    grandchild (tree.py:"
+        )));
+        // JSON: one array of every thread, each naming its process.
+        let (code, out, err) = run_py_spy(&["dump", "--pid", &pid, "-s", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let traces: Vec<StackTrace> = serde_json::from_str(&out).unwrap();
+        let count = |p: i32| traces.iter().filter(|t| t.pid == p).count();
+        assert_eq!(
+            (count(target.pid), count(child), count(grandchild)),
+            (1, 2, 1),
+            "{}: {out}",
+            py.label
+        );
+    });
+}

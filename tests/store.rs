@@ -310,7 +310,7 @@ fn error_samples_are_stored_and_shown_on_request() {
     w.finish().unwrap();
 
     let s = Session::open(&path).unwrap();
-    assert_eq!(s.version, 2);
+    assert_eq!(s.version, py_spy::store::schema::SCHEMA_VERSION);
     let kinds: Vec<&str> = s.errors.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["stack_changed", "frame_unreadable"]);
     let partial = s.errors[0].stack.expect("the broken chain's frames");
@@ -381,4 +381,23 @@ fn format_1_files_are_read() {
     assert_eq!(s.version, 1);
     assert!(s.errors.is_empty());
     assert_eq!(s.sample_count().unwrap(), written.len() as u64);
+}
+
+/// A format 2 file (before executables and snapshot details) is still read, and its
+/// snapshots come back without details.
+#[test]
+fn format_2_files_are_read() {
+    let path = temp("v2.pyspy");
+    let (written, _) = write_session(&path, 2, 100, 1);
+    let status = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('drop table snapshot_frames'); c.execute('drop table snapshot_locals'); c.execute('alter table processes drop column executable'); c.execute('pragma user_version=2'); c.commit()"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let s = Session::open(&path).unwrap();
+    assert_eq!(s.version, 2);
+    assert!(s.processes.iter().all(|p| p.executable.is_none()));
+    assert_eq!(s.sample_count().unwrap(), written.len() as u64);
+    assert!(s.snapshot_details(written[0].0).unwrap().is_empty());
 }

@@ -1,5 +1,6 @@
 //! One snapshot of a recording: every thread's stack at the snapshot nearest a time, as
-//! `py-spy dump` shows a live process (`analyze --dump --at SECONDS`).
+//! `py-spy dump` shows a live process (`analyze --dump --at SECONDS`), with the entry marks
+//! and locals the snapshot kept (snapshots taken by `dump`).
 
 use anyhow::{Context, Result};
 
@@ -56,6 +57,7 @@ pub fn snapshot_at(
         return Ok(None);
     };
     let t_us = first.t_us;
+    let details = session.snapshot_details(t_us)?;
     let mut processes: Vec<(ProcessRow, Vec<StackTrace>)> = Vec::new();
     for s in &best {
         let Some(thread) = session.threads.get(s.thread as usize) else {
@@ -64,6 +66,22 @@ pub fn snapshot_at(
         let Some(process) = session.processes.get(thread.process as usize) else {
             continue;
         };
+        let mut frames = frames_of(session, s, full_filenames);
+        match details.get(&s.thread) {
+            Some(d) if d.len() == frames.len() && !s.error() => {
+                for (f, d) in frames.iter_mut().zip(d) {
+                    f.is_entry = d.is_entry;
+                    f.is_shim_entry = d.is_shim_entry;
+                    f.locals = d.locals.clone();
+                }
+            }
+            // Without details, as py-spy marks a stack: the outermost frame began it.
+            _ => {
+                if let Some(last) = frames.last_mut() {
+                    last.is_shim_entry = true;
+                }
+            }
+        }
         let trace = StackTrace {
             pid: process.pid,
             thread_id: thread.thread_id,
@@ -71,7 +89,7 @@ pub fn snapshot_at(
             os_thread_id: thread.os_thread_id,
             active: s.active(),
             owns_gil: s.gil(),
-            frames: frames_of(session, s, full_filenames),
+            frames,
             process_info: None,
         };
         match processes.iter_mut().find(|(p, _)| p.pid == process.pid) {
@@ -110,8 +128,9 @@ fn frames_of(session: &Session, s: &Sample, full_filenames: bool) -> Vec<Frame> 
             name: f.qualname.clone(),
             filename: f.filename.clone(),
             module: f.module.clone(),
+            // With full file names, the path the target uses, as a live `dump` shows it.
             short_filename: if full_filenames {
-                None
+                Some(f.filename.clone())
             } else {
                 f.short_filename.clone()
             },

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::analyze::snapshot::snapshot_at;
 use crate::analyze::top::{top, GroupBy, SortBy};
 use crate::analyze::View;
-use crate::render::dump::{write_dump, DumpHeader};
+use crate::render::dump::write_snapshot;
 use crate::render::table::{write_top, TableFormat};
 use crate::store::Session;
 
@@ -41,23 +41,14 @@ pub fn dump(
     };
     eprintln!("Snapshot at {:.3} s", snap.t_us as f64 / 1e6);
     let python = session.meta.start.as_ref().map(|s| s.python.clone());
-    for (i, (process, traces)) in snap.processes.iter().enumerate() {
-        if i > 0 && !json {
-            writeln!(out)?;
-        }
-        let executable = process.command_line.split(' ').next().unwrap_or("");
-        let header = DumpHeader {
-            pid: process.pid,
-            command_line: &process.command_line,
-            python: process
-                .python
-                .as_deref()
-                .or(python.as_deref())
-                .unwrap_or("unknown"),
-            executable,
-        };
-        write_dump(out, &header, traces, json)?;
-    }
+    write_snapshot(
+        out,
+        &snap,
+        python.as_deref(),
+        json,
+        super::rule_width(),
+        None,
+    )?;
     out.flush()?;
     Ok(())
 }

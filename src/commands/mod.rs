@@ -38,6 +38,60 @@ pub fn install_stop_handler() -> &'static AtomicBool {
     &STOP
 }
 
+/// Where a command keeps its session: the path it was asked to keep it at, or a temporary
+/// file (removed, with SQLite's side files, when this is dropped).
+pub struct SessionPath {
+    pub path: PathBuf,
+    temporary: bool,
+}
+
+impl SessionPath {
+    /// `keep`, or a fresh temporary file. A path that cannot hold a session is refused here,
+    /// before anything is started.
+    pub fn new(keep: Option<&Path>) -> anyhow::Result<SessionPath> {
+        if let Some(p) = keep {
+            crate::store::schema::session_target(p)?;
+            return Ok(SessionPath {
+                path: p.to_path_buf(),
+                temporary: false,
+            });
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let name = format!("py-spy-{}-{nanos}.pyspy", std::process::id());
+        Ok(SessionPath {
+            path: std::env::temp_dir().join(name),
+            temporary: true,
+        })
+    }
+}
+
+impl Drop for SessionPath {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+            for side in crate::store::schema::side_files(&self.path) {
+                let _ = std::fs::remove_file(side);
+            }
+        }
+    }
+}
+
+/// The width of the rule between processes in a dump: the terminal's when standard output
+/// is one (as py-spy draws it), else 79.
+pub fn rule_width() -> usize {
+    // SAFETY: TIOCGWINSZ writes a winsize into `ws` only.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0 {
+            return ws.ws_col as usize;
+        }
+    }
+    79
+}
+
 /// Local time as `YYYY-MM-DDTHH:MM:SS±HH:MM`, for default file names (as py-spy names them).
 pub fn local_timestamp() -> String {
     // SAFETY: localtime_r writes only into `tm`.

@@ -2,7 +2,7 @@
 //! then render it, printing what py-spy 0.4 prints.
 
 use anyhow::Result;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use super::capture::{self as recorder, CaptureOptions, Launch};
@@ -26,36 +26,12 @@ pub struct Record {
 /// Returns the exit status to end with: the spawned program's when it failed (see
 /// `CaptureSummary::exit_code`).
 pub fn record(req: &Record, stop: &AtomicBool) -> Result<i32> {
-    if let Some(session) = &req.session {
-        // Refused before anything is started: a device or a FIFO cannot hold a session.
-        crate::store::schema::session_target(session)?;
-    }
+    let session = super::SessionPath::new(req.session.as_deref())?;
+    let session_path = session.path.clone();
     let output = req
         .output
         .clone()
         .unwrap_or_else(|| default_output(&req.launch, formats::spec(req.render.format).extension));
-    let (session_path, temporary) = match &req.session {
-        Some(p) => (p.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!(
-                "py-spy-{}-{}.pyspy",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0)
-            )),
-            true,
-        ),
-    };
-    let cleanup = |p: &Path| {
-        if temporary {
-            let _ = std::fs::remove_file(p);
-            for side in crate::store::schema::side_files(p) {
-                let _ = std::fs::remove_file(side);
-            }
-        }
-    };
     match &req.capture.sampling.duration {
         RecordDuration::Unlimited => println!(
             "Sampling process {} times a second. Press Control-C to exit.",
@@ -67,13 +43,7 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<i32> {
         ),
     }
     println!();
-    let summary = match recorder::capture(&req.launch, &req.capture, &session_path, stop) {
-        Ok(s) => s,
-        Err(e) => {
-            cleanup(&session_path);
-            return Err(e);
-        }
-    };
+    let summary = recorder::capture(&req.launch, &req.capture, &session_path, stop)?;
     match summary.stop {
         recorder::StopReason::Interrupted => {
             println!("\nStopped sampling because Control-C pressed")
@@ -99,7 +69,7 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<i32> {
     }
     let rendered =
         Session::open(&session_path).and_then(|session| render_to(&session, &req.render, &output));
-    cleanup(&session_path);
+    drop(session);
     let rendered = rendered?;
     // py-spy's "Errors": samples that could not be taken (here: thread stacks that could
     // not be read, failed snapshots included).

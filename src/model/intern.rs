@@ -89,6 +89,11 @@ impl Interner {
         self.processes.get(&pid).copied()
     }
 
+    /// The id of a thread already interned.
+    pub fn thread_id(&self, key: ThreadKey) -> Option<u32> {
+        self.threads.get(&key).copied()
+    }
+
     pub fn thread(&mut self, key: ThreadKey) -> Interned {
         let got = intern(&mut self.threads, &key, || key);
         if got.new {

@@ -5,6 +5,7 @@
 //!   (documented in `docs/session-format.md`).
 //! - [`chunk`]: samples are stored in batches, column by column, bincode-encoded and
 //!   zstd-compressed: a few bytes per sample in steady state.
+//! - [`details`]: what a `dump` snapshot shows beyond its stacks (entry marks, locals).
 //! - [`meta`]: the capture's settings and outcome, typed, with one writer and one reader.
 //! - [`writer`]: interns frames, stacks and threads on the sampling side and does all
 //!   encoding and database work on a thread of its own, committing at least once a second.
@@ -12,12 +13,14 @@
 //!   and thread filters pushed down to the chunks.
 
 pub mod chunk;
+pub mod details;
 pub mod meta;
 pub mod reader;
 pub mod schema;
 pub mod writer;
 
 pub use chunk::{Sample, FLAG_ACTIVE, FLAG_ERROR, FLAG_GIL, FLAG_PAUSED, FLAG_TRUNCATED};
+pub use details::{FrameDetail, SnapshotDetails};
 pub use meta::{CaptureEnd, CaptureStart, SamplingOptions, SessionMeta, Started};
 pub use reader::{ErrorRow, FrameRow, ProcessRow, SampleFilter, Session, ThreadRow};
 pub use writer::{FrameKey, SessionWriter, ThreadKey, WriterStats};

@@ -22,10 +22,14 @@ pub struct FrameRow {
 
 #[derive(Debug, Clone)]
 pub struct ProcessRow {
+    /// The row's id (`processes.id`, its index in `Session::processes`).
+    pub id: u32,
     pub pid: i32,
     pub parent: Option<u32>,
     pub command_line: String,
     pub python: Option<String>,
+    /// The executable (`/proc/PID/exe`), from format version 3 on.
+    pub executable: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,16 +119,22 @@ impl Session {
             .collect::<rusqlite::Result<BTreeMap<String, String>>>()
             .with_context(ctx)?;
         let meta = SessionMeta::from_rows(meta);
+        let executable = if version >= 3 { "executable" } else { "NULL" };
         let processes = conn
-            .prepare("SELECT id, pid, parent, command_line, python FROM processes ORDER BY id")?
+            .prepare(&format!(
+                "SELECT id, pid, parent, command_line, python, {executable} FROM processes \
+                 ORDER BY id"
+            ))?
             .query_map([], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     ProcessRow {
+                        id: r.get(0)?,
                         pid: r.get(1)?,
                         parent: r.get(2)?,
                         command_line: r.get(3)?,
                         python: r.get(4)?,
+                        executable: r.get(5)?,
                     },
                 ))
             })?
@@ -308,6 +318,12 @@ impl Session {
             (Some(a), Some(b)) => Some((a.max(0) as u64, b.max(0) as u64)),
             _ => None,
         })
+    }
+
+    /// What the snapshot at `t_us` kept beyond its stacks (entry marks and locals, for
+    /// `dump`), by thread row; empty when it kept nothing.
+    pub fn snapshot_details(&self, t_us: u64) -> Result<super::details::SnapshotDetails> {
+        super::details::read(&self.conn, self.version, t_us)
     }
 
     /// The pid of a thread's process.

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 /// `PRAGMA application_id`: "PySp".
 pub const APPLICATION_ID: i32 = 0x5079_5370;
 /// `PRAGMA user_version`: the schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 2;
-/// The oldest version this build reads (version 1 has no `errors` table and no error samples).
+pub const SCHEMA_VERSION: i32 = 3;
+/// The oldest version this build reads (version 1 has no `errors` table and no error samples;
+/// versions before 3 have no executables and no snapshot details).
 pub const OLDEST_READABLE: i32 = 1;
 
 /// The schema. Times are microseconds since the session's `start_unix_us` (meta table).
@@ -22,7 +23,8 @@ CREATE TABLE processes (
     pid          INTEGER NOT NULL,
     parent       INTEGER REFERENCES processes(id),
     command_line TEXT NOT NULL,
-    python       TEXT
+    python       TEXT,
+    executable   TEXT
 );
 CREATE TABLE threads (
     id           INTEGER PRIMARY KEY,
@@ -64,6 +66,26 @@ CREATE TABLE errors (
     message TEXT NOT NULL,
     stack   INTEGER REFERENCES stacks(id)
 );
+CREATE TABLE snapshot_frames (
+    t_us          INTEGER NOT NULL,
+    thread        INTEGER NOT NULL REFERENCES threads(id),
+    depth         INTEGER NOT NULL,
+    is_entry      INTEGER NOT NULL,
+    is_shim_entry INTEGER NOT NULL,
+    locals        INTEGER,
+    PRIMARY KEY (t_us, thread, depth)
+) WITHOUT ROWID;
+CREATE TABLE snapshot_locals (
+    t_us     INTEGER NOT NULL,
+    thread   INTEGER NOT NULL REFERENCES threads(id),
+    depth    INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    name     TEXT NOT NULL,
+    arg      INTEGER NOT NULL,
+    addr     INTEGER NOT NULL,
+    repr     TEXT,
+    PRIMARY KEY (t_us, thread, depth, position)
+) WITHOUT ROWID;
 ";
 
 /// The first 16 bytes of every SQLite database.

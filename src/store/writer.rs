@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::chunk::{self, Sample};
+use super::details::{self, FrameDetail};
 use super::meta::{CaptureEnd, CaptureStart};
 use super::schema;
 use crate::model::intern::{ErrorKey, Interned, Interner};
@@ -50,6 +51,15 @@ enum Msg {
     ProcessPython {
         id: u32,
         python: String,
+    },
+    ProcessExecutable {
+        id: u32,
+        executable: String,
+    },
+    Details {
+        t_us: u64,
+        thread: u32,
+        frames: Vec<FrameDetail>,
     },
     Thread {
         id: u32,
@@ -187,6 +197,36 @@ impl SessionWriter {
         self.send(Msg::ProcessPython {
             id,
             python: python.to_string(),
+        })
+    }
+
+    /// The executable a process runs (`/proc/PID/exe` as the target sees it), for `dump`'s
+    /// header.
+    pub fn set_executable(&mut self, pid: i32, executable: &str) -> Result<()> {
+        let Some(id) = self.ids.process_id(pid) else {
+            return Ok(());
+        };
+        self.send(Msg::ProcessExecutable {
+            id,
+            executable: executable.to_string(),
+        })
+    }
+
+    /// What `dump` shows of a thread's frames beyond its stack (entry marks, locals), for
+    /// the sample of `thread` just added at `t_us`; `frames` in the sample's order.
+    pub fn add_details(
+        &mut self,
+        t_us: u64,
+        thread: ThreadKey,
+        frames: Vec<FrameDetail>,
+    ) -> Result<()> {
+        let Some(id) = self.ids.thread_id(thread) else {
+            anyhow::bail!("details for a thread that has no sample");
+        };
+        self.send(Msg::Details {
+            t_us,
+            thread: id,
+            frames,
         })
     }
 
@@ -455,6 +495,15 @@ fn apply(conn: &Connection, msg: Msg, stats: &mut WriterStats) -> Result<()> {
             conn.prepare_cached("UPDATE processes SET python = ?2 WHERE id = ?1")?
                 .execute(params![id, python])?;
         }
+        Msg::ProcessExecutable { id, executable } => {
+            conn.prepare_cached("UPDATE processes SET executable = ?2 WHERE id = ?1")?
+                .execute(params![id, executable])?;
+        }
+        Msg::Details {
+            t_us,
+            thread,
+            frames,
+        } => details::insert(conn, t_us, thread, &frames)?,
         Msg::Thread {
             id,
             process,

@@ -100,6 +100,16 @@ pub fn descendants(root: Pid) -> Vec<(Pid, Pid)> {
     }
 }
 
+/// A process's command line, arguments joined by spaces (empty when it cannot be read).
+pub fn command_line(pid: Pid) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// This machine's host name.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -64,6 +64,7 @@ impl Descendants {
                 let cmd = spy.command_line();
                 let version = spy.version.to_string();
                 writer.add_process(pid, Some(parent), &cmd, Some(&version))?;
+                writer.set_executable(pid, spy.exe())?;
                 self.known.insert(pid);
                 procs.push(Attached::new(spy));
             }

@@ -9,13 +9,15 @@
 //! session writer encodes and commits on a thread of its own.
 //!
 //! Here: the options, the summary and the loop; `launch` (start or find the process and
-//! attach), `process` (one process's snapshot into the session), `children`
+//! attach), `process` (one process's snapshot into the session), `snapshot` (`dump`'s
+//! single snapshot), `children`
 //! (`--subprocesses`), `progress` (the progress line) and `tally` (the counts).
 
 mod children;
 mod launch;
 mod process;
 mod progress;
+mod snapshot;
 mod tally;
 
 use anyhow::{bail, Context, Result};
@@ -36,6 +38,7 @@ use children::Descendants;
 use launch::{attach, attach_spawned, end_child, spawn};
 use process::{Attached, Moment, Scratch};
 use progress::Progress;
+pub use snapshot::{snapshot, SnapshotRequest, SnapshotSummary};
 use tally::Tally;
 
 /// Blocking mode that did not pause, and why, when it happened.
@@ -238,6 +241,7 @@ fn run(
     let mut writer = SessionWriter::create(path, &meta)
         .with_context(|| format!("could not create session file {}", path.display()))?;
     writer.add_process(root_pid, None, &command_line, Some(&python))?;
+    writer.set_executable(root_pid, root.exe())?;
 
     let mut procs = vec![Attached::new(root)];
     let mut children = Descendants::new(root_pid);

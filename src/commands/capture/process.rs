@@ -9,7 +9,7 @@ use super::tally::Tally;
 use crate::capture::os::proc;
 use crate::capture::spy::{PythonSpy, ThreadSample};
 use crate::model::fasthash::FastMap;
-use crate::store::{FrameKey, SessionWriter, ThreadKey};
+use crate::store::{FrameDetail, FrameKey, SessionWriter, ThreadKey};
 use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_PAUSED, FLAG_TRUNCATED};
 
 /// Reason stored for the threads of a snapshot that failed as a whole.
@@ -42,6 +42,9 @@ pub(super) struct Attached {
     last_threads: Vec<(u64, Option<u64>)>,
     /// The spy's count of unpaused snapshots already added to the tally.
     unpaused_seen: u64,
+    /// Store what `dump` shows beyond the stacks (entry marks, locals when the spy reads
+    /// them) with each sample.
+    pub details: bool,
 }
 
 impl Attached {
@@ -51,6 +54,7 @@ impl Attached {
             frame_ids: FastMap::default(),
             last_threads: Vec::new(),
             unpaused_seen: 0,
+            details: false,
         }
     }
 
@@ -149,7 +153,11 @@ impl Attached {
             );
         }
         let flags = state | if t.truncated { FLAG_TRUNCATED } else { 0 };
-        writer.add_sample_ids(at.t_us, key, t.os_thread_id, name, ids, flags, at.late_us)
+        writer.add_sample_ids(at.t_us, key, t.os_thread_id, name, ids, flags, at.late_us)?;
+        if self.details {
+            writer.add_details(at.t_us, key, details_of(t))?;
+        }
+        Ok(())
     }
 
     /// A snapshot that failed as a whole: the time is still each thread's, stored as unknown
@@ -186,4 +194,19 @@ impl Attached {
         }
         Ok(())
     }
+}
+
+/// A thread's frame details as `dump` shows them: the outermost frame counts as entered
+/// from a shim, as py-spy 0.4 marks it.
+fn details_of(t: &ThreadSample) -> Vec<FrameDetail> {
+    let last = t.frames.len().saturating_sub(1);
+    t.frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| FrameDetail {
+            is_entry: f.is_entry,
+            is_shim_entry: f.shim_entry || i == last,
+            locals: f.locals.clone(),
+        })
+        .collect()
 }

@@ -52,6 +52,8 @@ enum Command {
     /// Shows where a session's time went: own and total time per function, line, file,
     /// module, thread or process
     Analyze(AnalyzeArgs),
+    /// Displays a top like view of functions consuming CPU
+    Top(TopArgs),
     /// Dumps stack traces for a target program to stdout
     Dump(DumpArgs),
     /// Generate shell completions
@@ -93,15 +95,12 @@ impl TargetArgs {
     }
 }
 
-/// How to sample.
+/// How to read the process, for every command that samples over time.
 #[derive(clap::Args)]
-struct SamplingArgs {
+struct SpyArgs {
     /// The number of samples to collect per second
     #[arg(short, long, value_name = "rate", default_value_t = 100)]
     rate: u64,
-    /// The number of seconds to sample for
-    #[arg(short, long, value_name = "duration", default_value = "unlimited")]
-    duration: String,
     /// Profile subprocesses of the original process
     #[arg(short, long)]
     subprocesses: bool,
@@ -112,6 +111,33 @@ struct SamplingArgs {
     /// the performance impact of sampling, but may lead to inaccurate results
     #[arg(long)]
     nonblocking: bool,
+}
+
+impl SpyArgs {
+    fn rate(&self) -> Result<u64> {
+        if self.rate == 0 {
+            bail!("--rate must be at least 1 sample per second");
+        }
+        Ok(self.rate)
+    }
+
+    fn blocking(&self) -> LockingStrategy {
+        if self.nonblocking {
+            LockingStrategy::NonBlocking
+        } else {
+            LockingStrategy::Lock
+        }
+    }
+}
+
+/// How to sample.
+#[derive(clap::Args)]
+struct SamplingArgs {
+    #[command(flatten)]
+    spy: SpyArgs,
+    /// The number of seconds to sample for
+    #[arg(short, long, value_name = "duration", default_value = "unlimited")]
+    duration: String,
     /// Hides progress bar (useful for showing error output on record)
     #[arg(long)]
     hideprogress: bool,
@@ -119,9 +145,7 @@ struct SamplingArgs {
 
 impl SamplingArgs {
     fn options(&self) -> Result<CaptureOptions> {
-        if self.rate == 0 {
-            bail!("--rate must be at least 1 sample per second");
-        }
+        let rate = self.spy.rate()?;
         let duration = match self.duration.as_str() {
             "unlimited" => RecordDuration::Unlimited,
             s => match s.parse::<u64>() {
@@ -133,15 +157,11 @@ impl SamplingArgs {
         };
         Ok(CaptureOptions {
             sampling: SamplingOptions {
-                rate: self.rate,
+                rate,
                 duration,
-                blocking: if self.nonblocking {
-                    LockingStrategy::NonBlocking
-                } else {
-                    LockingStrategy::Lock
-                },
-                native: self.native,
-                subprocesses: self.subprocesses,
+                blocking: self.spy.blocking(),
+                native: self.spy.native,
+                subprocesses: self.spy.subprocesses,
             },
             progress: !self.hideprogress,
         })
@@ -400,6 +420,31 @@ fn named<T: Copy + Send + Sync + 'static, const N: usize>(
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Keys: 1-4 sort by a column, L lines or functions, T one thread at a \
+time, / filter rows, P pause the display, R reset, ? help, Q or Control-C quit. A program \
+started by top has its output discarded, as it would overwrite the screen."
+)]
+struct TopArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    spy: SpyArgs,
+    /// Only include traces that are holding on to the GIL
+    #[arg(short, long)]
+    gil: bool,
+    /// Include stack traces for idle threads
+    #[arg(short, long)]
+    idle: bool,
+    /// Show full Python filenames, instead of shortening to show only the package part
+    #[arg(long)]
+    full_filenames: bool,
+    /// Also keep everything sampled in this session file, for `render` and `analyze`
+    #[arg(long, value_name = "FILE")]
+    session: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct DumpArgs {
     /// PID of a running python program to spy on
     #[arg(short, long, value_name = "pid")]
@@ -443,6 +488,7 @@ fn main() {
             let stdout = std::io::stdout();
             commands::info::run(&args.session, args.json, &mut stdout.lock()).map(|()| 0)
         }
+        Command::Top(args) => top(args),
         Command::Dump(args) => dump(args).map(|()| 0),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "py-spy", &mut std::io::stdout());
@@ -558,6 +604,26 @@ fn analyze(args: AnalyzeArgs) -> Result<()> {
         },
         &mut out,
     )
+}
+
+fn top(args: TopArgs) -> Result<i32> {
+    let signal = commands::install_stop_handler();
+    let req = commands::top::Top {
+        launch: args.target.launch()?,
+        config: Config {
+            command: "top".into(),
+            sampling_rate: args.spy.rate()?,
+            subprocesses: args.spy.subprocesses,
+            native: args.spy.native,
+            include_idle: args.idle,
+            gil_only: args.gil,
+            full_filenames: args.full_filenames,
+            blocking: args.spy.blocking(),
+            ..Config::default()
+        },
+        session: args.session,
+    };
+    commands::top::top(&req, signal)
 }
 
 fn dump(args: DumpArgs) -> Result<()> {

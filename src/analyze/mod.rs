@@ -5,9 +5,11 @@
 //! thread or process), [`timeline`] counts
 //! each thread's activity per time bucket, [`snapshot`] finds
 //! one snapshot's stacks (`analyze --dump`), [`info`] describes a recording for
-//! `py-spy info`, and [`sql`] serves `py-spy query` (SQL over the samples).
+//! `py-spy info`, and [`sql`] serves `py-spy query` (SQL over the samples). [`live`]
+//! aggregates samples as they arrive, with no session behind them, for `top`.
 
 pub mod info;
+pub mod live;
 pub mod replay;
 pub mod snapshot;
 pub mod sql;

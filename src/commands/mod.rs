@@ -10,6 +10,7 @@ pub mod output;
 pub mod query;
 pub mod record;
 pub mod render;
+pub mod top;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

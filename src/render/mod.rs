@@ -9,7 +9,7 @@
 //!
 //! [`diff`] compares two recordings (a differential flamegraph). [`table`] writes `analyze`'s table as text, CSV or JSON, [`timeline`] its
 //! activity chart, [`info`] `info`'s description,
-//! [`query`] the rows of `py-spy query`.
+//! [`query`] the rows of `py-spy query`, [`live`] `top`'s screen.
 
 pub mod chrometrace;
 pub mod collapsed;
@@ -17,6 +17,7 @@ pub mod diff;
 pub mod dump;
 pub mod formats;
 pub mod info;
+pub mod live;
 pub mod query;
 pub mod speedscope;
 pub mod table;

@@ -7,17 +7,17 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::process::Attached;
+use super::sink::SampleSink;
 use crate::capture::attach::AttachPolicy;
 use crate::capture::os::proc;
 use crate::capture::spy::PythonSpy;
 use crate::model::config::Config;
 use crate::model::trace::Pid;
-use crate::store::SessionWriter;
 
 /// How often descendants are looked for.
 const SCAN_EVERY: Duration = Duration::from_millis(500);
 
-pub(super) struct Descendants {
+pub(crate) struct Descendants {
     root: Pid,
     /// Processes attached (the root included).
     known: HashSet<Pid>,
@@ -41,7 +41,7 @@ impl Descendants {
     pub fn scan(
         &mut self,
         config: &Config,
-        writer: &mut SessionWriter,
+        writer: &mut impl SampleSink,
         procs: &mut Vec<Attached>,
     ) -> Result<()> {
         if self.last_scan.elapsed() < SCAN_EVERY {

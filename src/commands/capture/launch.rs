@@ -10,12 +10,30 @@ use crate::capture::spy::PythonSpy;
 use crate::model::config::Config;
 use crate::model::trace::Pid;
 
-pub(super) fn spawn(argv: &[String]) -> Result<Child> {
+pub(crate) fn spawn(argv: &[String]) -> Result<Child> {
+    start(argv, false)
+}
+
+/// Start the program with its output discarded and no input (for `top`, whose screen the
+/// program's output would overwrite).
+pub(crate) fn spawn_quiet(argv: &[String]) -> Result<Child> {
+    start(argv, true)
+}
+
+fn start(argv: &[String], quiet: bool) -> Result<Child> {
+    use std::process::Stdio;
     let Some(program) = argv.first() else {
         bail!("no program given to run (expected `-- python script.py ...`)");
     };
-    Command::new(program)
-        .args(&argv[1..])
+    let mut command = Command::new(program);
+    command.args(&argv[1..]);
+    if quiet {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    }
+    command
         .spawn()
         .with_context(|| format!("could not start '{program}'"))
 }
@@ -23,12 +41,12 @@ pub(super) fn spawn(argv: &[String]) -> Result<Child> {
 /// Attach to a running process. `PythonSpy::new` checks the layout with one walk that does
 /// not pause the target (a pause right before the first sample would wake its sleeping
 /// threads and make them look busy in it).
-pub(super) fn attach(pid: Pid, config: &Config) -> Result<PythonSpy> {
+pub(crate) fn attach(pid: Pid, config: &Config) -> Result<PythonSpy> {
     AttachPolicy::RUNNING.attach(pid, config, &mut || None)
 }
 
 /// Attach to a program we just started: retry while it loads and initialises Python.
-pub(super) fn attach_spawned(
+pub(crate) fn attach_spawned(
     pid: Pid,
     config: &Config,
     child: &mut Child,
@@ -52,7 +70,7 @@ pub(super) fn attach_spawned(
 /// Returns the program's exit code when it had exited by itself (128 + the signal when a
 /// signal ended it, as shells report it); `None` when it was still running and was stopped
 /// here, or there was no program.
-pub(super) fn end_child(child: &mut Option<Child>) -> Option<i32> {
+pub(crate) fn end_child(child: &mut Option<Child>) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
     let c = child.as_mut()?;
     let exited = match c.try_wait() {

@@ -10,15 +10,16 @@
 //!
 //! Here: the options, the summary and the loop; `launch` (start or find the process and
 //! attach), `process` (one process's snapshot into the session), `snapshot` (`dump`'s
-//! single snapshot), `children`
+//! single snapshot), `sink` (where samples go: the session, or a live view), `children`
 //! (`--subprocesses`), `progress` (the progress line) and `tally` (the counts).
 
-mod children;
-mod launch;
-mod process;
+pub(super) mod children;
+pub(super) mod launch;
+pub(super) mod process;
 mod progress;
+pub(super) mod sink;
 mod snapshot;
-mod tally;
+pub(super) mod tally;
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -32,7 +33,7 @@ use crate::capture::timer::{Flow, Ticker};
 use crate::model::config::{Config, LineNo};
 use crate::model::trace::Pid;
 pub use crate::render::format_bytes;
-use crate::store::{CaptureEnd, CaptureStart, SamplingOptions, Started};
+use crate::store::{CaptureStart, SamplingOptions, Started};
 use crate::store::{SessionWriter, WriterStats};
 use children::Descendants;
 use launch::{attach, attach_spawned, end_child, spawn};
@@ -289,19 +290,7 @@ fn run(
     progress.finish();
 
     let elapsed = begin.elapsed();
-    writer.set_end(&CaptureEnd {
-        end_us: writer.elapsed_us(),
-        snapshots: tally.snapshots,
-        samples: tally.samples,
-        errors: tally.errors,
-        error_samples: tally.error_samples,
-        late_snapshots: tally.late,
-        skipped_ticks: ticker.skipped,
-        stop_reason: stop_reason.as_str().to_string(),
-        last_error: tally.last_error.clone(),
-        longest_pause_us: tally.longest_pause.as_micros() as u64,
-        unpaused_snapshots: tally.unpaused,
-    })?;
+    writer.set_end(&tally.end(writer.elapsed_us(), ticker.skipped, stop_reason))?;
     let stats = writer.finish()?;
     Ok(CaptureSummary {
         pid: root_pid,

@@ -5,11 +5,12 @@
 use anyhow::Result;
 use std::sync::Arc;
 
+use super::sink::{SampleSink, ThreadAt};
 use super::tally::Tally;
 use crate::capture::os::proc;
 use crate::capture::spy::{PythonSpy, ThreadSample};
 use crate::model::fasthash::FastMap;
-use crate::store::{FrameDetail, FrameKey, SessionWriter, ThreadKey};
+use crate::store::{FrameDetail, FrameKey, ThreadKey};
 use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_PAUSED, FLAG_TRUNCATED};
 
 /// Reason stored for the threads of a snapshot that failed as a whole.
@@ -20,20 +21,20 @@ const SNAPSHOT_FAILED: (&str, &str) = (
 
 /// When a snapshot is taken: microseconds into the session, and how late its tick was.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Moment {
+pub(crate) struct Moment {
     pub t_us: u64,
     pub late_us: u32,
 }
 
 /// Buffers reused from one snapshot to the next.
 #[derive(Default)]
-pub(super) struct Scratch {
+pub(crate) struct Scratch {
     threads: Vec<ThreadSample>,
     ids: Vec<u32>,
 }
 
 /// One attached process.
-pub(super) struct Attached {
+pub(crate) struct Attached {
     pub spy: PythonSpy,
     /// Frame ids by (code object, line): no string is hashed for a frame seen before.
     frame_ids: FastMap<(u64, i32), u32>,
@@ -63,7 +64,7 @@ impl Attached {
     /// lives is stored as an error sample for each thread it last had.
     pub fn sample_into(
         &mut self,
-        writer: &mut SessionWriter,
+        writer: &mut impl SampleSink,
         at: Moment,
         scratch: &mut Scratch,
         tally: &mut Tally,
@@ -98,7 +99,7 @@ impl Attached {
     /// frames read before the chain broke off.
     fn store_thread(
         &mut self,
-        writer: &mut SessionWriter,
+        writer: &mut impl SampleSink,
         at: Moment,
         t: &ThreadSample,
         ids: &mut Vec<u32>,
@@ -136,24 +137,21 @@ impl Attached {
             };
             ids.push(id);
         }
-        let name = self.spy.thread_name(t.thread_id);
+        let mut thread = ThreadAt {
+            t_us: at.t_us,
+            thread: key,
+            os_thread_id: t.os_thread_id,
+            name: self.spy.thread_name(t.thread_id),
+            flags: state,
+            late_us: at.late_us,
+        };
         tally.samples += 1;
         if let Some(fault) = t.fault {
             tally.error_samples += 1;
-            return writer.add_error_sample(
-                at.t_us,
-                key,
-                t.os_thread_id,
-                name,
-                fault.as_str(),
-                fault.describe(),
-                ids,
-                state,
-                at.late_us,
-            );
+            return writer.add_error_sample(&thread, fault.as_str(), fault.describe(), ids);
         }
-        let flags = state | if t.truncated { FLAG_TRUNCATED } else { 0 };
-        writer.add_sample_ids(at.t_us, key, t.os_thread_id, name, ids, flags, at.late_us)?;
+        thread.flags |= if t.truncated { FLAG_TRUNCATED } else { 0 };
+        writer.add_sample_ids(&thread, ids)?;
         if self.details {
             writer.add_details(at.t_us, key, details_of(t))?;
         }
@@ -164,7 +162,7 @@ impl Attached {
     /// with the reason (before any snapshot worked no thread is known: counted only).
     fn store_failure(
         &mut self,
-        writer: &mut SessionWriter,
+        writer: &mut impl SampleSink,
         at: Moment,
         tally: &mut Tally,
     ) -> Result<()> {
@@ -173,22 +171,18 @@ impl Attached {
         }
         let (kind, message) = SNAPSHOT_FAILED;
         for &(thread_id, os_thread_id) in &self.last_threads {
-            let key = ThreadKey {
-                pid: self.spy.pid,
-                thread_id,
-            };
-            let name = self.spy.thread_name(thread_id);
-            writer.add_error_sample(
-                at.t_us,
-                key,
+            let thread = ThreadAt {
+                t_us: at.t_us,
+                thread: ThreadKey {
+                    pid: self.spy.pid,
+                    thread_id,
+                },
                 os_thread_id,
-                name,
-                kind,
-                message,
-                &[],
-                FLAG_ACTIVE,
-                at.late_us,
-            )?;
+                name: self.spy.thread_name(thread_id),
+                flags: FLAG_ACTIVE,
+                late_us: at.late_us,
+            };
+            writer.add_error_sample(&thread, kind, message, &[])?;
             tally.samples += 1;
             tally.error_samples += 1;
         }

@@ -10,9 +10,10 @@ use super::process::{Attached, Moment, Scratch};
 use super::tally::Tally;
 use crate::capture::os::proc;
 use crate::capture::spy::PythonSpy;
+use crate::capture::timer::StopReason;
 use crate::model::config::{Config, LineNo, LockingStrategy, RecordDuration};
 use crate::model::trace::Pid;
-use crate::store::{CaptureEnd, CaptureStart, SamplingOptions, SessionWriter, Started};
+use crate::store::{CaptureStart, SamplingOptions, SessionWriter, Started};
 
 /// What to take.
 #[derive(Debug, Clone)]
@@ -109,19 +110,7 @@ pub fn snapshot(req: &SnapshotRequest, path: &Path) -> Result<SnapshotSummary> {
         anyhow::bail!("process {} exited before its stacks could be read", req.pid);
     }
     tally.snapshots = 1;
-    writer.set_end(&CaptureEnd {
-        end_us: writer.elapsed_us(),
-        snapshots: 1,
-        samples: tally.samples,
-        errors: tally.errors,
-        error_samples: tally.error_samples,
-        late_snapshots: 0,
-        skipped_ticks: 0,
-        stop_reason: "duration".to_string(),
-        last_error: tally.last_error.clone(),
-        longest_pause_us: tally.longest_pause.as_micros() as u64,
-        unpaused_snapshots: tally.unpaused,
-    })?;
+    writer.set_end(&tally.end(writer.elapsed_us(), 0, StopReason::Duration))?;
     writer.finish()?;
     summary.processes = parents.len();
     summary.samples = tally.samples;

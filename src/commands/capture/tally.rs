@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
+use crate::capture::timer::StopReason;
+use crate::store::CaptureEnd;
+
 /// The running counts of a capture.
 #[derive(Debug, Default)]
-pub(super) struct Tally {
+pub(crate) struct Tally {
     /// Snapshot ticks taken (each covers every thread of every process).
     pub snapshots: u64,
     /// Thread samples written, error samples included.
@@ -31,5 +34,24 @@ impl Tally {
             self.late += 1;
         }
         self.max_late = self.max_late.max(late);
+    }
+}
+
+impl Tally {
+    /// How the capture ended, for the session's meta table.
+    pub fn end(&self, end_us: u64, skipped_ticks: u64, stop: StopReason) -> CaptureEnd {
+        CaptureEnd {
+            end_us,
+            snapshots: self.snapshots,
+            samples: self.samples,
+            errors: self.errors,
+            error_samples: self.error_samples,
+            late_snapshots: self.late,
+            skipped_ticks,
+            stop_reason: stop.as_str().to_string(),
+            last_error: self.last_error.clone(),
+            longest_pause_us: self.longest_pause.as_micros() as u64,
+            unpaused_snapshots: self.unpaused,
+        }
     }
 }

@@ -209,6 +209,10 @@ pub struct LiveTop {
     line_stamp: Vec<u64>,
     /// Samples counted since the start, resets included: the next stamp.
     stamps: u64,
+    /// An interval is to end with the snapshot being taken (see
+    /// [`LiveTop::request_end_interval`]), and how many have ended.
+    end_due: bool,
+    intervals: u64,
 }
 
 impl LiveTop {
@@ -256,6 +260,21 @@ impl LiveTop {
         self.gil += self.snapshot_gil as u64;
         self.active += self.snapshot_active as u64;
         self.last = (self.taking.0, self.taking.1.len());
+        if std::mem::take(&mut self.end_due) {
+            self.end_interval();
+        }
+    }
+
+    /// End the interval once the snapshot being taken is complete, so that no snapshot is
+    /// split between two intervals (the screen asks from another thread than the one that
+    /// samples); [`LiveTop::intervals`] then grows.
+    pub fn request_end_interval(&mut self) {
+        self.end_due = true;
+    }
+
+    /// Intervals ended so far.
+    pub fn intervals(&self) -> u64 {
+        self.intervals
     }
 
     fn thread(&mut self, key: ThreadKey, os_thread_id: Option<u64>, name: Option<&str>) -> usize {
@@ -434,6 +453,7 @@ impl LiveTop {
             t.shown_gil = std::mem::take(&mut t.gil);
             t.shown_active = std::mem::take(&mut t.active);
         }
+        self.intervals += 1;
         self.shown_snapshots = std::mem::take(&mut self.snapshots);
         self.shown_gil = std::mem::take(&mut self.gil);
         self.shown_active = std::mem::take(&mut self.active);
@@ -549,6 +569,17 @@ mod tests {
             (t.rows[0].counts.current_own, t.rows[0].counts.overall_own),
             (0, 10)
         );
+        // Asked for mid-snapshot, the interval ends with the snapshot.
+        let n = top.intervals();
+        top.begin_snapshot(Duration::ZERO);
+        top.add_sample(thread(1), Some(11), None, &[0, 2], true, true);
+        top.request_end_interval();
+        top.add_sample(thread(2), Some(12), None, &[0, 2], true, false);
+        assert_eq!(top.intervals(), n);
+        top.end_snapshot();
+        assert_eq!(top.intervals(), n + 1);
+        let t = top.table(&q);
+        assert_eq!((t.current_snapshots, t.rows[0].counts.current_own), (1, 2));
         top.reset();
         assert!(top.table(&q).rows.is_empty());
         assert_eq!(top.table(&q).overall_snapshots, 0);

@@ -22,6 +22,8 @@ pub enum StopReason {
     Interrupted,
     /// The profiled processes exited.
     ProcessExited,
+    /// One snapshot was asked for, and taken (`dump`).
+    Snapshot,
 }
 
 impl StopReason {
@@ -31,6 +33,7 @@ impl StopReason {
             StopReason::Duration => "duration",
             StopReason::Interrupted => "interrupted",
             StopReason::ProcessExited => "process_exited",
+            StopReason::Snapshot => "snapshot",
         }
     }
 }

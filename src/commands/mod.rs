@@ -62,8 +62,17 @@ impl SessionPath {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         let name = format!("py-spy-{}-{nanos}.pyspy", std::process::id());
+        let dir = std::env::temp_dir();
+        if !crate::store::schema::writable(&dir) {
+            anyhow::bail!(
+                "the session is written to a temporary file first, and the temporary folder {} \
+                 is not writable: set TMPDIR to a writable folder, or keep the session with \
+                 --session FILE",
+                dir.display()
+            );
+        }
         Ok(SessionPath {
-            path: std::env::temp_dir().join(name),
+            path: dir.join(name),
             temporary: true,
         })
     }

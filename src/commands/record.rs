@@ -51,7 +51,7 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<i32> {
         recorder::StopReason::ProcessExited => {
             println!("\nStopped sampling because process exited")
         }
-        recorder::StopReason::Duration => {}
+        recorder::StopReason::Duration | recorder::StopReason::Snapshot => {}
     }
     if let Some(note) = recorder::unpaused_note(&summary) {
         println!("{note}.");

@@ -25,18 +25,29 @@ pub fn write_info(out: &mut dyn Write, info: &SessionInfo) -> Result<()> {
         Some(reason) => format!("ended normally ({})", reason.replace('_', " ")),
         None => "did not end normally: the capture was killed, or is still running".into(),
     };
-    writeln!(out, "Duration     {:.2} s, {ended}", info.duration_s)?;
-    writeln!(
-        out,
-        "Rate         {} Hz requested, {:.1} Hz achieved ({})",
-        info.requested_rate,
-        info.achieved_rate,
-        if info.blocking {
-            "pausing the program for each snapshot"
+    let pausing = if info.blocking {
+        "pausing the program for each snapshot"
+    } else {
+        "without pausing the program"
+    };
+    if info.stop_reason.as_deref() == Some("snapshot") {
+        let pausing = if info.blocking {
+            "pausing the program"
         } else {
-            "without pausing the program"
-        }
-    )?;
+            pausing
+        };
+        writeln!(
+            out,
+            "Duration     one snapshot, taken by `dump` ({pausing})"
+        )?;
+    } else {
+        writeln!(out, "Duration     {:.2} s, {ended}", info.duration_s)?;
+        writeln!(
+            out,
+            "Rate         {} Hz requested, {:.1} Hz achieved ({pausing})",
+            info.requested_rate, info.achieved_rate,
+        )?;
+    }
     writeln!(
         out,
         "Snapshots    {}; {} samples, {} of them errors (stack unreadable)",

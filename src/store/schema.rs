@@ -179,7 +179,7 @@ pub fn folder_of(path: &Path) -> &Path {
 }
 
 /// Whether this process may create files in `dir`.
-fn writable(dir: &Path) -> bool {
+pub fn writable(dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
         return false;

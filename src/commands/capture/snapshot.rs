@@ -110,7 +110,7 @@ pub fn snapshot(req: &SnapshotRequest, path: &Path) -> Result<SnapshotSummary> {
         anyhow::bail!("process {} exited before its stacks could be read", req.pid);
     }
     tally.snapshots = 1;
-    writer.set_end(&tally.end(writer.elapsed_us(), 0, StopReason::Duration))?;
+    writer.set_end(&tally.end(writer.elapsed_us(), 0, StopReason::Snapshot))?;
     writer.finish()?;
     summary.processes = parents.len();
     summary.samples = tally.samples;

@@ -193,18 +193,33 @@ impl Screen<'_> {
         let mut frozen: Option<LiveTop> = None;
         let mut ended: Option<String> = None;
         let mut next_refresh = Instant::now() + REFRESH;
+        // A refresh waits for the sampler to end the interval with a whole snapshot.
+        let mut awaiting: Option<u64> = None;
         self.draw(&mut term, &view, frozen.as_ref(), ended.as_deref())?;
         while !signal.load(Ordering::Relaxed) {
             if ended.is_none() && sampling.is_finished() {
                 let why = outcome.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 ended = Some(why.unwrap_or_else(|| "sampling ended".to_string()));
                 self.lock().end_interval();
+                awaiting = None;
                 self.draw(&mut term, &view, frozen.as_ref(), ended.as_deref())?;
             }
+            if let Some(n) = awaiting {
+                if self.lock().intervals() > n {
+                    awaiting = None;
+                    if !view.paused {
+                        self.draw(&mut term, &view, frozen.as_ref(), ended.as_deref())?;
+                    }
+                }
+            }
             let now = Instant::now();
-            let timeout = next_refresh
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(100));
+            let timeout = if awaiting.is_some() {
+                Duration::from_millis(2)
+            } else {
+                next_refresh
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(100))
+            };
             match term.wait(timeout)? {
                 Some(Input::Key(_)) if ended.is_some() => break,
                 Some(Input::Key(key)) => {
@@ -231,14 +246,11 @@ impl Screen<'_> {
                 }
                 None => {}
             }
-            if Instant::now() >= next_refresh {
+            if ended.is_none() && Instant::now() >= next_refresh {
                 next_refresh += REFRESH;
-                if ended.is_none() {
-                    self.lock().end_interval();
-                    if !view.paused {
-                        self.draw(&mut term, &view, frozen.as_ref(), ended.as_deref())?;
-                    }
-                }
+                let mut live = self.lock();
+                awaiting = Some(live.intervals());
+                live.request_end_interval();
             }
         }
         Ok(())

@@ -71,12 +71,24 @@ pub fn top(req: &Top, signal: &AtomicBool) -> Result<i32> {
             }
         }
     };
+    let watched = watch(req, &config, root, signal);
+    let program_exit = end_child(&mut child);
+    watched.map(|()| program_exit.unwrap_or(0))
+}
+
+/// Sample the attached `root` and show it until the screen is quit; then keep the session.
+fn watch(
+    req: &Top,
+    config: &Config,
+    root: crate::capture::spy::PythonSpy,
+    signal: &AtomicBool,
+) -> Result<()> {
     let pid = root.pid;
     let command = root.command_line();
     let python = root.version.to_string();
     let writer = match &req.session {
         Some(path) => Some(
-            SessionWriter::create(path, &session_start(&req.launch, &config, &root))
+            SessionWriter::create(path, &session_start(&req.launch, config, &root))
                 .with_context(|| format!("could not create session file {}", path.display()))?,
         ),
         None => None,
@@ -120,7 +132,6 @@ pub fn top(req: &Top, signal: &AtomicBool) -> Result<i32> {
     let (sampled, sink) = sampling
         .join()
         .map_err(|_| anyhow::anyhow!("the sampling thread panicked"))?;
-    let program_exit = end_child(&mut child);
     let sampled = sampled?;
     if let (Some(writer), Some(path)) = (sink.writer, &req.session) {
         let mut writer = writer;
@@ -140,7 +151,7 @@ pub fn top(req: &Top, signal: &AtomicBool) -> Result<i32> {
     if sampled.stop == StopReason::ProcessExited {
         eprintln!("\nprocess {pid} ended");
     }
-    Ok(program_exit.unwrap_or(0))
+    Ok(())
 }
 
 /// The session's start record for a `top` that keeps one.

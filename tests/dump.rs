@@ -403,6 +403,13 @@ fn a_kept_dump_prints_again_exactly() {
         let (_, replayed, _) = run_py_spy(&["analyze", s, "--dump"]);
         assert_eq!(printed, replayed);
         assert!(!printed.contains("Locals:") && !printed.contains("Arguments:"));
+        let (code, info, err) = run_py_spy(&["info", s]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            info.contains("Duration     one snapshot, taken by `dump` (pausing the program)"),
+            "{info}"
+        );
+        assert!(info.contains("Snapshots    1; 4 samples"), "{info}");
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

@@ -29,3 +29,4 @@ sleep 1
 echo "== live dump:"
 "$bin" dump --pid "$pid" --locals
 echo "== open $out/demo.svg in a browser, or load $out/demo.speedscope.json in https://www.speedscope.app"
+echo "== the binary is $PWD/$bin: \`cargo install --path .\` puts py-spy on your PATH (or: export PATH=\"$PWD/target/release:\$PATH\")"

@@ -56,8 +56,7 @@ enum Command {
     Top(TopArgs),
     /// Dumps stack traces for a target program to stdout
     Dump(DumpArgs),
-    /// Generate shell completions
-    #[command(hide = true)]
+    /// Prints shell completions (bash, zsh, fish, elvish, powershell) to standard output
     Completions {
         /// Shell type
         shell: clap_complete::Shell,
@@ -72,6 +71,7 @@ struct TargetArgs {
         short,
         long,
         value_name = "pid",
+        value_parser = parse_pid,
         required_unless_present = "python_program"
     )]
     pid: Option<Pid>,
@@ -82,6 +82,20 @@ struct TargetArgs {
         allow_hyphen_values = true
     )]
     python_program: Vec<String>,
+}
+
+/// A process id, decimal or hexadecimal with `0x` (as py-spy takes it).
+fn parse_pid(text: &str) -> std::result::Result<Pid, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => Pid::from_str_radix(hex, 16),
+        None => text.parse::<Pid>(),
+    };
+    match parsed {
+        Ok(pid) if pid > 0 => Ok(pid),
+        _ => Err(format!(
+            "'{text}' is not a process id (a positive number, decimal or hexadecimal with 0x)"
+        )),
+    }
 }
 
 impl TargetArgs {
@@ -104,7 +118,8 @@ struct SpyArgs {
     /// Profile subprocesses of the original process
     #[arg(short, long)]
     subprocesses: bool,
-    /// Collect stack traces from native extensions written in Cython, C or C++
+    /// Collect stack traces from native extensions written in Cython, C or C++ (not supported
+    /// yet: refused)
     #[arg(short, long)]
     native: bool,
     /// Don't pause the python process when collecting samples. Setting this option will reduce
@@ -114,7 +129,11 @@ struct SpyArgs {
 }
 
 impl SpyArgs {
-    fn rate(&self) -> Result<u64> {
+    /// The rate, once what cannot be done (`--native` for now, a zero rate) is refused.
+    fn checked_rate(&self) -> Result<u64> {
+        if self.native {
+            bail!("native stack traces (--native) are not supported yet: profile without it");
+        }
         if self.rate == 0 {
             bail!("--rate must be at least 1 sample per second");
         }
@@ -145,7 +164,7 @@ struct SamplingArgs {
 
 impl SamplingArgs {
     fn options(&self) -> Result<CaptureOptions> {
-        let rate = self.spy.rate()?;
+        let rate = self.spy.checked_rate()?;
         let duration = match self.duration.as_str() {
             "unlimited" => RecordDuration::Unlimited,
             s => match s.parse::<u64>() {
@@ -447,7 +466,7 @@ struct TopArgs {
 #[derive(clap::Args)]
 struct DumpArgs {
     /// PID of a running python program to spy on
-    #[arg(short, long, value_name = "pid")]
+    #[arg(short, long, value_name = "pid", value_parser = parse_pid)]
     pid: Pid,
     /// Show full Python filenames, instead of shortening to show only the package part
     #[arg(long)]
@@ -498,12 +517,27 @@ fn main() {
     match result {
         Ok(0) => {}
         Ok(code) => std::process::exit(code),
+        // A reader that went away (`| head`): end quietly, as other Unix tools do when a
+        // pipe closes (status 141, as if SIGPIPE had ended the process).
+        Err(e) if broken_pipe(&e) => std::process::exit(141),
         Err(e) => {
             let _ = std::io::stdout().flush();
             eprintln!("Error: {e:#}");
             std::process::exit(1);
         }
     }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has gone.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    let pipe = Some(std::io::ErrorKind::BrokenPipe);
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().map(|io| io.kind()) == pipe
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                == pipe
+    })
 }
 
 fn title() -> String {
@@ -612,7 +646,7 @@ fn top(args: TopArgs) -> Result<i32> {
         launch: args.target.launch()?,
         config: Config {
             command: "top".into(),
-            sampling_rate: args.spy.rate()?,
+            sampling_rate: args.spy.checked_rate()?,
             subprocesses: args.spy.subprocesses,
             native: args.spy.native,
             include_idle: args.idle,

@@ -126,3 +126,64 @@ fn killed_captures_leave_the_target_running_and_the_session_readable() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A killed capture's file alone (copied without its `-wal`) holds every commit; opening the
+/// session folds its log back, leaving one file; reading a session leaves no side file.
+#[test]
+fn a_killed_session_is_whole_in_its_file_and_one_file_once_read() {
+    let python = first_supported();
+    let dir = tmpdir("killed-one-file");
+    let target = spawn(&python.path, "deep.py", &["20"]);
+    let out = dir.join("k.pyspy");
+    let mut capture = Command::new(py_spy_bin())
+        .args([
+            "capture",
+            "--hideprogress",
+            "--pid",
+            &target.pid.to_string(),
+            "-o",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    let killed_at = now_us();
+    capture.kill().unwrap();
+    capture.wait().unwrap();
+    let [wal, shm, _] = py_spy::store::schema::side_files(&out);
+    assert!(wal.exists(), "a killed capture leaves its log");
+
+    // The file alone, as a user copies it.
+    let alone = dir.join("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    let copy = alone.join("k.pyspy");
+    std::fs::copy(&out, &copy).unwrap();
+    let count = |s: &Session| s.samples(&Default::default()).unwrap().count();
+    let session = Session::open(&copy).expect("the file alone is a session");
+    let last = session.time_span_us().unwrap().expect("samples").1 + session.meta.start_unix_us;
+    let lost = Duration::from_micros(killed_at.saturating_sub(last));
+    assert!(lost <= MAX_LOST, "the file alone lacks {lost:?} of samples");
+    let in_copy = count(&session);
+    drop(session);
+    let copy_sides: Vec<bool> = py_spy::store::schema::side_files(&copy)
+        .iter()
+        .map(|p| p.exists())
+        .collect();
+    assert_eq!(
+        copy_sides,
+        [false, false, false],
+        "reading the copy left side files"
+    );
+
+    // The original: its log is folded back when it is opened.
+    let session = Session::open(&out).unwrap();
+    assert!(count(&session) >= in_copy);
+    drop(session);
+    assert!(
+        !wal.exists() && !shm.exists(),
+        "the log was not folded back"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -192,6 +192,8 @@ fn check_main_locals(traces: &[StackTrace]) {
         // holds itself shown once.
         ("control", "\"a\\x00b\\x1b[2Jc\\x7f\""),
         ("nested", "[1, [...]]"),
+        // Floats as Python writes them, in containers too (py-spy 0.4.3: `(3, 10000000000000000, -0, 0.00001)`).
+        ("floats", "(3.0, 1e+16, -0.0, 1e-05)"),
     ];
     for (i, (name, repr)) in fixed.iter().enumerate() {
         assert_eq!(got[i], (*name, false, *repr), "local {i}");
@@ -339,12 +341,13 @@ fn agrees_with_py_spy_043() {
             let ours: Value = serde_json::from_str(&ours).unwrap();
             let theirs: Value = serde_json::from_str(&theirs).unwrap();
             // Counters that move between two dumps: the spinner's `n`, the producer's `n`/`item`;
-            // and where py-spy 0.4.3 is wrong: it prints control characters raw and expands a
-            // list that holds itself 14 levels deep.
+            // and where py-spy 0.4.3 is wrong: it prints control characters raw, expands a
+            // list that holds itself 14 levels deep, and writes floats as Rust does (`3`).
             let moving = |thread: &Value, local: &Value| {
                 (thread == "spinner" && local == "n")
                     || (thread == "producer" && (local == "n" || local == "item"))
-                    || (thread == "MainThread" && (local == "control" || local == "nested"))
+                    || (thread == "MainThread"
+                        && (local == "control" || local == "nested" || local == "floats"))
             };
             let (ours, theirs) = (ours.as_array().unwrap(), theirs.as_array().unwrap());
             match compare_dumps(ours, theirs, "spinner", moving) {

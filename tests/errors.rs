@@ -94,3 +94,104 @@ fn process_exiting_gives_errors_not_panics() {
         assert!(spy.get_stack_traces().is_err());
     }
 }
+
+/// A pid in hexadecimal (`0x…`) is taken, as py-spy takes it; something else is refused
+/// with what a pid may be.
+#[test]
+fn pids_in_hex_are_taken() {
+    let py = first_supported();
+    let target = spawn(&py.path, "sleeper.py", &[]);
+    let hex = format!("{:#x}", target.pid);
+    let (code, out, err) = run_py_spy(&["dump", "--pid", &hex]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("Process {}: ", target.pid)),
+        "{out}"
+    );
+    let (code, _, err) = run_py_spy(&["dump", "--pid", "0xzz"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a process id"), "{err}");
+}
+
+/// `--help` lists every command, `completions` included, and says `--native` is refused.
+#[test]
+fn help_lists_every_command_and_what_is_not_there_yet() {
+    let (code, out, _) = run_py_spy(&["--help"]);
+    assert_eq!(code, 0);
+    for command in [
+        "record",
+        "top",
+        "dump",
+        "capture",
+        "render",
+        "analyze",
+        "query",
+        "info",
+        "completions",
+    ] {
+        assert!(
+            out.lines().any(|l| l.trim_start().starts_with(command)),
+            "{command} missing from --help:\n{out}"
+        );
+    }
+    let (_, out, _) = run_py_spy(&["record", "--help"]);
+    let native = out
+        .split("--native")
+        .nth(1)
+        .and_then(|rest| rest.split("\n  -").next())
+        .unwrap_or("");
+    assert!(native.contains("not supported"), "{out}");
+}
+
+/// Another tracer (a debugger, a second profiler) taking the process while it is captured:
+/// the failed snapshots are counted and the summary says who holds the process, not that
+/// permissions are missing.
+#[test]
+fn another_tracer_taking_the_process_is_named() {
+    let py = first_supported();
+    let target = spawn(&py.path, "sleeper.py", &[]);
+    let dir = tmpdir("other-tracer");
+    let session = dir.join("s.pyspy");
+    let capture = Command::new(py_spy_bin())
+        .args([
+            "capture",
+            "-d",
+            "3",
+            "--hideprogress",
+            "--pid",
+            &target.pid.to_string(),
+            "-o",
+        ])
+        .arg(&session)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // A tracer of its own: PTRACE_SEIZE (0x4206) holds the process without stopping it.
+    let hold = "import ctypes, sys, time\n\
+                libc = ctypes.CDLL(None, use_errno=True)\n\
+                libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]\n\
+                if libc.ptrace(0x4206, int(sys.argv[1]), None, None) != 0:\n\
+                \x20   sys.exit('seize failed: %d' % ctypes.get_errno())\n\
+                time.sleep(1.5)\n";
+    let tracer = Command::new("/usr/bin/python3")
+        .args(["-c", hold, &target.pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        tracer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tracer.stderr)
+    );
+    let out = capture.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("already traced by process"), "{err}");
+    assert!(!err.contains("CAP_SYS_PTRACE"), "{err}");
+    let (_, info, _) = run_py_spy(&["info", session.to_str().unwrap()]);
+    assert!(
+        info.contains("Last failure ") && info.contains("already traced"),
+        "{info}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

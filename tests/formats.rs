@@ -148,8 +148,23 @@ fn speedscope_validates_against_the_schema() {
                 "{} {args:?}: {n} main-thread samples of {snapshots} snapshots ({errors} errors)",
                 py.label
             );
-            let end = main["endValue"].as_f64().unwrap();
-            assert!((end - samples.len() as f64 / 200.0).abs() < 1e-6);
+            // Each profile spans real time: at least the time sampled, ending one period
+            // after its last sample.
+            let span = main["endValue"].as_f64().unwrap() - main["startValue"].as_f64().unwrap();
+            assert!(
+                span >= n as f64 / 200.0 - 1e-6 && span < n as f64 / 200.0 + 1.0,
+                "{span}"
+            );
+            // The file opens on the busiest thread.
+            let active = doc["activeProfileIndex"].as_u64().unwrap() as usize;
+            let most = profiles
+                .iter()
+                .map(|p| p["samples"].as_array().unwrap().len())
+                .max();
+            assert_eq!(
+                Some(profiles[active]["samples"].as_array().unwrap().len()),
+                most
+            );
             let mut heavy = 0;
             let mut heavy_at_loop = 0;
             for s in samples {
@@ -174,9 +189,12 @@ fn speedscope_validates_against_the_schema() {
                         heavy_at_loop += (line == heavy_line as i64) as usize;
                     }
                 }
-                if args.contains(&"--threads") {
-                    assert_eq!(stack[0]["name"], format!("thread ({pid}): MainThread"));
-                }
+                // Profiles are the threads: --threads adds no root frame.
+                assert!(
+                    !stack[0]["name"].as_str().unwrap().starts_with("thread ("),
+                    "{args:?}: {}",
+                    stack[0]
+                );
             }
             if !args.contains(&"--nolineno") {
                 assert!(
@@ -231,10 +249,14 @@ fn chrometrace_is_well_nested_trace_event_json() {
     let mut last_ts: HashMap<(i64, u64), u64> = HashMap::new();
     let mut thread_names = Vec::new();
     let mut begins = 0;
+    let mut main_tid_seen = false;
     for e in &events {
         let ph = e["ph"].as_str().unwrap();
         let key = (e["pid"].as_i64().unwrap(), e["tid"].as_u64().unwrap());
         assert_eq!(key.0, pid as i64);
+        // Threads are named by their OS id (the main thread's is the pid), as system tools do.
+        assert!(key.1 < 1 << 32, "tid {} is not an OS thread id", key.1);
+        main_tid_seen |= key.1 == pid as u64;
         match ph {
             "M" => {
                 if e["name"] == "thread_name" {
@@ -267,6 +289,7 @@ fn chrometrace_is_well_nested_trace_event_json() {
         "unclosed slices: {open:?}"
     );
     assert!(begins > 10, "{begins} slices");
+    assert!(main_tid_seen, "no event on the main thread's OS id {pid}");
     thread_names.sort();
     assert_eq!(thread_names, ["MainThread", "napper"]);
     let text = std::fs::read_to_string(&out).unwrap();
@@ -379,4 +402,92 @@ fn completions_for_bash() {
     let (code, out, err) = run_py_spy(&["completions", "bash"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("complete") && out.contains("py-spy") && out.contains("record"));
+}
+
+/// A `python -c "…"` command line holds line breaks: the process frame keeps them as `\n`,
+/// so every raw line is still one stack and its count.
+#[test]
+fn a_command_line_with_line_breaks_stays_on_one_line() {
+    let py = first_supported();
+    let dir = tmpdir("newline-command");
+    let session = dir.join("s.pyspy");
+    let code = "import time\nwhile True:\n    time.sleep(0.01)\n";
+    let o = Command::new(py_spy_bin())
+        .args(["capture", "-d", "1", "-s", "-o"])
+        .arg(&session)
+        .arg("--")
+        .arg(&py.path)
+        .args(["-c", code])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let raw = render_raw(&session, &["--idle"]);
+    assert!(!raw.is_empty());
+    for line in raw.lines() {
+        let (stack, count) = line.rsplit_once(' ').unwrap();
+        assert!(count.parse::<u64>().is_ok(), "{line}");
+        assert!(
+            stack.starts_with("process ")
+                && stack.contains("import time\\nwhile True:\\n    time.sleep(0.01)\\n"),
+            "{line}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Without `-o`, each format goes to a name of its own beside the session: rendering one
+/// session in every format leaves every output.
+#[test]
+fn each_format_has_its_own_default_name() {
+    let py = first_supported();
+    let dir = tmpdir("default-names");
+    let Captured { session, .. } = session(&py, &dir);
+    let s = session.to_str().unwrap();
+    for format in ["speedscope", "chrometrace", "raw", "flamegraph"] {
+        let (code, _, err) = run_py_spy(&["render", s, "-f", format]);
+        assert_eq!(code, 0, "{format}: {err}");
+    }
+    let read = |suffix: &str| std::fs::read_to_string(session.with_extension(suffix)).unwrap();
+    assert!(read("speedscope.json").contains("speedscope"));
+    let trace: Value = serde_json::from_str(&read("trace.json")).unwrap();
+    assert!(trace.is_array());
+    assert!(read("svg").starts_with("<?xml"));
+    assert!(!read("txt").is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `render -o - | head -1`: a reader that goes away ends the render quietly, as other Unix
+/// tools end (status 141, as if SIGPIPE had ended it), with nothing on standard error.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let py = first_supported();
+    let dir = tmpdir("closed-pipe");
+    let Captured { session, .. } = session(&py, &dir);
+    let s = session.to_str().unwrap();
+    let commands: [&[&str]; 6] = [
+        &["render", s, "-f", "raw", "-o", "-", "--idle"],
+        &["render", s, "-f", "flamegraph", "-o", "-", "--idle"],
+        &["render", s, "-f", "speedscope", "-o", "-", "--idle"],
+        &["render", s, "-f", "chrometrace", "-o", "-", "--idle"],
+        &["analyze", s, "--idle"],
+        &["query", s, "SELECT * FROM samples"],
+    ];
+    for args in commands {
+        let mut child = Command::new(py_spy_bin())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the command writes anything.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("Error") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -209,9 +209,12 @@ fn blocking_mode_never_freezes_a_target_with_two_thousand_threads() {
     );
     assert!(pause <= bound, "paused {pause} µs, more than {bound}");
     assert!(unpaused > 0, "pausing 2000 threads was not avoided");
-    // py-spy 0.4.3 stalls this program for 0.5 s at a time; its own stalls (2000 threads
-    // waking) are tens of milliseconds on a busy machine.
-    let allowed = 2.0 * baseline + 50.0;
+    // py-spy 0.4.3 stalls this program for 0.5 s at a time (and pausing every thread took
+    // ours up to 1.1 s); its own stalls (2000 threads waking) are tens of milliseconds. On 2
+    // cores, a capture taking one of them also delays the meter's thread now and then (one
+    // CI run saw 130 ms against 25 ms before, without a single pause): what is checked is
+    // that nothing near a pause of all threads happens.
+    let allowed = 2.0 * baseline + 200.0;
     assert!(
         during <= allowed,
         "the program stalled {during:.1} ms during the capture, {baseline:.1} ms before it"

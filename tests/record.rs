@@ -583,6 +583,14 @@ fn record_and_capture_errors() {
         err.contains("--native") && err.contains("not supported yet"),
         "{err}"
     );
+    // Refused before anything starts: no banner as if it were sampling.
+    let (code, said, err) = run_py_spy(&["record", "--pid", &pid, "--native", "-o", out_s]);
+    assert_eq!(code, 1);
+    assert!(
+        said.is_empty(),
+        "record printed {said:?} before refusing --native"
+    );
+    assert!(err.contains("not supported yet"), "{err}");
     let (code, _, err) = run_py_spy(&[
         "capture",
         "--pid",
@@ -612,4 +620,37 @@ fn module_first_line(py: &Interpreter) -> i32 {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// `capture -s` says how many processes it sampled, and counts in words that agree with
+/// their numbers.
+#[test]
+fn capture_summary_counts_every_process() {
+    let py = first_supported();
+    let dir = tmpdir("capture-summary");
+    let session = dir.join("s.pyspy");
+    let o = std::process::Command::new(py_spy_bin())
+        .args(["capture", "-s", "-d", "2", "--hideprogress", "-o"])
+        .arg(&session)
+        .arg("--")
+        .arg(&py.path)
+        .arg(script("parent_child.py"))
+        .arg("20")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("Wrote session"))
+        .unwrap();
+    assert!(
+        line.contains(" of 2 processes (process ") && line.contains(" and 1 subprocess)"),
+        "{line}"
+    );
+    assert!(
+        !line.contains(" 1 snapshots") && !line.contains(" 1 errors"),
+        "{line}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

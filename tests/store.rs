@@ -1,6 +1,8 @@
 //! The session file on its own: round trips, filters, size per sample, and clear errors for
 //! files that are not ours, of another version, or damaged.
 
+mod common;
+
 use py_spy::store::{
     CaptureStart, FrameKey, SampleFilter, SamplingOptions, Session, SessionWriter, Started,
     ThreadKey, FLAG_ACTIVE, FLAG_ERROR, FLAG_GIL,
@@ -400,4 +402,63 @@ fn format_2_files_are_read() {
     assert!(s.processes.iter().all(|p| p.executable.is_none()));
     assert_eq!(s.sample_count().unwrap(), written.len() as u64);
     assert!(s.snapshot_details(written[0].0).unwrap().is_empty());
+}
+
+/// The Python example of `docs/session-format.md` reads a session's samples: the times,
+/// threads and flags written, in order (with the first interpreter 3.14+ found here, whose
+/// standard library has zstd).
+#[test]
+fn the_documented_python_reader_reads_a_session() {
+    let test = "the_documented_python_reader_reads_a_session";
+    let found = common::interpreters()
+        .into_iter()
+        .find(|i| (i.version.0, i.version.1) >= (3, 14));
+    let Some(py) = found else {
+        common::report(
+            test,
+            &[],
+            &[("3.14+".into(), "no interpreter found".into())],
+        );
+        return;
+    };
+    let dir = common::tmpdir("doc-reader");
+    let session = dir.join("run.pyspy");
+    let (written, _) = write_session(&session, 3, 100, 2);
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/session-format.md"),
+    )
+    .unwrap();
+    let code = doc
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("a Python example in docs/session-format.md");
+    let script = dir.join("reader.py");
+    std::fs::write(
+        &script,
+        code.replace("run.pyspy", session.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(&py.path)
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        py.label,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Vec<(u64, u64, u8)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<u64> = l.split_whitespace().map(|w| w.parse().unwrap()).collect();
+            (f[0], f[1], f[3] as u8)
+        })
+        .collect();
+    let want: Vec<(u64, u64, u8)> = written.iter().map(|w| (w.0, w.1, w.3)).collect();
+    assert_eq!(read, want);
+    common::report(test, std::slice::from_ref(&py.label), &[]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

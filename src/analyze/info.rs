@@ -41,8 +41,9 @@ pub struct SessionInfo {
     pub snapshots: u64,
     pub samples: u64,
     pub error_samples: u64,
-    /// Snapshots that failed as a whole while the process was alive.
+    /// Snapshots that failed as a whole while the process was alive, and why the last did.
     pub failed_snapshots: Option<u64>,
+    pub last_error: Option<String>,
     pub late_snapshots: Option<u64>,
     pub skipped_ticks: Option<u64>,
     /// The latest snapshot against its due time, in milliseconds.
@@ -143,6 +144,7 @@ pub fn describe(path: &Path, session: &Session) -> Result<SessionInfo> {
         samples,
         error_samples: errors,
         failed_snapshots: end.map(|e| e.errors),
+        last_error: end.and_then(|e| e.last_error.clone()),
         late_snapshots: end.map(|e| e.late_snapshots),
         skipped_ticks: end.map(|e| e.skipped_ticks),
         worst_lateness_ms: worst_late_us as f64 / 1e3,

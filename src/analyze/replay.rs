@@ -326,7 +326,7 @@ impl<'s> Replay<'s> {
         }
         let tid = format_threadid(row.os_thread_id, row.thread_id);
         let label = match &name {
-            Some(n) => format!("thread ({tid}): {n}"),
+            Some(n) => format!("thread ({tid}): {}", one_line(n)),
             None => format!("thread ({tid})"),
         };
         let id = self.pseudo(label);
@@ -347,7 +347,11 @@ impl<'s> Replay<'s> {
             if chain.len() > 64 {
                 break;
             }
-            chain.push(format!("process {}:\"{}\"", row.pid, row.command_line));
+            chain.push(format!(
+                "process {}:\"{}\"",
+                row.pid,
+                one_line(&row.command_line)
+            ));
             cur = row.parent;
         }
         chain.reverse();
@@ -479,6 +483,26 @@ pub fn select_threads(session: &Session, sels: &[String]) -> Result<Option<Vec<u
         rows.extend(matched);
     }
     Ok(Some(rows))
+}
+
+/// `text` on one line: line breaks, tabs and other control characters written as escapes
+/// (`\n`, `\t`, `\x1b`), so a label (a `python -c "…"` command line, a thread name) cannot
+/// break a one-stack-per-line format or drive a terminal.
+pub fn one_line(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A thread as tables name it: `NAME (ID)`, or its id alone without a name.

@@ -137,10 +137,12 @@ impl Ticker {
         }
     }
 
-    /// The tick was taken: move to the next one, skipping those already a period past due.
+    /// The tick was taken: move to the next one, skipping those already a period past due
+    /// (never past the duration's last tick: ticks after it are not skipped, they are not due).
     pub fn advance(&mut self) {
         self.next += 1;
         let behind = (self.start.elapsed().as_nanos() / self.period_ns as u128) as u64;
+        let behind = behind.min(self.limit.unwrap_or(u64::MAX));
         if behind > self.next {
             self.skipped += behind - self.next;
             self.next = behind;

@@ -56,16 +56,8 @@ pub fn record(req: &Record, stop: &AtomicBool) -> Result<i32> {
     if let Some(note) = recorder::unpaused_note(&summary) {
         println!("{note}.");
     }
-    if summary.late > 0 || summary.skipped > 0 {
-        println!(
-            "{} of {} sampling ticks were missed because sampling fell behind, and {} snapshots \
-             were more than a sampling period late (worst {:.2?}): results may be inaccurate. \
-             Try reducing the sampling rate.",
-            summary.skipped,
-            summary.snapshots + summary.skipped,
-            summary.late,
-            summary.max_late
-        );
+    if let Some(note) = recorder::lateness_note(&summary) {
+        println!("Warning: {note}.");
     }
     let rendered =
         Session::open(&session_path).and_then(|session| render_to(&session, &req.render, &output));

@@ -20,7 +20,7 @@ pub fn render_to(session: &Session, opts: &RenderOptions, output: &Path) -> Resu
 pub struct Render {
     pub session: PathBuf,
     /// Where to write ("-": standard output); by default the session's name with the
-    /// format's extension.
+    /// format's own suffix (`Format::render_suffix`).
     pub output: Option<PathBuf>,
     pub options: RenderOptions,
     /// Draw how the session differs from this one (`--diff BASE`).
@@ -38,7 +38,7 @@ pub fn run(req: &Render) -> Result<()> {
     }
     let output = req.output.clone().unwrap_or_else(|| {
         req.session
-            .with_extension(formats::spec(req.options.format).extension)
+            .with_extension(formats::spec(req.options.format).render_suffix)
     });
     let summary = match &req.diff_base {
         Some(base_path) => {
@@ -56,17 +56,25 @@ pub fn run(req: &Render) -> Result<()> {
     if output == Path::new("-") {
         return Ok(());
     }
-    let left_out = if summary.dropped > 0 && !req.options.view.idle {
-        format!(
-            " ({} idle or non-GIL samples left out; --idle includes idle threads)",
-            summary.dropped
-        )
-    } else {
-        String::new()
+    let view = &req.options.view;
+    let left_out = match (summary.dropped, view.gil_only, view.idle) {
+        (0, _, _) => String::new(),
+        (n, false, _) => format!(
+            " ({} left out; --idle includes them)",
+            crate::render::plural(n, "idle sample", "idle samples")
+        ),
+        (n, true, false) => format!(
+            " ({} left out by --gil; --idle includes idle threads)",
+            crate::render::plural(n, "idle or non-GIL sample", "idle or non-GIL samples")
+        ),
+        (n, true, true) => format!(
+            " ({} left out by --gil)",
+            crate::render::plural(n, "non-GIL sample", "non-GIL samples")
+        ),
     };
     eprintln!(
-        "Wrote {} samples to '{}'{left_out}",
-        summary.samples,
+        "Wrote {} to '{}'{left_out}",
+        crate::render::plural(summary.samples, "sample", "samples"),
         output.display()
     );
     if let Some(note) = &summary.errors_note {

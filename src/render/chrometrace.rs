@@ -99,7 +99,8 @@ pub fn write(replay: &mut Replay, out: &mut dyn Write) -> Result<u64> {
         let session = r.session();
         let t = &session.threads[s.thread as usize];
         let pid = session.pid_of(s.thread).unwrap_or(0) as i64;
-        let tid = t.thread_id;
+        // The OS thread id, as system tools (perf, top, /proc) name the thread.
+        let tid = t.os_thread_id.unwrap_or(t.thread_id);
         if !named_pids.contains(&(pid as i32)) {
             named_pids.push(pid as i32);
             let cmd = session
@@ -118,7 +119,7 @@ pub fn write(replay: &mut Replay, out: &mut dyn Write) -> Result<u64> {
         }
         let name = t.name_at(s.t_us).map(str::to_string);
         if named.get(&s.thread) != Some(&name) {
-            let label = name.clone().unwrap_or_else(|| format!("thread {tid:#x}"));
+            let label = name.clone().unwrap_or_else(|| format!("thread {tid}"));
             w.emit(&Meta {
                 name: "thread_name",
                 ph: "M",
@@ -165,7 +166,8 @@ pub fn write(replay: &mut Replay, out: &mut dyn Write) -> Result<u64> {
     rest.sort_by_key(|(t, _)| *t);
     for (thread, o) in rest {
         let pid = session.pid_of(thread).unwrap_or(0) as i64;
-        let tid = session.threads[thread as usize].thread_id;
+        let t = &session.threads[thread as usize];
+        let tid = t.os_thread_id.unwrap_or(t.thread_id);
         for f in replay.stacks[o.stack as usize].iter().rev() {
             w.frame(
                 &replay.frames[*f as usize],

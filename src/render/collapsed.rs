@@ -93,9 +93,43 @@ pub fn write_flamegraph(
     }
     subtitle.push_str(&format!(" at {} Hz", session_rate(session)));
     opts.subtitle = Some(subtitle);
-    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), out)
-        .map_err(|e| anyhow!("could not draw the flamegraph: {e}"))?;
+    draw(&mut opts, lines.iter().map(String::as_str), out)?;
     Ok(total)
+}
+
+/// Draw collapsed `lines` as an SVG with inferno. A failure to write (a reader that went
+/// away, a full disk) stays an I/O error, so the command can tell it apart.
+pub fn draw<'a>(
+    opts: &mut inferno::flamegraph::Options,
+    lines: impl IntoIterator<Item = &'a str>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut watched = KeepIoError { out, error: None };
+    inferno::flamegraph::from_lines(opts, lines, &mut watched).map_err(|e| match watched.error {
+        Some(kind) => anyhow::Error::from(std::io::Error::from(kind))
+            .context("could not write the flamegraph"),
+        None => anyhow!("could not draw the flamegraph: {e}"),
+    })
+}
+
+/// A writer that remembers the kind of the last I/O error it passed on.
+struct KeepIoError<'a> {
+    out: &'a mut dyn Write,
+    error: Option<std::io::ErrorKind>,
+}
+
+impl Write for KeepIoError<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out
+            .write(buf)
+            .inspect_err(|e| self.error = Some(e.kind()))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out
+            .flush()
+            .inspect_err(|e| self.error = Some(e.kind()))
+    }
 }
 
 /// An SVG that shows `title` and a `message` (where there is nothing to draw).

@@ -61,7 +61,6 @@ pub fn write_diff(
         "widths: the new recording ({new_total} samples); colours: change from the base \
          ({base_total} samples, scaled), red more, blue less"
     ));
-    inferno::flamegraph::from_lines(&mut opts, lines.iter().copied(), out)
-        .map_err(|e| anyhow!("could not draw the differential flamegraph: {e}"))?;
+    super::collapsed::draw(&mut opts, lines.iter().copied(), out)?;
     Ok((base_total, new_total))
 }

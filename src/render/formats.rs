@@ -18,11 +18,18 @@ pub struct Format {
     pub format: FileFormat,
     /// The usual file extension (without the dot).
     pub extension: &'static str,
+    /// What `render` puts in place of a session's `.pyspy` when no output is named: its own
+    /// for each format, so that rendering one session in two formats never replaces one
+    /// output by another (`run.speedscope.json`, `run.trace.json`).
+    pub render_suffix: &'static str,
     pub write: Writer,
     /// What the file holds, in `record`'s `Wrote WHAT to 'OUT'. Samples: N Errors: E`.
     pub what: &'static str,
     /// `record`'s next line: where to look at the file.
     pub hint: &'static str,
+    /// The format keeps threads apart itself (a profile per thread): `--threads` adds no
+    /// thread frame at the root of its stacks.
+    pub separates_threads: bool,
 }
 
 impl Format {
@@ -43,32 +50,40 @@ impl Format {
 pub const FORMATS: &[Format] = &[
     Format {
         format: FileFormat::flamegraph,
+        render_suffix: "svg",
         extension: "svg",
         write: |replay, opts, out| collapsed::write_flamegraph(replay, opts.title.as_deref(), out),
         what: "flamegraph data",
         hint: "",
+        separates_threads: false,
     },
     Format {
         format: FileFormat::raw,
+        render_suffix: "txt",
         extension: "txt",
         write: |replay, _, out| collapsed::write_raw(replay, out),
         what: "raw flamegraph data",
         hint: "You can use the flamegraph.pl script from \
                https://github.com/brendangregg/flamegraph to generate a SVG",
+        separates_threads: false,
     },
     Format {
         format: FileFormat::speedscope,
+        render_suffix: "speedscope.json",
         extension: "json",
         write: |replay, _, out| speedscope::write(replay, out),
         what: "speedscope file",
         hint: "Visit https://www.speedscope.app/ to view",
+        separates_threads: true,
     },
     Format {
         format: FileFormat::chrometrace,
+        render_suffix: "trace.json",
         extension: "json",
         write: |replay, _, out| chrometrace::write(replay, out),
         what: "chrome trace",
         hint: "Visit chrome://tracing or https://ui.perfetto.dev/ to view",
+        separates_threads: false,
     },
 ];
 
@@ -93,6 +108,13 @@ mod tests {
             assert_eq!(f.name().to_uppercase().parse::<FileFormat>(), Ok(f));
         }
         assert!("svg".parse::<FileFormat>().is_err());
+        let suffixes: std::collections::HashSet<&str> =
+            FORMATS.iter().map(|f| f.render_suffix).collect();
+        assert_eq!(
+            suffixes.len(),
+            FORMATS.len(),
+            "each format its own default name"
+        );
         assert_eq!(
             spec(FileFormat::flamegraph).wrote(Path::new("a.svg"), 3, 1),
             "Wrote flamegraph data to 'a.svg'. Samples: 3 Errors: 1"

@@ -64,6 +64,9 @@ pub fn write_info(out: &mut dyn Write, info: &SessionInfo) -> Result<()> {
         timing.push_str(&format!(", {failed} snapshots failed"));
     }
     writeln!(out, "Timing       {timing}")?;
+    if let (Some(1..), Some(why)) = (info.failed_snapshots, &info.last_error) {
+        writeln!(out, "Last failure {why}")?;
+    }
     if let (Some(pause), Some(unpaused)) = (info.longest_pause_ms, info.unpaused_snapshots) {
         if info.blocking {
             writeln!(

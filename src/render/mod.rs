@@ -58,8 +58,13 @@ pub fn render(
     opts: &RenderOptions,
     out: &mut dyn Write,
 ) -> Result<RenderSummary> {
-    let mut replay = Replay::new(session, &opts.view)?;
-    let samples = (formats::spec(opts.format).write)(&mut replay, opts, out)?;
+    let format = formats::spec(opts.format);
+    let mut view = opts.view.clone();
+    if format.separates_threads {
+        view.thread_frames = false;
+    }
+    let mut replay = Replay::new(session, &view)?;
+    let samples = (format.write)(&mut replay, opts, out)?;
     Ok(RenderSummary {
         samples,
         // Every format writes a valid, empty output then (py-spy's `record --gil` of an idle
@@ -112,4 +117,9 @@ pub fn format_bytes(n: u64) -> String {
         n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
         n => format!("{n} B"),
     }
+}
+
+/// `n` and the word for that many: `1 sample`, `2 samples`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -1,6 +1,8 @@
 //! speedscope's file format (<https://www.speedscope.app/file-format-schema.json>): one
 //! "sampled" profile per thread, its samples in time order, each weighing one sampling period
-//! in seconds, as py-spy writes it. Unlike py-spy 0.4.3 the file validates against the
+//! in seconds, as py-spy writes it; the file opens on the busiest thread, each profile spans
+//! the real time from its first sample to its last, and `--threads` adds no root frame (the
+//! profiles are the threads). Unlike py-spy 0.4.3 the file validates against the
 //! schema: absent values are left out rather than written as `null`, and `col`, which
 //! py-spy's readers expect to find, is 0 (columns are not recorded).
 
@@ -25,6 +27,9 @@ struct Frame<'a> {
 struct Profile {
     name: String,
     stacks: Vec<u32>,
+    /// Times of the first and last sample (µs since the start).
+    first_us: u64,
+    last_us: u64,
 }
 
 pub fn write(replay: &mut Replay, out: &mut dyn Write) -> Result<u64> {
@@ -47,14 +52,23 @@ pub fn write(replay: &mut Replay, out: &mut dyn Write) -> Result<u64> {
             Profile {
                 name,
                 stacks: Vec::new(),
+                first_us: s.t_us,
+                last_us: s.t_us,
             }
         });
         p.stacks.push(s.stack);
+        p.last_us = s.t_us;
         total += 1;
         Ok(())
     })?;
     let mut profiles: Vec<Profile> = profiles.into_values().collect();
     profiles.sort_by(|a, b| a.name.cmp(&b.name));
+    // speedscope opens on the busiest thread (most samples kept; the first of equals).
+    let busiest = profiles
+        .iter()
+        .enumerate()
+        .max_by(|(i, a), (j, b)| a.stacks.len().cmp(&b.stacks.len()).then(j.cmp(i)))
+        .map_or(0, |(i, _)| i);
 
     let period = 1.0 / session_rate(session) as f64;
     let period_text = serde_json::to_string(&period)?;
@@ -64,11 +78,14 @@ pub fn write(replay: &mut Replay, out: &mut dyn Write) -> Result<u64> {
         if i > 0 {
             out.write_all(b",")?;
         }
+        // The time the thread was watched, from its first sample to one period after its
+        // last: real time, whatever ticks were skipped (the weights say what was sampled).
         write!(
             out,
-            "{{\"type\":\"sampled\",\"name\":{},\"unit\":\"seconds\",\"startValue\":0.0,\"endValue\":{},\"samples\":[",
+            "{{\"type\":\"sampled\",\"name\":{},\"unit\":\"seconds\",\"startValue\":{},\"endValue\":{},\"samples\":[",
             serde_json::to_string(&p.name)?,
-            serde_json::to_string(&(p.stacks.len() as f64 * period))?
+            serde_json::to_string(&(p.first_us as f64 / 1e6))?,
+            serde_json::to_string(&(p.last_us as f64 / 1e6 + period))?
         )?;
         let mut buf = String::new();
         for (j, stack) in p.stacks.iter().enumerate() {
@@ -113,7 +130,7 @@ pub fn write(replay: &mut Replay, out: &mut dyn Write) -> Result<u64> {
     }
     write!(
         out,
-        "]}},\"activeProfileIndex\":0,\"exporter\":{},\"name\":\"py-spy profile\"}}",
+        "]}},\"activeProfileIndex\":{busiest},\"exporter\":{},\"name\":\"py-spy profile\"}}",
         serde_json::to_string(&format!("py-spy@{}", env!("CARGO_PKG_VERSION")))?
     )?;
     out.write_all(b"\n")?;

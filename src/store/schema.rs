@@ -117,6 +117,7 @@ pub fn open_existing(path: &Path) -> Result<(Connection, i32)> {
             );
         }
     }
+    fold_write_ahead_log(path);
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("could not open session file {}", path.display()))?;
     let damaged = |e: rusqlite::Error| {
@@ -170,6 +171,41 @@ pub fn open_existing(path: &Path) -> Result<(Connection, i32)> {
     Ok((conn, version))
 }
 
+/// A session whose capture was killed is still in WAL mode, and keeps its last commits in
+/// `PATH-wal` (with an index in `PATH-shm`): fold them into the file and leave WAL mode, so
+/// the session is one file again and reading it leaves no side file behind. Only when
+/// nothing else has the session open (a capture still writing it keeps it as it is), and
+/// only where the folder and file may be written; otherwise it is read as it is.
+fn fold_write_ahead_log(path: &Path) {
+    let [wal, _, _] = side_files(path);
+    if !(wal.exists() || in_wal_mode(path)) || !writable(folder_of(path)) || !writable(path) {
+        return;
+    }
+    let Ok(conn) = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+    else {
+        return;
+    };
+    // Not ours, or not in WAL mode: left alone.
+    let ours = conn
+        .query_row("PRAGMA application_id", [], |r| r.get::<_, i32>(0))
+        .is_ok_and(|id| id == APPLICATION_ID);
+    if ours {
+        // Leaving WAL mode needs every other connection closed: a live capture makes it
+        // fail at once (no waiting), and nothing changes.
+        let _ = conn.busy_timeout(std::time::Duration::ZERO);
+        let _ = conn.pragma_update(None, "journal_mode", "DELETE");
+    }
+}
+
+/// Whether the database header says WAL mode (its read and write versions are 2).
+fn in_wal_mode(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head[18] == 2 && head[19] == 2)
+}
+
 /// The folder `path` is in (`.` for a bare file name).
 pub fn folder_of(path: &Path) -> &Path {
     match path.parent() {
@@ -178,7 +214,7 @@ pub fn folder_of(path: &Path) -> &Path {
     }
 }
 
-/// Whether this process may create files in `dir`.
+/// Whether this process may write `path`: a file, or a folder to create files in.
 pub fn writable(dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {

@@ -124,6 +124,7 @@ impl SessionWriter {
             }
             tx.commit()?;
         }
+        checkpoint(&conn);
         let (tx, rx) = channel();
         let worker = std::thread::Builder::new()
             .name("py-spy-writer".into())
@@ -461,6 +462,7 @@ fn write_loop(conn: Connection, rx: Receiver<Msg>) -> Result<WriterStats> {
             conn.execute_batch("COMMIT")
                 .context("could not commit to the session file")?;
             in_tx = false;
+            checkpoint(&conn);
         }
     }
     if in_tx {
@@ -471,6 +473,13 @@ fn write_loop(conn: Connection, rx: Receiver<Msg>) -> Result<WriterStats> {
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
     let _ = conn.pragma_update(None, "journal_mode", "DELETE");
     Ok(stats)
+}
+
+/// Copy what the write-ahead log holds into the session file itself, so that the file alone
+/// (copied without its `-wal`, or after a kill) holds everything up to the last commit but
+/// one. Passive: never waits for a reader; what it cannot copy now, the next one does.
+fn checkpoint(conn: &Connection) {
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
 fn apply(conn: &Connection, msg: Msg, stats: &mut WriterStats) -> Result<()> {

@@ -265,9 +265,16 @@ pub fn capture_counts(stderr: &str) -> (u64, u64) {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no number before '{word}' in {line}"))
     };
+    let either = |many: &str, one: &str| {
+        if line.contains(many) {
+            number_before(many)
+        } else {
+            number_before(one)
+        }
+    };
     (
-        number_before(" snapshots in"),
-        number_before(" thread stacks unreadable"),
+        either(" snapshots in", " snapshot in"),
+        either(" thread stacks unreadable", " thread stack unreadable"),
     )
 }
 

@@ -84,6 +84,7 @@ def main():
     control = "a\x00b\x1b[2Jc\x7f"
     nested = [1]
     nested.append(nested)
+    floats = (3.0, 1e16, -0.0, 0.00001)
     threads = [
         threading.Thread(target=Producer(3).run, name="producer", daemon=True),
         threading.Thread(target=récursion_ü, args=(20,), name="recursive-ünicode", daemon=True),

@@ -409,7 +409,7 @@ impl<'a> ObjectReader<'a> {
                     .read_vec(addr.wrapping_add(self.layout.object.float_fval), 8)?,
             )
             .f64(0);
-            format!("{v}")
+            float_repr(v)
         } else if t.name == "NoneType" {
             "None".to_owned()
         } else if let Some(kind) = t.name.strip_prefix("numpy.") {
@@ -496,6 +496,44 @@ impl<'a> ObjectReader<'a> {
     }
 }
 
+/// A float as Python's `repr` writes it: the shortest digits that read back the same, in
+/// fixed notation for exponents -4 to 15 (`3.0`, `0.0001`), else with a signed exponent of
+/// at least two digits (`1e+16`, `1.5e-05`); `nan`, `inf`, `-inf`, `-0.0`.
+pub fn float_repr(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".to_owned();
+    }
+    if v.is_infinite() {
+        return (if v > 0.0 { "inf" } else { "-inf" }).to_owned();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e-5", "3e0", "-0e0".
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let text = if (-4..16).contains(&exp) {
+        let point = exp + 1;
+        if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+        } else {
+            let (int, frac) = digits.split_at(point as usize);
+            format!("{int}.{frac}")
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let dot = if rest.is_empty() { "" } else { "." };
+        let exp_sign = if exp < 0 { '-' } else { '+' };
+        format!("{first}{dot}{rest}e{exp_sign}{:02}", exp.unsigned_abs())
+    };
+    format!("{sign}{text}")
+}
+
 /// Decimal text of a non-negative number given as base-2^30 digits, least significant first.
 /// `text` with control characters escaped as Python's repr does (`\n`, `\t`, `\r`, `\x00`,
 /// `\x1b`, …), so a local's value cannot move the cursor or clear the screen.
@@ -543,6 +581,38 @@ pub fn digits_to_decimal(digits: &[u32]) -> String {
         s.push_str(&format!("{c:09}"));
     }
     s
+}
+
+#[cfg(test)]
+mod float_tests {
+    use super::float_repr;
+
+    #[test]
+    fn floats_read_as_python_writes_them() {
+        for (v, text) in [
+            (3.0, "3.0"),
+            (2.5, "2.5"),
+            (-0.0, "-0.0"),
+            (0.0, "0.0"),
+            (0.1, "0.1"),
+            (123.456, "123.456"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (1e20, "1e+20"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-1.25e-7, "-1.25e-07"),
+            (1e300, "1e+300"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::NAN, "nan"),
+        ] {
+            assert_eq!(float_repr(v), text, "{v:e}");
+        }
+    }
 }
 
 #[cfg(test)]

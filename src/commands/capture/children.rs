@@ -36,6 +36,11 @@ impl Descendants {
         }
     }
 
+    /// Processes attached so far, the root included.
+    pub fn attached(&self) -> usize {
+        self.known.len()
+    }
+
     /// If a scan is due, attach to new Python descendants: each is registered in the
     /// session under its parent and added to `procs`.
     pub fn scan(

@@ -32,7 +32,7 @@ pub use crate::capture::timer::StopReason;
 use crate::capture::timer::{Flow, Ticker};
 use crate::model::config::{Config, LineNo};
 use crate::model::trace::Pid;
-pub use crate::render::format_bytes;
+pub use crate::render::{format_bytes, plural};
 use crate::store::{CaptureStart, SamplingOptions, Started};
 use crate::store::{SessionWriter, WriterStats};
 use children::Descendants;
@@ -46,27 +46,64 @@ use tally::Tally;
 pub fn unpaused_note(s: &CaptureSummary) -> Option<String> {
     (s.unpaused > 0).then(|| {
         format!(
-            "{} snapshots taken without pausing the program: pausing all its threads would have \
+            "{} taken without pausing the program: pausing all its threads would have \
              stopped it for more than {} ms each time",
-            s.unpaused,
+            plural(s.unpaused, "snapshot", "snapshots"),
             MAX_PAUSE.as_millis()
         )
     })
 }
 
+/// Snapshots that were late or ticks that were skipped, when there are enough of them to
+/// bias the profile (1% of the ticks skipped, or 10% of the snapshots more than a period
+/// late), saying how many and what to do; `None` otherwise (a few late snapshots on a busy
+/// machine change nothing).
+pub fn lateness_note(s: &CaptureSummary) -> Option<String> {
+    lateness(s.late, s.snapshots, s.skipped, s.max_late, s.rate)
+}
+
+fn lateness(late: u64, snapshots: u64, skipped: u64, worst: Duration, rate: u64) -> Option<String> {
+    let ticks = snapshots + skipped;
+    let share = |n: u64, of: u64| 100.0 * n as f64 / of.max(1) as f64;
+    let (late_share, skipped_share) = (share(late, snapshots), share(skipped, ticks));
+    if skipped_share < 1.0 && late_share < 10.0 {
+        return None;
+    }
+    let advice = if rate > 100 {
+        "a lower rate (-r) keeps up"
+    } else {
+        "the machine was too busy for sampling to keep up (other processes, or very many threads)"
+    };
+    Some(format!(
+        "{} of {snapshots} ({late_share:.1}%) more than a sampling period late (worst {worst:.1?}), \
+         {skipped} of {ticks} ticks skipped ({skipped_share:.1}%): the moments sampling fell \
+         behind are under-represented; {advice}",
+        plural(late, "snapshot", "snapshots"),
+    ))
+}
+
 /// One line on how a capture went.
 pub fn describe_capture(path: &Path, s: &CaptureSummary) -> String {
+    let of = if s.processes > 1 {
+        format!(
+            "{} (process {} and {})",
+            plural(s.processes as u64, "process", "processes"),
+            s.pid,
+            plural(s.processes as u64 - 1, "subprocess", "subprocesses")
+        )
+    } else {
+        format!("process {}", s.pid)
+    };
     let mut text = format!(
-        "Wrote session '{}': {} samples of process {} (Python {}), {} snapshots in {:.1} s, \
-         {} errors ({} thread stacks unreadable), {} ({:.1} bytes/sample)",
+        "Wrote session '{}': {} of {of} (Python {}), {} in {:.1} s, {} ({} unreadable), {} \
+         ({:.1} bytes/sample)",
         path.display(),
-        s.samples,
-        s.pid,
+        plural(s.samples, "sample", "samples"),
         s.python,
-        s.snapshots,
+        plural(s.snapshots, "snapshot", "snapshots"),
         s.elapsed.as_secs_f64(),
-        s.errors,
-        s.error_samples,
+        plural(s.errors, "error", "errors"),
+        plural(s.error_samples, "thread stack", "thread stacks"),
         format_bytes(s.file_bytes),
         s.file_bytes as f64 / s.samples.max(1) as f64,
     );
@@ -77,11 +114,12 @@ pub fn describe_capture(path: &Path, s: &CaptureSummary) -> String {
     if s.longest_pause > Duration::ZERO {
         text.push_str(&format!("; longest pause {:.1?}", s.longest_pause));
     }
-    if s.late > 0 || s.skipped > 0 {
-        text.push_str(&format!(
-            "; {} snapshots more than a period late (worst {:.1?}), {} ticks skipped: try a lower rate",
-            s.late, s.max_late, s.skipped
-        ));
+    if let Some(note) = lateness_note(s) {
+        text.push_str("; ");
+        text.push_str(&note);
+    }
+    if let (true, Some(why)) = (s.errors > 0, &s.last_error) {
+        text.push_str(&format!("; the last failed snapshot: {why}"));
     }
     text
 }
@@ -118,6 +156,10 @@ impl Default for CaptureOptions {
 pub struct CaptureSummary {
     /// The profiled process (the spawned one, or the one attached to).
     pub pid: Pid,
+    /// Processes sampled: the profiled one and, with `--subprocesses`, its descendants.
+    pub processes: usize,
+    /// Snapshots a second requested.
+    pub rate: u64,
     pub python: String,
     pub command_line: String,
     /// Snapshot ticks taken (each covers every thread of every process).
@@ -294,6 +336,8 @@ fn run(
     let stats = writer.finish()?;
     Ok(CaptureSummary {
         pid: root_pid,
+        processes: children.attached(),
+        rate: opts.sampling.rate,
         python,
         command_line,
         snapshots: tally.snapshots,
@@ -312,4 +356,27 @@ fn run(
         file_bytes: file_size(path),
         program_exit: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lateness;
+    use std::time::Duration;
+
+    #[test]
+    fn lateness_is_told_only_when_it_biases_the_profile() {
+        let ms = Duration::from_millis;
+        // One late snapshot in 179 at the default rate: nothing to say.
+        assert_eq!(lateness(1, 179, 0, ms(12), 100), None);
+        assert_eq!(lateness(17, 179, 1, ms(12), 100), None);
+        let note = lateness(1, 179, 3, ms(40), 100).expect("1.6% of ticks skipped");
+        assert!(
+            note.starts_with("1 snapshot of 179 (0.6%) more than"),
+            "{note}"
+        );
+        assert!(note.contains("3 of 182 ticks skipped (1.6%)"), "{note}");
+        assert!(note.contains("too busy"), "{note}");
+        let note = lateness(500, 1000, 0, ms(3), 1000).expect("half the snapshots late");
+        assert!(note.contains("a lower rate (-r)"), "{note}");
+    }
 }

@@ -88,7 +88,7 @@ impl Attached {
             Err(_) if !proc::alive(self.spy.pid) => Ok(false),
             Err(e) => {
                 tally.errors += 1;
-                tally.last_error = Some(format!("process {}: {e:#}", self.spy.pid));
+                tally.last_error = Some(describe_failure(self.spy.pid, &e));
                 self.store_failure(writer, at, tally)?;
                 Ok(true)
             }
@@ -203,4 +203,22 @@ fn details_of(t: &ThreadSample) -> Vec<FrameDetail> {
             locals: f.locals.clone(),
         })
         .collect()
+}
+
+/// Why a snapshot of `pid` failed, for people: when another tracer (a debugger, a second
+/// profiler) holds the process, that is the reason, whatever the kernel's error says.
+fn describe_failure(pid: i32, e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    if text.contains("already traced") {
+        return format!("process {pid}: {text}");
+    }
+    match proc::tracer_of(pid) {
+        Some(tracer) if tracer as u32 != std::process::id() => format!(
+            "process {pid} is held by another tracer, process {tracer} ({}): a debugger or a \
+             second profiler; py-spy cannot pause it meanwhile (--nonblocking reads without \
+             pausing) ({text})",
+            proc::command_line(tracer)
+        ),
+        _ => format!("process {pid}: {text}"),
+    }
 }

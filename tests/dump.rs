@@ -413,6 +413,25 @@ fn a_kept_dump_prints_again_exactly() {
             "{info}"
         );
         assert!(info.contains("Snapshots    1; 4 samples"), "{info}");
+        // Counts of one are said in the singular.
+        assert!(
+            info.contains("\"MainThread\": 1 sample\n") || info.contains("MainThread: 1 sample\n"),
+            "{info}"
+        );
+        let raw = dir.join("main.txt");
+        let (code, _, err) = run_py_spy(&[
+            "render",
+            s,
+            "-f",
+            "raw",
+            "--idle",
+            "--thread",
+            "MainThread",
+            "-o",
+            raw.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.starts_with("Wrote 1 sample to "), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

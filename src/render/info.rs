@@ -107,7 +107,11 @@ pub fn write_info(out: &mut dyn Write, info: &SessionInfo) -> Result<()> {
         } else {
             names.join(", ")
         };
-        writeln!(out, "  {id:<10} {names}: {} samples", t.samples)?;
+        writeln!(
+            out,
+            "  {id:<10} {names}: {}",
+            super::plural(t.samples, "sample", "samples")
+        )?;
     }
     writeln!(
         out,

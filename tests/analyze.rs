@@ -423,3 +423,32 @@ fn diffs_between_recordings() {
     assert_ne!(code, 0);
     assert!(err.contains("--diff draws a flamegraph or raw"), "{err}");
 }
+
+/// A time window that cannot hold a sample is an error; one past the session's end says
+/// what the session spans, and a finished session read leaves no file beside it.
+#[test]
+fn time_windows_outside_the_session_are_explained() {
+    let py = first_supported();
+    let dir = tmpdir("time-windows");
+    let session = dir.join("run.pyspy");
+    capture(&py, &session);
+    let s = session.to_str().unwrap();
+    let (code, _, err) = run_py_spy(&[
+        "render", s, "-f", "raw", "-o", "-", "--from", "4", "--to", "2",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--from 4 s is not before --to 2 s"), "{err}");
+    let (code, out, err) = run_py_spy(&["render", s, "-f", "raw", "-o", "-", "--from", "100"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("the session's samples span 0.00 s to "),
+        "{err}"
+    );
+    let sides: Vec<bool> = py_spy::store::schema::side_files(&session)
+        .iter()
+        .map(|p| p.exists())
+        .collect();
+    assert_eq!(sides, [false, false, false]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

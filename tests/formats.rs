@@ -472,6 +472,7 @@ fn a_closed_pipe_ends_quietly() {
         &["analyze", s, "--idle"],
         &["query", s, "SELECT * FROM samples"],
     ];
+    let mut ended_by_the_pipe = 0;
     for args in commands {
         let mut child = Command::new(py_spy_bin())
             .args(args)
@@ -479,7 +480,9 @@ fn a_closed_pipe_ends_quietly() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        // Closed before the command writes anything.
+        // Closed before the command writes anything. (A child that another test's thread
+        // forks in that instant holds the pipe's read end until it execs: a small output
+        // then fits in the pipe and the command ends normally, as it should.)
         drop(child.stdout.take());
         let o = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -487,7 +490,15 @@ fn a_closed_pipe_ends_quietly() {
             !err.contains("Error") && !err.contains("panicked"),
             "{args:?}: {err}"
         );
-        assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
+        match o.status.code() {
+            Some(141) => ended_by_the_pipe += 1,
+            Some(0) => {}
+            other => panic!("{args:?}: status {other:?}: {err}"),
+        }
     }
+    assert!(
+        ended_by_the_pipe >= 3,
+        "only {ended_by_the_pipe} of 6 saw the closed pipe"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

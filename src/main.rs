@@ -149,6 +149,16 @@ impl SpyArgs {
     }
 }
 
+/// Where a core file's binaries are.
+#[derive(clap::Args)]
+struct BinariesArg {
+    /// With --core: where to look for the program's executable and libraries before the
+    /// paths the core records (a container's or chroot's root, or a folder holding them by
+    /// name); may be given more than once
+    #[arg(long, value_name = "DIR", requires = "core")]
+    binaries: Vec<PathBuf>,
+}
+
 /// How to sample.
 #[derive(clap::Args)]
 struct SamplingArgs {
@@ -277,8 +287,28 @@ struct RecordArgs {
 
 #[derive(clap::Args)]
 struct CaptureArgs {
+    /// PID of a running python program to spy on
+    #[arg(
+        short,
+        long,
+        value_name = "pid",
+        value_parser = parse_pid,
+        required_unless_present_any = ["python_program", "core"]
+    )]
+    pid: Option<Pid>,
+    /// Read one snapshot from this core file (of a crashed or `gcore`d Python process)
+    /// instead of sampling a live one
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "python_program"])]
+    core: Option<PathBuf>,
     #[command(flatten)]
-    target: TargetArgs,
+    binaries: BinariesArg,
+    /// commandline of a python program to run
+    #[arg(
+        value_name = "python_program",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    python_program: Vec<String>,
     /// Session file to write (replaced if it exists)
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
@@ -466,8 +496,20 @@ struct TopArgs {
 #[derive(clap::Args)]
 struct DumpArgs {
     /// PID of a running python program to spy on
-    #[arg(short, long, value_name = "pid", value_parser = parse_pid)]
-    pid: Pid,
+    #[arg(
+        short,
+        long,
+        value_name = "pid",
+        value_parser = parse_pid,
+        required_unless_present = "core"
+    )]
+    pid: Option<Pid>,
+    /// Dump the Python process a core file was taken of (a crash, or `gcore PID`) instead of
+    /// a running one
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "subprocesses", "nonblocking"])]
+    core: Option<PathBuf>,
+    #[command(flatten)]
+    binaries: BinariesArg,
     /// Show full Python filenames, instead of shortening to show only the package part
     #[arg(long)]
     full_filenames: bool,
@@ -565,8 +607,29 @@ fn record(args: RecordArgs) -> Result<i32> {
 }
 
 fn capture(args: CaptureArgs) -> Result<i32> {
+    if let Some(core) = args.core {
+        let req = commands::capture::CoreRequest {
+            core,
+            binaries: args.binaries.binaries,
+            locals: 2,
+        };
+        let snap = commands::capture::core_session(&req, &args.output)?;
+        eprintln!(
+            "Wrote a snapshot of process {} ({}, Python {}: {}) to '{}'",
+            snap.pid,
+            snap.command_line,
+            snap.version,
+            commands::capture::plural(snap.threads.len() as u64, "thread", "threads"),
+            args.output.display()
+        );
+        return Ok(0);
+    }
     let stop = commands::install_stop_handler();
-    let launch = args.target.launch()?;
+    let target = TargetArgs {
+        pid: args.pid,
+        python_program: args.python_program,
+    };
+    let launch = target.launch()?;
     let opts = args.sampling.options()?;
     let summary = recorder::capture(&launch, &opts, &args.output, stop)?;
     eprintln!(
@@ -663,7 +726,7 @@ fn top(args: TopArgs) -> Result<i32> {
 fn dump(args: DumpArgs) -> Result<()> {
     let config = Config {
         command: "dump".into(),
-        pid: Some(args.pid),
+        pid: args.pid,
         dump_json: args.json,
         dump_locals: args.locals as u64,
         full_filenames: args.full_filenames,
@@ -678,11 +741,16 @@ fn dump(args: DumpArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let req = commands::dump::Dump {
-        pid: args.pid,
+        pid: args.pid.unwrap_or(0),
         config,
         session: args.session,
         rule_width: commands::rule_width(),
         parent: None,
+        core: args.core.map(|core| commands::capture::CoreRequest {
+            core,
+            binaries: args.binaries.binaries,
+            locals: args.locals as u64,
+        }),
     };
     commands::dump::dump(&req, &mut out)
 }

@@ -23,7 +23,7 @@ use super::python::registry::{self, LayoutSource};
 use super::python::target::PythonTarget;
 use super::python::thread_names::thread_names;
 use super::python::version::Version;
-use super::python::walker::{GilWords, RawThread, Walker};
+use super::python::walker::{GilWords, RawThread, StackFault, Walker};
 use crate::model::trace::{Frame, LocalVariable, Pid, StackTrace};
 
 /// Most bytes an image may hold: a recording stops keeping reads beyond it, and a stored
@@ -162,6 +162,7 @@ pub struct ImageDecoder {
     walker: Walker,
     codes: CodeCache,
     raw: Vec<RawThread>,
+    locals_len: isize,
 }
 
 impl ImageDecoder {
@@ -184,14 +185,37 @@ impl ImageDecoder {
             holder: image.gil_holder,
             locked: image.gil_locked,
         };
+        Self::for_interpreter(layout, image.interp, gil, image.code_type)
+    }
+
+    /// The decoder of the interpreter at `interp` laid out as `layout` (a core file's, found
+    /// as attaching finds a live one's).
+    pub fn for_interpreter(
+        layout: &'static Layout,
+        interp: u64,
+        gil: GilWords,
+        code_type: Option<u64>,
+    ) -> ImageDecoder {
         let mut codes = CodeCache::default();
-        codes.code_type = image.code_type;
+        codes.code_type = code_type;
         ImageDecoder {
             layout,
-            walker: Walker::new(layout, image.interp, gil),
+            walker: Walker::new(layout, interp, gil),
             codes,
             raw: Vec::new(),
+            locals_len: LOCALS_MAX_LEN,
         }
+    }
+
+    /// Show each local in at most `len` characters (`dump --locals` shows 128 per `l`).
+    pub fn set_locals_len(&mut self, len: isize) {
+        self.locals_len = len;
+    }
+
+    /// Why each thread of the last [`ImageDecoder::decode`] has no frames, if it has none
+    /// for a fault (in the order of its threads).
+    pub fn faults(&self) -> Vec<Option<StackFault>> {
+        self.raw.iter().map(|t| t.fault).collect()
     }
 
     /// One snapshot of every thread in `mem`. A stack that cannot be read is a thread with
@@ -222,7 +246,7 @@ impl ImageDecoder {
                         break;
                     };
                     let locals: Vec<LocalVariable> =
-                        read_locals(mem, layout, raw, &code, LOCALS_MAX_LEN).unwrap_or_default();
+                        read_locals(mem, layout, raw, &code, self.locals_len).unwrap_or_default();
                     frames.push(Frame {
                         name: code.qualname.to_string(),
                         filename: code.filename.to_string(),

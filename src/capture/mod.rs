@@ -16,6 +16,7 @@
 //! memory, recorded to be read again offline (the walker fuzzer's corpus).
 
 pub mod attach;
+pub mod core_snapshot;
 pub mod errors;
 pub mod image;
 pub mod os;

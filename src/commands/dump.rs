@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::capture::{snapshot, SnapshotRequest};
+use super::capture::{core_session, snapshot, CoreRequest, SnapshotRequest};
 use super::SessionPath;
 use crate::analyze::snapshot::snapshot_at;
 use crate::capture::spy::MAX_PAUSE;
@@ -27,6 +27,8 @@ pub struct Dump {
     pub rule_width: usize,
     /// A parent to name in the header (py-spy 0.4's `write_traces(…, parent)`).
     pub parent: Option<Pid>,
+    /// Read the process from this core file instead (`pid` is then not used).
+    pub core: Option<CoreRequest>,
 }
 
 /// Take the snapshot and print it to `out`; notes go to standard error.
@@ -35,6 +37,10 @@ pub fn dump(req: &Dump, out: &mut dyn Write) -> Result<()> {
         bail!("native stack traces (--native) are not supported yet");
     }
     let kept = SessionPath::new(req.session.as_deref())?;
+    if let Some(core) = &req.core {
+        let snap = core_session(core, &kept.path)?;
+        return print_session(req, &kept.path, snap.pid, out);
+    }
     let request = SnapshotRequest {
         pid: req.pid,
         blocking: req.config.blocking,
@@ -52,9 +58,14 @@ pub fn dump(req: &Dump, out: &mut dyn Write) -> Result<()> {
             MAX_PAUSE.as_millis()
         );
     }
-    let session = Session::open(&kept.path)?;
+    print_session(req, &kept.path, req.pid, out)
+}
+
+/// Print the snapshot in the session at `path` (of process `pid`) as `dump` does.
+fn print_session(req: &Dump, path: &std::path::Path, pid: Pid, out: &mut dyn Write) -> Result<()> {
+    let session = Session::open(path)?;
     let Some(snap) = snapshot_at(&session, None, req.config.full_filenames)? else {
-        bail!("process {} has no Python threads to show", req.pid);
+        bail!("process {pid} has no Python threads to show");
     };
     let python = session.meta.start.as_ref().map(|s| s.python.clone());
     let parent = req
@@ -95,6 +106,7 @@ pub fn write_traces<W: Write>(
         session: None,
         rule_width: super::rule_width(),
         parent,
+        core: None,
     };
     dump(&req, out)
 }

@@ -30,7 +30,9 @@ pub fn write_info(out: &mut dyn Write, info: &SessionInfo) -> Result<()> {
     } else {
         "without pausing the program"
     };
-    if info.stop_reason.as_deref() == Some("snapshot") {
+    if info.started.as_deref() == Some("core") {
+        writeln!(out, "Duration     one snapshot, read from a core file")?;
+    } else if info.stop_reason.as_deref() == Some("snapshot") {
         let pausing = if info.blocking {
             "pausing the program"
         } else {

@@ -40,6 +40,8 @@ impl Default for SamplingOptions {
 pub enum Started {
     Attached,
     Spawned,
+    /// Read from a core file (`dump --core`, `capture --core`).
+    Core,
 }
 
 impl Started {
@@ -47,6 +49,7 @@ impl Started {
         match self {
             Started::Attached => "attached",
             Started::Spawned => "spawned",
+            Started::Core => "core",
         }
     }
 }
@@ -166,6 +169,7 @@ impl SessionMeta {
                 command_line: text("command_line").unwrap_or_default(),
                 started: match text("started")?.as_str() {
                     "spawned" => Started::Spawned,
+                    "core" => Started::Core,
                     _ => Started::Attached,
                 },
                 pid: text("pid")?.parse().ok()?,

@@ -112,13 +112,13 @@ fn load_bias(elf: &Elf, target_path: &str, maps: &[MapRange]) -> Result<u64> {
 
 /// A file mapped read-only into our memory: parsing a 20 MiB libpython touches only the
 /// pages of its headers and symbol tables, instead of copying the whole file.
-struct MappedFile {
+pub(crate) struct MappedFile {
     ptr: *mut libc::c_void,
     len: usize,
 }
 
 impl MappedFile {
-    fn open(path: &Path) -> std::io::Result<MappedFile> {
+    pub(crate) fn open(path: &Path) -> std::io::Result<MappedFile> {
         use std::os::fd::AsRawFd;
         let file = std::fs::File::open(path)?;
         let len = file.metadata()?.len() as usize;

@@ -6,6 +6,7 @@
 //! `threads` (its OS threads' run state, read cheaply per sample).
 
 pub(crate) mod batch;
+pub mod core;
 pub(crate) mod elf;
 pub(crate) mod maps;
 pub mod memory;

@@ -136,14 +136,22 @@ pub fn map_pthreads(
     pid: Pid,
     pthread_ids: &[u64],
 ) -> FastMap<u64, u64> {
+    map_pthreads_among(mem, &task_ids(pid), pthread_ids)
+}
+
+/// [`map_pthreads`] for a process whose OS thread ids are `tids` (a core file's).
+pub fn map_pthreads_among(
+    mem: &dyn super::memory::Memory,
+    tids: &[u64],
+    pthread_ids: &[u64],
+) -> FastMap<u64, u64> {
     let mut out = FastMap::default();
-    let tids = task_ids(pid);
     let structs: Vec<Vec<u8>> = pthread_ids
         .iter()
         .map(|&p| mem.read_vec(p, PTHREAD_SEARCH).unwrap_or_default())
         .collect();
     let readable: Vec<Vec<u8>> = structs.iter().filter(|s| !s.is_empty()).cloned().collect();
-    let Some(off) = find_tid_offset(&readable, &tids) else {
+    let Some(off) = find_tid_offset(&readable, tids) else {
         return out;
     };
     for (p, s) in pthread_ids.iter().zip(&structs) {

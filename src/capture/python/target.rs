@@ -56,6 +56,21 @@ impl PythonTarget {
             },
         };
         let dockerized = is_other_namespace(pid);
+        let host = |path: &str| maps::host_path(pid, path);
+        Self::find_in(pid, exe, &maps, dockerized, &host, mem)
+    }
+
+    /// Find the interpreter of process `pid` from its executable and memory map, opening
+    /// the files it maps at the paths `host` gives for them: a live process's (through its
+    /// root) or a core file's (wherever the binaries are now).
+    pub fn find_in(
+        pid: Pid,
+        exe: String,
+        maps: &[MapRange],
+        dockerized: bool,
+        host: &dyn Fn(&str) -> std::path::PathBuf,
+        mem: &dyn Memory,
+    ) -> Result<PythonTarget> {
         let not_python = || AttachError::NotPython {
             pid,
             exe: exe.clone(),
@@ -71,7 +86,7 @@ impl PythonTarget {
         }
         let mut last_err = None;
         for cand in candidates {
-            let host = maps::host_path(pid, &cand.path);
+            let host = host(&cand.path);
             // The version string in .rodata is only needed without `Py_Version` (< 3.11).
             let mut rodata_version = None;
             let mut scan_rodata = |symbols: &HashMap<String, u64>, rodata: &[u8]| {
@@ -80,7 +95,7 @@ impl PythonTarget {
                 }
             };
             let loaded =
-                LoadedBinary::load(&cand.path, &host, &maps, WANTED_SYMBOLS, &mut scan_rodata);
+                LoadedBinary::load(&cand.path, &host, maps, WANTED_SYMBOLS, &mut scan_rodata);
             let bin = match loaded {
                 Ok(b) => b,
                 Err(e) => {

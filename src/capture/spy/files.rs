@@ -40,7 +40,7 @@ impl PythonSpy {
 /// `filename` without the directories above its package root: the outermost directory for
 /// which `is_package` holds, climbing from the file's own directory. A name that is not a
 /// path (no `/`) is returned whole; a relative path keeps its relative form.
-fn shorten_path(filename: &str, is_package: impl Fn(&str) -> bool) -> Option<String> {
+pub fn shorten_path(filename: &str, is_package: impl Fn(&str) -> bool) -> Option<String> {
     if !filename.contains('/') {
         return Some(filename.to_string());
     }

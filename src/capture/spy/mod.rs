@@ -9,6 +9,9 @@ mod files;
 mod pause;
 mod sample;
 
+pub use files::shorten_path;
+pub use sample::is_idle_call;
+
 use pause::PauseBudget;
 pub use pause::MAX_PAUSE;
 

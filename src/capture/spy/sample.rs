@@ -330,7 +330,11 @@ fn is_idle_frame(frames: &[CodeFrame]) -> bool {
     let Some(f) = frames.first() else {
         return false;
     };
-    let (name, file) = (&*f.code.name, &*f.code.filename);
+    is_idle_call(&f.code.name, &f.code.filename)
+}
+
+/// Whether a thread whose innermost frame runs function `name` of `file` is waiting.
+pub fn is_idle_call(name: &str, file: &str) -> bool {
     (name == "wait" && file.ends_with("threading.py"))
         || (name == "select" && file.ends_with("selectors.py"))
         || (name == "poll"

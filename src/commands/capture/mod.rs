@@ -10,10 +10,11 @@
 //!
 //! Here: the options, the summary and the loop; `launch` (start or find the process and
 //! attach), `process` (one process's snapshot into the session), `snapshot` (`dump`'s
-//! single snapshot), `sink` (where samples go: the session, or a live view), `children`
+//! single snapshot), `core` (a core file's snapshot), `sink` (where samples go: the session, or a live view), `children`
 //! (`--subprocesses`), `progress` (the progress line) and `tally` (the counts).
 
 pub(super) mod children;
+mod core;
 pub(super) mod launch;
 pub(super) mod process;
 mod progress;
@@ -26,6 +27,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+pub use self::core::{core_session, CoreRequest};
 use crate::capture::os::proc;
 use crate::capture::spy::{PythonSpy, MAX_PAUSE};
 pub use crate::capture::timer::StopReason;

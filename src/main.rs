@@ -118,8 +118,8 @@ struct SpyArgs {
     /// Profile subprocesses of the original process
     #[arg(short, long)]
     subprocesses: bool,
-    /// Collect stack traces from native extensions written in Cython, C or C++ (not supported
-    /// yet: refused)
+    /// Collect stack traces from native extensions written in Cython, C or C++ (the program is
+    /// paused for each snapshot: not with --nonblocking)
     #[arg(short, long)]
     native: bool,
     /// Don't pause the python process when collecting samples. Setting this option will reduce
@@ -129,10 +129,11 @@ struct SpyArgs {
 }
 
 impl SpyArgs {
-    /// The rate, once what cannot be done (`--native` for now, a zero rate) is refused.
+    /// The rate, once what cannot be done (`--native` without pausing, a zero rate) is
+    /// refused.
     fn checked_rate(&self) -> Result<u64> {
-        if self.native {
-            bail!("native stack traces (--native) are not supported yet: profile without it");
+        if self.native && self.nonblocking {
+            bail!("Can't get native stack traces with the --nonblocking option.");
         }
         if self.rate == 0 {
             bail!("--rate must be at least 1 sample per second");
@@ -526,6 +527,9 @@ struct DumpArgs {
     /// Dump each Python subprocess of the process too, each under its own header
     #[arg(short = 's', long)]
     subprocesses: bool,
+    /// Show the native (C, C++, Cython, Rust) frames among the Python ones
+    #[arg(short = 'n', long)]
+    native: bool,
     /// Keep the snapshot (with its locals) in this session file: `py-spy analyze FILE --dump`
     /// prints it again
     #[arg(long, value_name = "FILE")]
@@ -724,6 +728,9 @@ fn top(args: TopArgs) -> Result<i32> {
 }
 
 fn dump(args: DumpArgs) -> Result<()> {
+    if args.native && args.nonblocking {
+        bail!("Can't get native stack traces with the --nonblocking option.");
+    }
     let config = Config {
         command: "dump".into(),
         pid: args.pid,
@@ -731,6 +738,7 @@ fn dump(args: DumpArgs) -> Result<()> {
         dump_locals: args.locals as u64,
         full_filenames: args.full_filenames,
         subprocesses: args.subprocesses,
+        native: args.native,
         blocking: if args.nonblocking {
             LockingStrategy::NonBlocking
         } else {

@@ -33,9 +33,6 @@ pub struct Dump {
 
 /// Take the snapshot and print it to `out`; notes go to standard error.
 pub fn dump(req: &Dump, out: &mut dyn Write) -> Result<()> {
-    if req.config.native {
-        bail!("native stack traces (--native) are not supported yet");
-    }
     let kept = SessionPath::new(req.session.as_deref())?;
     if let Some(core) = &req.core {
         let snap = core_session(core, &kept.path)?;
@@ -46,6 +43,7 @@ pub fn dump(req: &Dump, out: &mut dyn Write) -> Result<()> {
         blocking: req.config.blocking,
         locals: req.config.dump_locals,
         subprocesses: req.config.subprocesses,
+        native: req.config.native,
     };
     let summary = snapshot(&request, &kept.path)?;
     for (pid, why) in &summary.missed {

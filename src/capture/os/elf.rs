@@ -146,6 +146,11 @@ impl MappedFile {
     }
 }
 
+// SAFETY: a read-only private mapping, never written or remapped until dropped: reading it
+// from several threads is reading immutable memory.
+unsafe impl Send for MappedFile {}
+unsafe impl Sync for MappedFile {}
+
 impl std::ops::Deref for MappedFile {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

@@ -3,7 +3,8 @@
 //! plug in), `batch` (many reads in one call, with typed handles to their results), `maps`
 //! (its memory map and the files behind it), `elf` (symbols and sections of its binaries),
 //! [`proc`] (the `/proc` parser: liveness, parents, the process and thread lists) and
-//! `threads` (its OS threads' run state, read cheaply per sample).
+//! `threads` (its OS threads' run state, read cheaply per sample), [`core`] (core files) and
+//! [`unwind`] (native stacks: unwinding and symbols).
 
 pub(crate) mod batch;
 pub mod core;
@@ -12,3 +13,4 @@ pub(crate) mod maps;
 pub mod memory;
 pub mod proc;
 pub(crate) mod threads;
+pub mod unwind;

@@ -29,6 +29,11 @@ pub const CO_COROUTINE_LIKE: u32 = 0x80 | 0x100 | 0x200;
 /// Source of [`CodeInfo::id`].
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A code id never given before (native frames take theirs from the same counter).
+pub fn next_code_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Longest line table we copy; larger ones come from corrupt objects.
 const MAX_LINETABLE: usize = 1 << 20;
 /// Entries kept before the cache is emptied (a target that keeps making code objects).
@@ -55,6 +60,8 @@ pub struct CodeInfo {
     pub nlocals: u32,
     /// Address of the `co_localsplusnames` tuple (3.11+) / `co_varnames`.
     pub varnames: u64,
+    /// For a native frame (`--native`): the binary its function is in.
+    pub module: Option<Arc<str>>,
 }
 
 struct Entry {
@@ -273,6 +280,7 @@ fn load(
             flags: f.u32(c.flags as usize),
             nlocals: f.u32(c.nlocals as usize),
             varnames: f.u64(c.varnames as usize),
+            module: None,
         },
         signature,
     ))

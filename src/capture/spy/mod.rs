@@ -6,6 +6,7 @@
 
 mod decode;
 mod files;
+mod native;
 mod pause;
 mod sample;
 
@@ -17,7 +18,7 @@ pub use pause::MAX_PAUSE;
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,6 +125,8 @@ pub struct PythonSpy {
     cpu_seen: FastMap<u64, (u64, Instant)>,
     /// When the full version was last looked for (see [`PythonSpy::refresh_version`]).
     version_checked: Option<Instant>,
+    /// `--native`: the unwinder and what it learned.
+    native: Option<Box<native::NativeState>>,
 }
 
 /// One thread's stack as [`PythonSpy::sample`] takes it: code objects rather than strings.
@@ -165,8 +168,11 @@ pub struct CodeFrame {
 impl PythonSpy {
     /// Attach to `pid`: find its interpreter and check that it can be walked.
     pub fn new(pid: Pid, config: &Config) -> Result<PythonSpy> {
-        if config.native {
-            anyhow::bail!("native stack traces (--native) are not supported yet");
+        if config.native && config.blocking == LockingStrategy::NonBlocking {
+            anyhow::bail!(
+                "native stack traces (--native) need the program paused for each snapshot: \
+                 drop --nonblocking"
+            );
         }
         let mem = LiveMemory::new(pid);
         let target = PythonTarget::find(pid, &mem)?;
@@ -208,7 +214,9 @@ impl PythonSpy {
             last_paused: false,
             cpu_seen: FastMap::default(),
             version_checked: None,
+            native: config.native.then(Box::default),
         };
+        spy.refresh_native_maps();
         // Walk once now: a wrong layout shows here, as an error, rather than as garbage later.
         let mut raw = Vec::new();
         spy.walker.snapshot(&spy.mem, &mut raw).with_context(|| {
@@ -243,7 +251,7 @@ impl PythonSpy {
                     frames.push(Frame {
                         name: f.code.qualname.to_string(),
                         filename: f.code.filename.to_string(),
-                        module: None,
+                        module: f.code.module.as_deref().map(str::to_string),
                         short_filename: self.shorten(&f.code.filename),
                         line: f.line,
                         locals: f.locals.take(),

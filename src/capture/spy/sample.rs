@@ -45,6 +45,9 @@ impl PythonSpy {
                 None
             };
             let result = self.snapshot_once(out);
+            if blocking && result.is_ok() && self.native.is_some() {
+                self.unwind_paused(out);
+            }
             drop(lock);
             if blocking {
                 // Every pause is measured: the next snapshot is not paused if it would be
@@ -134,6 +137,9 @@ impl PythonSpy {
             let ids: FastSet<u64> = self.raw.iter().map(|t| t.thread_id).collect();
             self.last_tops.retain(|t, _| ids.contains(t));
             self.had_frames.retain(|t| ids.contains(t));
+        }
+        if blocking && self.native.is_some() {
+            self.merge_native(out);
         }
         self.stats.snapshots += 1;
         self.stats.last_reads = self.mem.reads_made() - reads_before;

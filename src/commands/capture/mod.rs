@@ -22,7 +22,7 @@ pub(super) mod sink;
 mod snapshot;
 pub(super) mod tally;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -208,9 +208,6 @@ pub fn capture(
     path: &Path,
     stop: &AtomicBool,
 ) -> Result<CaptureSummary> {
-    if opts.sampling.native {
-        bail!("native stack traces (--native) are not supported yet");
-    }
     // A path that cannot hold a session is refused before any program is started.
     crate::store::schema::session_target(path)?;
     let config = spy_config(opts);

@@ -128,7 +128,7 @@ impl Attached {
                         short_filename: self.spy.short_filename(&f.code.filename).map(Arc::from),
                         line: f.line,
                         first_line: f.code.first_line,
-                        module: None,
+                        module: f.code.module.clone(),
                     };
                     let id = writer.intern_frame(&key)?;
                     self.frame_ids.insert((f.code.id, f.line), id);

@@ -24,6 +24,8 @@ pub struct SnapshotRequest {
     pub locals: u64,
     /// Every Python process below `pid` too.
     pub subprocesses: bool,
+    /// Native frames among the Python ones.
+    pub native: bool,
 }
 
 /// What was taken.
@@ -50,6 +52,7 @@ pub fn snapshot(req: &SnapshotRequest, path: &Path) -> Result<SnapshotSummary> {
         include_idle: true,
         lineno: LineNo::LastInstruction,
         subprocesses: req.subprocesses,
+        native: req.native,
         ..Config::default()
     };
     let root = attach(req.pid, &config)?;
@@ -81,7 +84,7 @@ pub fn snapshot(req: &SnapshotRequest, path: &Path) -> Result<SnapshotSummary> {
             rate: 1,
             duration: RecordDuration::Seconds(0),
             blocking: req.blocking,
-            native: false,
+            native: req.native,
             subprocesses: req.subprocesses,
         },
     };

@@ -9,7 +9,7 @@ mod sampler;
 mod sink;
 mod terminal;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,9 +43,6 @@ pub struct Top {
 /// Run `top` until a quit key, a stop signal, or a key after the program ended. Returns the
 /// exit status to end with.
 pub fn top(req: &Top, signal: &AtomicBool) -> Result<i32> {
-    if req.config.native {
-        bail!("native stack traces (--native) are not supported yet");
-    }
     Terminal::check()?;
     if let Some(p) = &req.session {
         crate::store::schema::session_target(p)?;

@@ -122,6 +122,8 @@ pub enum StackFault {
     Unreadable,
     /// A frame's code object could not be read, or is not a code object.
     BadCode,
+    /// `--native`: the native stack's evaluation frames and the Python frames do not match.
+    NativeMismatch,
 }
 
 impl StackFault {
@@ -131,6 +133,7 @@ impl StackFault {
             StackFault::Changed => "stack_changed",
             StackFault::Unreadable => "frame_unreadable",
             StackFault::BadCode => "code_unreadable",
+            StackFault::NativeMismatch => "native_mismatch",
         }
     }
 
@@ -140,6 +143,9 @@ impl StackFault {
             StackFault::Changed => "the stack changed while it was being read",
             StackFault::Unreadable => "a frame could not be read",
             StackFault::BadCode => "a frame's code object could not be read",
+            StackFault::NativeMismatch => {
+                "the native stack's evaluation frames do not match the Python frames"
+            }
         }
     }
 }

@@ -126,7 +126,8 @@ impl Default for NativeUnwinder {
 impl NativeUnwinder {
     /// Learn the binaries of `maps` not seen yet: each executable file mapping (and the
     /// vDSO), read from where `open` says (`None`: it cannot be read from here, and its frames
-    /// stay unnamed). `interpreter` says which binaries hold the interpreter.
+    /// stay unnamed). `interpreter` says which binaries hold the interpreter. With
+    /// `PYSPY_DEBUG_NATIVE` set, binaries that cannot be read are named on standard error.
     pub fn refresh(
         &mut self,
         maps: &[MapRange],
@@ -146,8 +147,12 @@ impl NativeUnwinder {
             let Some(source) = open(m) else {
                 continue;
             };
-            if let Ok(b) = self.load(m, &source, maps, interpreter(&m.path)) {
-                self.binaries.push(b);
+            match self.load(m, &source, maps, interpreter(&m.path)) {
+                Ok(b) => self.binaries.push(b),
+                Err(e) if std::env::var_os("PYSPY_DEBUG_NATIVE").is_some() => {
+                    eprintln!("native: {} not loaded: {e:#}", m.path)
+                }
+                Err(_) => {}
             }
         }
     }

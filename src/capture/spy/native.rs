@@ -46,6 +46,9 @@ struct NamedFrame {
     role: Role,
 }
 
+/// A native function: its name, source file (or binary) and binary.
+type FunctionKey = (Arc<str>, Arc<str>, Arc<str>);
+
 /// The native side of a spy.
 #[derive(Default)]
 pub(super) struct NativeState {
@@ -55,7 +58,7 @@ pub(super) struct NativeState {
     /// Per address: the frame it makes.
     frames: FastMap<u64, NamedFrame>,
     /// One code per (name, file, binary), whatever the address within the function.
-    codes: HashMap<(Arc<str>, Arc<str>, Arc<str>), Arc<CodeInfo>>,
+    codes: HashMap<FunctionKey, Arc<CodeInfo>>,
     /// When the memory map was last read for new binaries.
     maps_read: Option<Instant>,
 }
@@ -242,7 +245,7 @@ fn merge(native: &[NamedFrame], t: &mut ThreadSample) -> Result<(), StackFault> 
                 if python.peek().is_none() {
                     extra += 1;
                 }
-                while let Some(p) = python.next() {
+                for p in python.by_ref() {
                     let ends = p.is_entry || p.shim_entry;
                     merged.push(p);
                     if ends {

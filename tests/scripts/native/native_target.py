@@ -58,7 +58,7 @@ def outer():
 def py_leaf():
     end = time.time() + 0.02
     n = 0
-    while time.time() < end: n += 1  # LINE_LEAF  # noqa: E701
+    while time.time() < end: n += 1  # LINE_LEAF
     return n
 
 
@@ -68,7 +68,7 @@ def via_callback():
 
 def compare(a, b):
     x = 0
-    for i in range(300): x += i  # LINE_COMPARE  # noqa: E701
+    for i in range(300): x += i  # LINE_COMPARE
     return (a[0] > b[0]) - (a[0] < b[0])
 
 

@@ -16,7 +16,8 @@ pub struct Config {
     /// Pause the target while reading it (`Lock`), or not (`NonBlocking`: less impact on the
     /// target, but a stack can be caught half-updated, which shows as a sampling error).
     pub blocking: LockingStrategy,
-    /// Also walk native (C/C++) frames (not supported yet: attaching fails with a clear error).
+    /// Also unwind native (C/C++/Cython/Rust) frames and merge them with the Python ones
+    /// (needs blocking mode: attaching without it fails with a clear error).
     pub native: bool,
     /// Samples per second ([`Sampler`](crate::sampler::Sampler)).
     pub sampling_rate: u64,

@@ -27,8 +27,9 @@ use crate::model::fasthash::FastMap;
 
 /// Most frames unwound per thread.
 const MAX_NATIVE_DEPTH: usize = 512;
-/// Bytes of stack read at a time while unwinding.
-const STACK_WINDOW: u64 = 16 << 10;
+/// Bytes of stack read at a time while unwinding: one read holds most stacks (each read is a
+/// system call; with 16 KiB, Debian's 3.11 cost 1.9x more per sample, with 4 KiB 5x).
+const STACK_WINDOW: u64 = 64 << 10;
 /// Most stack bytes read per thread (a deeper stack is cut).
 const MAX_STACK_BYTES: usize = 2 << 20;
 
@@ -291,16 +292,17 @@ impl NativeUnwinder {
             if read_bytes >= MAX_STACK_BYTES {
                 return Err(());
             }
-            // A window from the word asked for, cut at its page end if the rest fails.
+            // A window from the word asked for; halved (down to its page's end) while it
+            // reaches past the end of the stack.
             let base = addr;
+            let page_end = 4096 - (addr % 4096);
             let mut len = STACK_WINDOW - (addr % 4096);
             let mut bytes = vec![0u8; len as usize];
             while mem.read(base, &mut bytes).is_err() {
-                let page_end = 4096 - (addr % 4096);
                 if len <= page_end {
                     return Err(());
                 }
-                len = page_end;
+                len = (len / 2).max(page_end);
                 bytes.truncate(len as usize);
             }
             read_bytes += bytes.len();

@@ -113,7 +113,7 @@ fn pids_in_hex_are_taken() {
     assert!(err.contains("not a process id"), "{err}");
 }
 
-/// `--help` lists every command, `completions` included, and says `--native` is refused.
+/// `--help` lists every command, `completions` included, and says `--native` needs pausing.
 #[test]
 fn help_lists_every_command_and_what_is_not_there_yet() {
     let (code, out, _) = run_py_spy(&["--help"]);
@@ -140,7 +140,7 @@ fn help_lists_every_command_and_what_is_not_there_yet() {
         .nth(1)
         .and_then(|rest| rest.split("\n  -").next())
         .unwrap_or("");
-    assert!(native.contains("not supported"), "{out}");
+    assert!(native.contains("not with --nonblocking"), "{out}");
 }
 
 /// Another tracer (a debugger, a second profiler) taking the process while it is captured:

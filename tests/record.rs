@@ -575,22 +575,31 @@ fn record_and_capture_errors() {
         "--pid",
         &pid,
         "--native",
+        "--nonblocking",
         "-o",
         session.to_str().unwrap(),
     ]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("--native") && err.contains("not supported yet"),
+        err.contains("Can't get native stack traces with the --nonblocking option."),
         "{err}"
     );
     // Refused before anything starts: no banner as if it were sampling.
-    let (code, said, err) = run_py_spy(&["record", "--pid", &pid, "--native", "-o", out_s]);
+    let (code, said, err) = run_py_spy(&[
+        "record",
+        "--pid",
+        &pid,
+        "--native",
+        "--nonblocking",
+        "-o",
+        out_s,
+    ]);
     assert_eq!(code, 1);
     assert!(
         said.is_empty(),
-        "record printed {said:?} before refusing --native"
+        "record printed {said:?} before refusing --native --nonblocking"
     );
-    assert!(err.contains("not supported yet"), "{err}");
+    assert!(err.contains("--nonblocking"), "{err}");
     let (code, _, err) = run_py_spy(&[
         "capture",
         "--pid",

@@ -616,6 +616,7 @@ fn capture(args: CaptureArgs) -> Result<i32> {
             core,
             binaries: args.binaries.binaries,
             locals: 2,
+            native: args.sampling.spy.native,
         };
         let snap = commands::capture::core_session(&req, &args.output)?;
         eprintln!(
@@ -758,6 +759,7 @@ fn dump(args: DumpArgs) -> Result<()> {
             core,
             binaries: args.binaries.binaries,
             locals: args.locals as u64,
+            native: args.native,
         }),
     };
     commands::dump::dump(&req, &mut out)

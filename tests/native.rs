@@ -1,6 +1,7 @@
 //! `--native`: C frames of an extension, and of libffi/libc under `ctypes`, shown in place
-//! among the Python frames, by `record --native` and `dump --native`, on every interpreter the
-//! test extension builds for; and the same stacks as py-spy 0.4.3's `--native`.
+//! among the Python frames, by `record --native`, `dump --native` and `dump --native --core`
+//! (a gcore of the program), on every interpreter the test extension builds for; and the same
+//! stacks as py-spy 0.4.3's `--native`.
 //!
 //! The extension (`tests/scripts/native/spyext.c`) is built per interpreter by
 //! `build_ext.py`: pyenv and Debian interpreters build for themselves; the provisioned ones
@@ -50,14 +51,18 @@ fn at(marker: &str) -> String {
     format!("(native_target.py:{})", line_of(SCRIPT, marker))
 }
 
-/// The main thread's frames of `dump --native`, innermost first (its lines, trimmed).
+/// The main thread's frames of `dump --native`, innermost first (its lines, trimmed): the
+/// thread named MainThread, or the first (3.15's main thread has no name we can read yet).
 fn main_thread(dump: &str) -> Vec<String> {
-    dump.split("Thread ")
+    let blocks: Vec<&str> = dump.split("Thread ").skip(1).collect();
+    blocks
+        .iter()
         .find(|b| {
             b.lines()
                 .next()
                 .is_some_and(|l| l.contains("\"MainThread\""))
         })
+        .or(blocks.first())
         .map(|b| b.lines().skip(1).map(|l| l.trim().to_string()).collect())
         .unwrap_or_default()
 }
@@ -113,16 +118,9 @@ fn index(frames: &[String], prefix: &str) -> Option<usize> {
 fn native_frames_sit_between_the_right_python_frames() {
     let reference = reference_py_spy("native_frames_sit_between_the_right_python_frames");
     let mut unbuilt = Vec::new();
+    let mut no_qsort = Vec::new();
     let mut unplaced = Vec::new();
     on_each_supported("native_frames_sit_between_the_right_python_frames", |py| {
-        if py.label.starts_with("provisioned 3.14") || py.label.starts_with("provisioned 3.15") {
-            // Known gap: the unwinder finds no usable CFI for Debian sid's evaluation loop
-            // and falls back on frame pointers, which skip the interpreter's frames: the C
-            // frames come out, but the Python frames are put outermost (as py-spy does when
-            // no evaluation frame is found), not around them.
-            unplaced.push(py.label.clone());
-            return;
-        }
         let dir = tmpdir(&format!("native-{}", py.label.replace(' ', "-")));
         if let Err(why) = build(py, &dir) {
             unbuilt.push(format!("{}: {why}", py.label));
@@ -206,28 +204,61 @@ fn native_frames_sit_between_the_right_python_frames() {
                 Err(e) => eprintln!("{}: py-spy 0.4.3 failed: {}", py.label, e.trim()),
             }
         }
+        // A core of the program in its C loop: the same stack from the registers it saved.
+        let prefix = dir.join("core");
+        let made = Command::new("gcore")
+            .arg("-o")
+            .arg(&prefix)
+            .arg(&pid)
+            .output()
+            .expect("gcore (gdb) must be installed");
+        assert!(made.status.success(), "{}: gcore failed", py.label);
+        let core = format!("{}.{pid}", prefix.display());
+        // A chroot's core names the extension by a path that exists only inside its mount
+        // namespace: it is found by name in its folder, as a user would point at it.
+        let mut args = vec!["dump", "--native", "--core", &core];
+        if py.label.starts_with("provisioned") {
+            args.extend(["--binaries", dir.to_str().unwrap()]);
+        }
+        let (code, out, err) = run(&ours, &args);
+        assert_eq!(code, 0, "{}: {err}", py.label);
+        let from_core = main_thread(&out);
+        assert_eq!(
+            significant(&from_core)[..5],
+            want,
+            "{}: dump --native --core {from_core:#?}",
+            py.label
+        );
+        let _ = std::fs::remove_file(&core);
         drop(target);
 
         // C calling back into Python: the callback's frame above the C frames that called it.
-        let target = start(py, &dir, "callback");
-        let cb = dump_until(&ours, target.pid, |f| {
-            f.iter().any(|f| f.starts_with("py_leaf "))
-                && f.iter().any(|f| f.starts_with("spyext_call_back "))
-        })
-        .unwrap_or_else(|| panic!("{}: never caught in the callback", py.label));
-        let s = significant(&cb);
-        let leaf = index(&s, &format!("py_leaf {}", at("LINE_LEAF"))).expect("py_leaf");
-        assert_eq!(
-            s[leaf + 1..leaf + 4],
-            [
-                "spyext_call_back (spyext.c)".to_string(),
-                "spyext_call_back_py (spyext.c)".to_string(),
-                format!("via_callback {}", at("LINE_CALLBACK")),
-            ],
-            "{}: {cb:#?}",
-            py.label
-        );
-        drop(target);
+        if py.label.starts_with("provisioned 3.15") {
+            // Known gap: 3.15 keeps its entry frames off the C stack, and Debian's build has
+            // part of its evaluation loop in an unnamed block: the evaluation calls are not
+            // all found, and such stacks are error samples (native_mismatch).
+            unplaced.push(py.label.clone());
+        } else {
+            let target = start(py, &dir, "callback");
+            let cb = dump_until(&ours, target.pid, |f| {
+                f.iter().any(|f| f.starts_with("py_leaf "))
+                    && f.iter().any(|f| f.starts_with("spyext_call_back "))
+            })
+            .unwrap_or_else(|| panic!("{}: never caught in the callback", py.label));
+            let s = significant(&cb);
+            let leaf = index(&s, &format!("py_leaf {}", at("LINE_LEAF"))).expect("py_leaf");
+            assert_eq!(
+                s[leaf + 1..leaf + 4],
+                [
+                    "spyext_call_back (spyext.c)".to_string(),
+                    "spyext_call_back_py (spyext.c)".to_string(),
+                    format!("via_callback {}", at("LINE_CALLBACK")),
+                ],
+                "{}: {cb:#?}",
+                py.label
+            );
+            drop(target);
+        }
 
         // ctypes: qsort in libc calling a Python comparison through libffi.
         let target = start(py, &dir, "qsort");
@@ -235,11 +266,22 @@ fn native_frames_sit_between_the_right_python_frames() {
         let qs = dump_until(&ours, target.pid, |f| f.contains(&compare_at))
             .unwrap_or_else(|| panic!("{}: never caught in compare", py.label));
         let cmp = index(&qs, &format!("compare {}", at("LINE_COMPARE"))).expect("compare");
-        let qsort =
-            index(&qs, "qsort").unwrap_or_else(|| panic!("{}: no qsort in {qs:#?}", py.label));
         let caller = index(&qs, &format!("sort_with_ctypes {}", at("LINE_QSORT")))
             .unwrap_or_else(|| panic!("{}: {qs:#?}", py.label));
-        assert!(cmp < qsort && qsort < caller, "{}: {qs:#?}", py.label);
+        assert!(cmp < caller, "{}: {qs:#?}", py.label);
+        // Debian sid's libffi (the provisioned 3.14 and 3.15) has a closure trampoline the
+        // unwinder cannot step through: the frames below it are not reached, and the Python
+        // frames left go outermost, in order.
+        let sid = ["provisioned 3.14", "provisioned 3.15"]
+            .iter()
+            .any(|p| py.label.starts_with(p));
+        if sid {
+            no_qsort.push(py.label.clone());
+        } else {
+            let qsort =
+                index(&qs, "qsort").unwrap_or_else(|| panic!("{}: no qsort in {qs:#?}", py.label));
+            assert!(cmp < qsort && qsort < caller, "{}: {qs:#?}", py.label);
+        }
         assert!(
             qs[cmp + 1..caller]
                 .iter()
@@ -252,8 +294,14 @@ fn native_frames_sit_between_the_right_python_frames() {
     });
     for u in &unplaced {
         eprintln!(
-            "[native_frames_sit_between_the_right_python_frames] skipped {u}: unwinding through \
-             its evaluation loop falls back on frame pointers (a known gap)"
+            "[native_frames_sit_between_the_right_python_frames] {u}: a callback's Python \
+             frame not checked between its C callers (evaluation calls not found: a known gap)"
+        );
+    }
+    for u in &no_qsort {
+        eprintln!(
+            "[native_frames_sit_between_the_right_python_frames] {u}: qsort's own frames not \
+             checked: the unwinder stops in that libffi's closure trampoline"
         );
     }
     for u in &unbuilt {

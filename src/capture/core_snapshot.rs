@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 use super::errors::AttachError;
 use super::image::ImageDecoder;
 use super::os::core::CoreFile;
+use super::os::maps::{self, MapRange};
 use super::os::threads::map_pthreads_among;
+use super::os::unwind::{BinarySource, NativeUnwinder, StartRegs};
+use super::python::native_merge::{plan, role_of, PythonFrames, Slot};
 use super::python::target::PythonTarget;
 use super::python::version::Version;
 use super::python::walker::StackFault;
 use super::spy::{is_idle_call, shorten_path};
-use crate::model::trace::{Pid, StackTrace};
+use crate::model::trace::{Frame, Pid, StackTrace};
 
 /// One snapshot of the process a core was taken of.
 #[derive(Debug, Clone)]
@@ -31,8 +34,23 @@ pub struct CoreSnapshot {
     pub faults: Vec<Option<StackFault>>,
 }
 
-/// Read the Python threads of `core`. `locals`: 0 none, 1 and more as `dump --locals`.
-pub fn read_core(core: &CoreFile, locals: u64, full_filenames: bool) -> Result<CoreSnapshot> {
+/// What to read from a core besides the Python stacks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CoreOptions {
+    /// Local variables: 0 none, 1 and more as `dump --locals`.
+    pub locals: u64,
+    pub full_filenames: bool,
+    /// Native frames among the Python ones, unwound from each thread's saved registers.
+    pub native: bool,
+}
+
+/// Read the Python threads of `core`.
+pub fn read_core(core: &CoreFile, opts: CoreOptions) -> Result<CoreSnapshot> {
+    let CoreOptions {
+        locals,
+        full_filenames,
+        native,
+    } = opts;
     let exe = core.executable();
     let host = |p: &str| core.find_file(p).unwrap_or_else(|| PathBuf::from(p));
     let target = PythonTarget::find_in(core.pid, exe.clone(), &core.maps, false, &host, core)
@@ -63,7 +81,8 @@ pub fn read_core(core: &CoreFile, locals: u64, full_filenames: bool) -> Result<C
     let mut threads = decoder
         .decode(core)
         .context("could not read the Python threads from the core")?;
-    let faults = decoder.faults();
+    let mut faults = decoder.faults();
+    let shims = decoder.shims();
 
     // OS thread ids where the thread states do not hold them (before 3.8): from glibc's
     // `struct pthread`, as for a live process.
@@ -76,6 +95,9 @@ pub fn read_core(core: &CoreFile, locals: u64, full_filenames: bool) -> Result<C
                 t.os_thread_id = map.get(&t.thread_id).copied();
             }
         }
+    }
+    if native {
+        add_native_frames(core, &exe, &mut threads, &shims, &mut faults);
     }
     for t in &mut threads {
         t.pid = core.pid;
@@ -109,6 +131,96 @@ pub fn read_core(core: &CoreFile, locals: u64, full_filenames: bool) -> Result<C
         threads,
         faults,
     })
+}
+
+/// Merge each thread's native frames, unwound from the registers the core saved, with its
+/// Python frames (a thread whose frames do not match gets the fault).
+fn add_native_frames(
+    core: &CoreFile,
+    exe: &str,
+    threads: &mut [StackTrace],
+    shims: &[Vec<u64>],
+    faults: &mut [Option<StackFault>],
+) {
+    let mut unwinder = NativeUnwinder::default();
+    let open = |m: &MapRange| core.find_file(&m.path).map(BinarySource::File);
+    let interpreter = |p: &str| maps::is_libpython(p) || p == exe;
+    // gdb leaves unmodified file mappings (code among them) out of the core, and their
+    // permissions with them: every read-only file mapping may hold code.
+    let map: Vec<MapRange> = core
+        .maps
+        .iter()
+        .map(|m| MapRange {
+            executable: m.executable || (m.path.starts_with('/') && !m.writable),
+            ..m.clone()
+        })
+        .collect();
+    unwinder.refresh(&map, &open, &interpreter);
+    let (mut pcs, mut slots) = (Vec::new(), Vec::new());
+    for ((t, fault), shims) in threads.iter_mut().zip(faults.iter_mut()).zip(shims) {
+        let Some(regs) = t
+            .os_thread_id
+            .and_then(|tid| core.threads.iter().find(|c| c.tid == tid))
+            .map(|c| c.registers)
+        else {
+            continue;
+        };
+        if fault.is_some() {
+            continue;
+        }
+        let start = StartRegs {
+            ip: regs.rip(),
+            sp: regs.rsp(),
+            bp: regs.rbp(),
+        };
+        let complete = unwinder.unwind(core, start, &mut pcs);
+        let symbols: Vec<_> = pcs.iter().map(|(pc, _)| unwinder.symbol(*pc)).collect();
+        let sps: Vec<u64> = pcs.iter().map(|(_, sp)| *sp).collect();
+        let roles: Vec<_> = symbols.iter().map(|s| role_of(s)).collect();
+        let ends: Vec<bool> = t
+            .frames
+            .iter()
+            .map(|f| f.is_entry || f.is_shim_entry)
+            .collect();
+        // The frames as decoded match the walk's one for one (else there are none).
+        let shims = if shims.len() == t.frames.len() {
+            &shims[..]
+        } else {
+            &[]
+        };
+        let python = PythonFrames {
+            ends_group: &ends,
+            shims,
+        };
+        if let Err(f) = plan(&roles, &sps, &python, complete, &mut slots) {
+            *fault = Some(f);
+            t.frames.clear();
+            continue;
+        }
+        let mut python: Vec<Option<Frame>> = std::mem::take(&mut t.frames)
+            .into_iter()
+            .map(Some)
+            .collect();
+        t.frames = slots
+            .iter()
+            .filter_map(|slot| match *slot {
+                Slot::Python(j) => python[j].take(),
+                Slot::Native(i) => {
+                    let s = &symbols[i];
+                    Some(Frame {
+                        name: s.name.to_string(),
+                        filename: s.file.as_deref().unwrap_or(&s.module).to_string(),
+                        module: Some(s.module.to_string()),
+                        short_filename: None,
+                        line: s.line,
+                        locals: None,
+                        is_entry: true,
+                        is_shim_entry: true,
+                    })
+                }
+            })
+            .collect();
+    }
 }
 
 /// ": /x and /y are not where the core says" for the mapped binaries that cannot be opened.

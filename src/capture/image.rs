@@ -218,6 +218,15 @@ impl ImageDecoder {
         self.raw.iter().map(|t| t.fault).collect()
     }
 
+    /// Per thread of the last [`ImageDecoder::decode`], per frame: the address of the shim
+    /// frame it was called from (3.12+), or 0.
+    pub fn shims(&self) -> Vec<Vec<u64>> {
+        self.raw
+            .iter()
+            .map(|t| t.frames.iter().map(|f| f.shim_addr).collect())
+            .collect()
+    }
+
     /// One snapshot of every thread in `mem`. A stack that cannot be read is a thread with
     /// no frames (the walker's fault is not kept); names that cannot be read are left out.
     pub fn decode(&mut self, mem: &dyn Memory) -> Result<Vec<StackTrace>> {

@@ -272,9 +272,12 @@ impl NativeUnwinder {
         })
     }
 
-    /// The native frames of a thread stopped at `regs`, innermost first: the instruction,
-    /// then each return address. Reads its stack through `mem`.
-    pub fn unwind(&mut self, mem: &dyn Memory, regs: StartRegs, out: &mut Vec<u64>) {
+    /// The native frames of a thread stopped at `regs`, innermost first, each as (address,
+    /// stack pointer): the instruction, then each return address, and the bottom of the
+    /// frame's stack (it spans up to the next frame's). Reads the stack through `mem`.
+    /// Returns whether the walk reached the thread's first frame (rather than stopping at a
+    /// frame it could not unwind, or at the depth limit).
+    pub fn unwind(&mut self, mem: &dyn Memory, regs: StartRegs, out: &mut Vec<(u64, u64)>) -> bool {
         out.clear();
         self.windows.clear();
         let mut read_bytes = 0usize;
@@ -310,22 +313,23 @@ impl NativeUnwinder {
             windows.push((base, bytes));
             Ok(value)
         };
-        let mut frames = self.unwinder.iter_frames(
-            regs.ip,
-            UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp),
-            &mut self.cache,
-            &mut read_stack,
-        );
-        while let Ok(Some(frame)) = frames.next() {
-            let addr = match frame {
-                FrameAddress::InstructionPointer(a) => a,
-                FrameAddress::ReturnAddress(a) => u64::from(a),
-            };
-            if addr == 0 || out.len() >= MAX_NATIVE_DEPTH {
-                break;
+        let mut state = UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp);
+        let mut frame = FrameAddress::InstructionPointer(regs.ip);
+        while out.len() < MAX_NATIVE_DEPTH {
+            out.push((frame.address(), state.sp()));
+            let next =
+                self.unwinder
+                    .unwind_frame(frame, &mut state, &mut self.cache, &mut read_stack);
+            match next {
+                Ok(Some(ra)) => match FrameAddress::from_return_address(ra) {
+                    Some(f) => frame = f,
+                    None => return true,
+                },
+                Ok(None) => return true,
+                Err(_) => return false,
             }
-            out.push(addr);
         }
+        false
     }
 
     /// What `addr` is (cached per address).

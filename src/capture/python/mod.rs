@@ -7,7 +7,8 @@
 //! - `walker` copies thread states and frames in a few batched reads;
 //! - `code`, `strings` and `linetable` decode names, files and lines (cached);
 //! - `objects` reads objects, `locals` a frame's locals through it, `thread_names` the
-//!   `threading` module's names.
+//!   `threading` module's names;
+//! - `native_merge` places native frames among the Python ones (`--native`).
 
 pub(crate) mod code;
 pub(crate) mod debug_indices;
@@ -15,6 +16,7 @@ pub(crate) mod debug_offsets;
 pub mod layout;
 pub(crate) mod linetable;
 pub(crate) mod locals;
+pub(crate) mod native_merge;
 pub(crate) mod objects;
 pub mod registry;
 pub(crate) mod strings;

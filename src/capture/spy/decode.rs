@@ -101,6 +101,7 @@ impl PythonSpy {
                     line,
                     is_entry: raw.is_entry,
                     shim_entry: raw.shim_entry,
+                    shim_addr: raw.shim_addr,
                     locals,
                 });
             }

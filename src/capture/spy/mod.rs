@@ -162,6 +162,8 @@ pub struct CodeFrame {
     pub is_entry: bool,
     /// Called from a shim frame (3.12+); the outermost frame counts as one too.
     pub shim_entry: bool,
+    /// That shim frame's address (0: none; see `RawFrame::shim_addr`).
+    pub shim_addr: u64,
     pub locals: Option<Vec<LocalVariable>>,
 }
 

@@ -9,34 +9,9 @@
 
 use super::*;
 use crate::capture::os::maps::{self, MapRange};
-use crate::capture::os::unwind::{thread_registers, BinarySource, NativeSymbol, NativeUnwinder};
+use crate::capture::os::unwind::{thread_registers, BinarySource, NativeUnwinder};
 use crate::capture::python::code::next_code_id;
-
-/// Function-name prefixes (their first `_`-separated word) of interpreter code that is kept.
-const KEPT_INTERPRETER_CALLS: &[&str] = &[
-    "time",
-    "sys",
-    "gc",
-    "os",
-    "unicode",
-    "thread",
-    "stringio",
-    "sre",
-    "PyGilState",
-    "PyThread",
-    "lock",
-];
-
-/// What a native frame is, for the merge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// An evaluation frame: stands for the Python frames it runs.
-    Evaluation,
-    /// Shown as it is.
-    Kept,
-    /// Interpreter machinery or thread start-up: left out.
-    Dropped,
-}
+use crate::capture::python::native_merge::{plan, role_of, PythonFrames, Role, Slot};
 
 /// A native frame, ready to be stored: its code (name, file, binary) and line.
 #[derive(Clone)]
@@ -54,13 +29,15 @@ type FunctionKey = (Arc<str>, Arc<str>, Arc<str>);
 pub(super) struct NativeState {
     unwinder: NativeUnwinder,
     /// Per OS thread: the native frames of the last paused snapshot.
-    stacks: FastMap<u64, Vec<u64>>,
+    stacks: FastMap<u64, (Vec<(u64, u64)>, bool)>,
     /// Per address: the frame it makes.
     frames: FastMap<u64, NamedFrame>,
     /// One code per (name, file, binary), whatever the address within the function.
     codes: HashMap<FunctionKey, Arc<CodeInfo>>,
     /// When the memory map was last read for new binaries.
     maps_read: Option<Instant>,
+    /// The last merge's plan (reused).
+    slots: Vec<Slot>,
 }
 
 impl PythonSpy {
@@ -106,11 +83,14 @@ impl PythonSpy {
             let Some(tid) = t.os_thread_id else {
                 continue;
             };
-            let stack = native.stacks.entry(tid).or_default();
-            match thread_registers(tid) {
+            let (stack, complete) = native.stacks.entry(tid).or_default();
+            *complete = match thread_registers(tid) {
                 Ok(regs) => native.unwinder.unwind(&self.mem, regs, stack),
-                Err(_) => stack.clear(),
-            }
+                Err(_) => {
+                    stack.clear();
+                    false
+                }
+            };
         }
     }
 
@@ -127,17 +107,19 @@ impl PythonSpy {
             let Some(native) = self.native.as_mut() else {
                 return;
             };
-            let Some(pcs) = native.stacks.get(&tid) else {
+            let Some((pcs, complete)) = native.stacks.get(&tid) else {
                 continue;
             };
-            let pcs = pcs.clone();
-            let mut named = Vec::with_capacity(pcs.len());
-            for pc in pcs {
+            let (frames, complete) = (pcs.clone(), *complete);
+            let mut named = Vec::with_capacity(frames.len());
+            let mut sps = Vec::with_capacity(frames.len());
+            for (pc, sp) in frames {
                 let f = native.frame(pc);
                 unknown |= f.code.module.as_deref() == Some("?");
                 named.push(f);
+                sps.push(sp);
             }
-            if let Err(fault) = merge(&named, t) {
+            if let Err(fault) = merge(&named, &sps, complete, t, &mut native.slots) {
                 t.fault = Some(fault);
                 t.partial = false;
                 t.frames.clear();
@@ -191,76 +173,44 @@ impl NativeState {
     }
 }
 
-/// py-spy's rule for a native frame: in the interpreter's binaries, an evaluation frame
-/// (`_PyEval_EvalFrameDefault`, `PyEval_EvalFrameEx`, and their `.cold` parts) stands for
-/// Python frames, a few calls that say what a thread waits on are kept, and the rest is
-/// machinery; elsewhere everything is kept but the C library's thread start-up.
-fn role_of(sym: &NativeSymbol) -> Role {
-    let name = sym.name.as_ref();
-    if sym.in_interpreter {
-        let mut words = name.split(['_', '.']).filter(|w| !w.is_empty());
-        let first = words.next().unwrap_or("");
-        let second = words.next().unwrap_or("");
-        if first == "PyEval" && (second == "EvalFrameDefault" || second == "EvalFrameEx") {
-            return Role::Evaluation;
-        }
-        if KEPT_INTERPRETER_CALLS.contains(&first) {
-            return Role::Kept;
-        }
-        return Role::Dropped;
-    }
-    let module = sym.module.as_ref();
-    let dropped = ((name == "__libc_start_main" || name == "__clone") && module.contains("/libc"))
-        || (name == "start_thread" && module.contains("/libpthread"));
-    if dropped {
-        Role::Dropped
-    } else {
-        Role::Kept
-    }
-}
-
-/// Merge `native` (innermost first) with `t`'s Python frames, in place. Each evaluation
-/// frame takes the Python frames up to the next entry frame (one per evaluation frame before
-/// 3.11). Python frames left over when the native stack has no evaluation frame at all (it
-/// could not be unwound that far) go outermost; one evaluation frame too many is allowed (a
-/// frame being set up); any other mismatch is a fault.
-fn merge(native: &[NamedFrame], t: &mut ThreadSample) -> Result<(), StackFault> {
-    let python = std::mem::take(&mut t.frames);
-    let mut merged = Vec::with_capacity(native.len() + python.len());
-    let mut python = python.into_iter().peekable();
-    let mut evaluations = 0;
-    let mut extra = 0;
-    for f in native {
-        match f.role {
-            Role::Dropped => {}
-            Role::Kept => merged.push(CodeFrame {
-                code: f.code.clone(),
-                line: f.line,
+/// Merge `native` (innermost first, with their stack pointers `sps`) with `t`'s Python
+/// frames, in place (see [`plan`]).
+fn merge(
+    native: &[NamedFrame],
+    sps: &[u64],
+    complete: bool,
+    t: &mut ThreadSample,
+    slots: &mut Vec<Slot>,
+) -> Result<(), StackFault> {
+    let roles: Vec<Role> = native.iter().map(|f| f.role).collect();
+    let ends: Vec<bool> = t
+        .frames
+        .iter()
+        .map(|p| p.is_entry || p.shim_entry)
+        .collect();
+    let shims: Vec<u64> = t.frames.iter().map(|p| p.shim_addr).collect();
+    let python = PythonFrames {
+        ends_group: &ends,
+        shims: &shims,
+    };
+    plan(&roles, sps, &python, complete, slots)?;
+    let mut python: Vec<Option<CodeFrame>> = std::mem::take(&mut t.frames)
+        .into_iter()
+        .map(Some)
+        .collect();
+    t.frames = slots
+        .iter()
+        .filter_map(|slot| match *slot {
+            Slot::Python(j) => python[j].take(),
+            Slot::Native(i) => Some(CodeFrame {
+                code: native[i].code.clone(),
+                line: native[i].line,
                 is_entry: true,
                 shim_entry: true,
+                shim_addr: 0,
                 locals: None,
             }),
-            Role::Evaluation => {
-                evaluations += 1;
-                if python.peek().is_none() {
-                    extra += 1;
-                }
-                for p in python.by_ref() {
-                    let ends = p.is_entry || p.shim_entry;
-                    merged.push(p);
-                    if ends {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    if evaluations == 0 {
-        merged.extend(python);
-    } else if python.peek().is_some() || extra > 1 {
-        t.frames = merged;
-        return Err(StackFault::NativeMismatch);
-    }
-    t.frames = merged;
+        })
+        .collect();
     Ok(())
 }

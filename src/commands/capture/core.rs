@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::sink::{SampleSink, ThreadAt};
 use super::tally::Tally;
-use crate::capture::core_snapshot::{open_core, read_core, CoreSnapshot};
+use crate::capture::core_snapshot::{open_core, read_core, CoreOptions, CoreSnapshot};
 use crate::capture::python::walker::StackFault;
 use crate::capture::timer::StopReason;
 use crate::model::config::{LockingStrategy, RecordDuration};
@@ -24,13 +24,20 @@ pub struct CoreRequest {
     pub binaries: Vec<PathBuf>,
     /// Local variables: 0 none, 1 and more as `dump --locals`.
     pub locals: u64,
+    /// Native frames among the Python ones.
+    pub native: bool,
 }
 
 /// Read the core and write its snapshot into a new session at `path`.
 pub fn core_session(req: &CoreRequest, path: &Path) -> Result<CoreSnapshot> {
     crate::store::schema::session_target(path)?;
     let core = open_core(&req.core, &req.binaries)?;
-    let snap = read_core(&core, req.locals, false)?;
+    let opts = CoreOptions {
+        locals: req.locals,
+        full_filenames: false,
+        native: req.native,
+    };
+    let snap = read_core(&core, opts)?;
     let version = snap.version.to_string();
     let start = CaptureStart {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -43,7 +50,7 @@ pub fn core_session(req: &CoreRequest, path: &Path) -> Result<CoreSnapshot> {
             rate: 1,
             duration: RecordDuration::Seconds(0),
             blocking: LockingStrategy::Lock,
-            native: false,
+            native: req.native,
             subprocesses: false,
         },
     };

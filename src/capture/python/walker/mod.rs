@@ -88,6 +88,9 @@ pub struct RawFrame {
     pub is_entry: bool,
     /// Called from a shim frame that C code pushed (3.12+).
     pub shim_entry: bool,
+    /// That shim frame's address (0: none): it lives in the C stack frame of the evaluation
+    /// call that runs this frame, which is how `--native` finds that call without symbols.
+    pub shim_addr: u64,
 }
 
 /// One Python thread as found in the target.

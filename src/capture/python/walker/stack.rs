@@ -238,6 +238,7 @@ pub(super) fn walk_frames(
                     // A shim frame pushed by C code: the frame it called is an entry frame.
                     if let Some(last) = thread.frames.last_mut() {
                         last.shim_entry = true;
+                        last.shim_addr = addr;
                     }
                     last = Some((found, true));
                     addr = previous;
@@ -256,6 +257,7 @@ pub(super) fn walk_frames(
             instr_offset: instr_offset(l, f, code),
             is_entry,
             shim_entry: false,
+            shim_addr: 0,
         });
         last = Some((found, false));
         addr = previous;

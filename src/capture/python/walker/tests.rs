@@ -259,6 +259,10 @@ impl Skeleton {
                     EntryMark::ShimOwner { .. } => false,
                 },
                 shim_entry: k == 0 && matches!(l.frame.entry, EntryMark::ShimOwner { .. }),
+                shim_addr: match (k, l.frame.entry) {
+                    (0, EntryMark::ShimOwner { .. }) => SHIM,
+                    _ => 0,
+                },
             })
             .collect()
     }

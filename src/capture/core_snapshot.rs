@@ -12,7 +12,7 @@ use super::os::core::CoreFile;
 use super::os::maps::{self, MapRange};
 use super::os::threads::map_pthreads_among;
 use super::os::unwind::{BinarySource, NativeUnwinder, StartRegs};
-use super::python::native_merge::{plan, role_of, PythonFrames, Slot};
+use super::python::native_merge::{assemble, plan, role_of, PythonFrames};
 use super::python::target::PythonTarget;
 use super::python::version::Version;
 use super::python::walker::StackFault;
@@ -197,29 +197,19 @@ fn add_native_frames(
             t.frames.clear();
             continue;
         }
-        let mut python: Vec<Option<Frame>> = std::mem::take(&mut t.frames)
-            .into_iter()
-            .map(Some)
-            .collect();
-        t.frames = slots
-            .iter()
-            .filter_map(|slot| match *slot {
-                Slot::Python(j) => python[j].take(),
-                Slot::Native(i) => {
-                    let s = &symbols[i];
-                    Some(Frame {
-                        name: s.name.to_string(),
-                        filename: s.file.as_deref().unwrap_or(&s.module).to_string(),
-                        module: Some(s.module.to_string()),
-                        short_filename: None,
-                        line: s.line,
-                        locals: None,
-                        is_entry: true,
-                        is_shim_entry: true,
-                    })
-                }
-            })
-            .collect();
+        t.frames = assemble(&slots, std::mem::take(&mut t.frames), |i| {
+            let s = &symbols[i];
+            Frame {
+                name: s.name.to_string(),
+                filename: s.file.as_deref().unwrap_or(&s.module).to_string(),
+                module: Some(s.module.to_string()),
+                short_filename: None,
+                line: s.line,
+                locals: None,
+                is_entry: true,
+                is_shim_entry: true,
+            }
+        });
     }
 }
 

@@ -169,6 +169,19 @@ pub fn plan(
     Ok(())
 }
 
+/// The merged stack that `slots` describe: `python`'s frames where they go, and
+/// `native(i)` for the `i`th native frame.
+pub fn assemble<T>(slots: &[Slot], python: Vec<T>, mut native: impl FnMut(usize) -> T) -> Vec<T> {
+    let mut python: Vec<Option<T>> = python.into_iter().map(Some).collect();
+    slots
+        .iter()
+        .filter_map(|slot| match *slot {
+            Slot::Python(j) => python.get_mut(j).and_then(Option::take),
+            Slot::Native(i) => Some(native(i)),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

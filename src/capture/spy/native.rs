@@ -11,7 +11,7 @@ use super::*;
 use crate::capture::os::maps::{self, MapRange};
 use crate::capture::os::unwind::{thread_registers, BinarySource, NativeUnwinder};
 use crate::capture::python::code::next_code_id;
-use crate::capture::python::native_merge::{plan, role_of, PythonFrames, Role, Slot};
+use crate::capture::python::native_merge::{assemble, plan, role_of, PythonFrames, Role, Slot};
 
 /// A native frame, ready to be stored: its code (name, file, binary) and line.
 #[derive(Clone)]
@@ -194,23 +194,13 @@ fn merge(
         shims: &shims,
     };
     plan(&roles, sps, &python, complete, slots)?;
-    let mut python: Vec<Option<CodeFrame>> = std::mem::take(&mut t.frames)
-        .into_iter()
-        .map(Some)
-        .collect();
-    t.frames = slots
-        .iter()
-        .filter_map(|slot| match *slot {
-            Slot::Python(j) => python[j].take(),
-            Slot::Native(i) => Some(CodeFrame {
-                code: native[i].code.clone(),
-                line: native[i].line,
-                is_entry: true,
-                shim_entry: true,
-                shim_addr: 0,
-                locals: None,
-            }),
-        })
-        .collect();
+    t.frames = assemble(slots, std::mem::take(&mut t.frames), |i| CodeFrame {
+        code: native[i].code.clone(),
+        line: native[i].line,
+        is_entry: true,
+        shim_entry: true,
+        shim_addr: 0,
+        locals: None,
+    });
     Ok(())
 }

@@ -85,10 +85,11 @@ pub struct TopRow {
 
 impl TopRow {
     /// How the row is named in a table: `function (file:line)`, a file, a module, a thread.
+    /// A line of 0 (a native frame without line information) is not shown.
     pub fn label(&self) -> String {
         match (&self.function, &self.filename, self.line) {
-            (Some(f), Some(file), Some(line)) => format!("{f} ({file}:{line})"),
-            (Some(f), Some(file), None) => format!("{f} ({file})"),
+            (Some(f), Some(file), Some(line)) if line != 0 => format!("{f} ({file}:{line})"),
+            (Some(f), Some(file), _) => format!("{f} ({file})"),
             (Some(f), None, _) => f.clone(),
             (None, Some(file), _) => file.clone(),
             (None, None, _) => self

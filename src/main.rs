@@ -223,6 +223,9 @@ struct ViewArgs {
     /// left out otherwise, and counted)
     #[arg(long)]
     errors: bool,
+    /// Leave native frames out: a capture taken with --native, seen with its Python frames only
+    #[arg(long)]
+    no_native: bool,
 }
 
 impl ViewArgs {
@@ -240,6 +243,7 @@ impl ViewArgs {
             },
             full_filenames: self.full_filenames,
             errors: self.errors,
+            python_only: self.no_native,
             ..View::default()
         }
     }
@@ -507,7 +511,12 @@ struct DumpArgs {
     pid: Option<Pid>,
     /// Dump the Python process a core file was taken of (a crash, or `gcore PID`) instead of
     /// a running one
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "subprocesses", "nonblocking"])]
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["pid", "subprocesses", "nonblocking"]
+    )]
     core: Option<PathBuf>,
     #[command(flatten)]
     binaries: BinariesArg,

@@ -204,6 +204,24 @@ fn native_frames_sit_between_the_right_python_frames() {
                 Err(e) => eprintln!("{}: py-spy 0.4.3 failed: {}", py.label, e.trim()),
             }
         }
+        // A session keeps the native frames; --no-native shows its Python frames alone.
+        let session = dir.join("spin.pyspy");
+        let s = session.to_str().unwrap();
+        let (code, _, err) = run(
+            &ours,
+            &["capture", "--native", "--pid", &pid, "-d", "1", "-o", s],
+        );
+        assert_eq!(code, 0, "{err}");
+        let with = render_raw(&session, &[]);
+        let without = render_raw(&session, &["--no-native"]);
+        assert!(with.contains(";spyext_hot_loop (spyext.c:"), "{with}");
+        assert!(
+            !without.contains("spyext") && !without.contains("libc"),
+            "{without}"
+        );
+        let python_chain = format!("outer {};middle {} ", at("LINE_OUTER"), at("LINE_SPIN"));
+        assert!(without.contains(&python_chain), "{without}");
+
         // A core of the program in its C loop: the same stack from the registers it saved.
         let prefix = dir.join("core");
         let made = Command::new("gcore")

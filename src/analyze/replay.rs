@@ -42,6 +42,8 @@ pub struct View {
     /// Show samples whose stack could not be read (error samples) as a stack of one
     /// `<error: REASON>` frame, rather than leaving them out.
     pub errors: bool,
+    /// Leave native frames out (a `--native` capture seen with its Python frames only).
+    pub python_only: bool,
 }
 
 impl Default for View {
@@ -58,6 +60,7 @@ impl Default for View {
             from_s: None,
             to_s: None,
             errors: false,
+            python_only: false,
         }
     }
 }
@@ -285,6 +288,16 @@ impl<'s> Replay<'s> {
         id
     }
 
+    /// Whether stored frame `id` is shown: not a native frame under `python_only`.
+    fn shows(&self, id: u32) -> bool {
+        !self.view.python_only
+            || self
+                .session
+                .frames
+                .get(id as usize)
+                .is_none_or(|f| f.module.is_none())
+    }
+
     fn stored_frame(&mut self, id: u32) -> u32 {
         if let Some(Some(v)) = self.stored_frames.get(id as usize) {
             return *v;
@@ -399,7 +412,9 @@ impl<'s> Replay<'s> {
         let session = self.session;
         if let Some(stack) = row.and_then(|e| e.stack) {
             for f in session.stacks[stack as usize].iter().rev() {
-                out.push(self.stored_frame(*f));
+                if self.shows(*f) {
+                    out.push(self.stored_frame(*f));
+                }
             }
         }
         let id = self.stacks.len() as u32;
@@ -425,7 +440,9 @@ impl<'s> Replay<'s> {
         let mut out = self.roots(thread, label);
         let session = self.session;
         for f in session.stacks[stored as usize].iter().rev() {
-            out.push(self.stored_frame(*f));
+            if self.shows(*f) {
+                out.push(self.stored_frame(*f));
+            }
         }
         let id = self.stacks.len() as u32;
         self.stacks.push(out);

@@ -107,8 +107,12 @@ pub struct NativeUnwinder {
     /// Mapping starts already looked at.
     seen: std::collections::HashSet<(u64, String)>,
     symbols: FastMap<u64, Arc<NativeSymbol>>,
-    /// The stack windows read for the thread being unwound.
-    windows: Vec<(u64, Vec<u8>)>,
+    /// The stack windows read for the thread being unwound: (address, bytes read), each in
+    /// the buffer of `buffers` at its index.
+    windows: Vec<(u64, usize)>,
+    /// Window buffers, kept between unwinds (zeroed once: filling 64 KiB per thread per
+    /// sample with zeros was a third of the profiler's instructions).
+    buffers: Vec<Vec<u8>>,
 }
 
 impl Default for NativeUnwinder {
@@ -120,6 +124,7 @@ impl Default for NativeUnwinder {
             seen: Default::default(),
             symbols: FastMap::default(),
             windows: Vec::new(),
+            buffers: Vec::new(),
         }
     }
 }
@@ -282,14 +287,15 @@ impl NativeUnwinder {
         self.windows.clear();
         let mut read_bytes = 0usize;
         let windows = &mut self.windows;
+        let buffers = &mut self.buffers;
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
             if addr % 8 != 0 {
                 return Err(());
             }
-            for (base, bytes) in windows.iter() {
-                if addr >= *base && addr + 8 <= base + bytes.len() as u64 {
+            for (i, &(base, len)) in windows.iter().enumerate() {
+                if addr >= base && addr + 8 <= base + len as u64 {
                     let at = (addr - base) as usize;
-                    return Ok(Fields(&bytes[at..at + 8]).u64(0));
+                    return Ok(Fields(&buffers[i][at..at + 8]).u64(0));
                 }
             }
             if read_bytes >= MAX_STACK_BYTES {
@@ -297,21 +303,22 @@ impl NativeUnwinder {
             }
             // A window from the word asked for; halved (down to its page's end) while it
             // reaches past the end of the stack.
-            let base = addr;
-            let page_end = 4096 - (addr % 4096);
-            let mut len = STACK_WINDOW - (addr % 4096);
-            let mut bytes = vec![0u8; len as usize];
-            while mem.read(base, &mut bytes).is_err() {
+            let i = windows.len();
+            if buffers.len() <= i {
+                buffers.push(vec![0u8; STACK_WINDOW as usize]);
+            }
+            let bytes = &mut buffers[i];
+            let page_end = (4096 - (addr % 4096)) as usize;
+            let mut len = (STACK_WINDOW - (addr % 4096)) as usize;
+            while mem.read(addr, &mut bytes[..len]).is_err() {
                 if len <= page_end {
                     return Err(());
                 }
                 len = (len / 2).max(page_end);
-                bytes.truncate(len as usize);
             }
-            read_bytes += bytes.len();
-            let value = Fields(&bytes[..8]).u64(0);
-            windows.push((base, bytes));
-            Ok(value)
+            read_bytes += len;
+            windows.push((addr, len));
+            Ok(Fields(&bytes[..8]).u64(0))
         };
         let mut state = UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp);
         let mut frame = FrameAddress::InstructionPointer(regs.ip);

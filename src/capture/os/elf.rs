@@ -91,7 +91,7 @@ impl LoadedBinary {
 
 /// Runtime address minus file virtual address, from the lowest PT_LOAD segment and the
 /// target's mapping of the file at offset 0.
-fn load_bias(elf: &Elf, target_path: &str, maps: &[MapRange]) -> Result<u64> {
+pub(crate) fn load_bias(elf: &Elf, target_path: &str, maps: &[MapRange]) -> Result<u64> {
     let first_load = elf
         .program_headers
         .iter()

@@ -12,7 +12,6 @@
 use anyhow::{Context, Result};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
-use goblin::elf::program_header::PT_LOAD;
 use goblin::elf::sym::STT_FUNC;
 use goblin::elf::Elf;
 use std::collections::HashMap;
@@ -20,7 +19,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::elf::MappedFile;
+use super::elf::{load_bias, MappedFile};
 use super::maps::MapRange;
 use super::memory::{Fields, Memory};
 use crate::model::fasthash::FastMap;
@@ -179,34 +178,15 @@ impl NativeUnwinder {
         };
         let bytes: &[u8] = (*file).as_ref();
         let elf = Elf::parse(bytes).context("not an ELF file")?;
-        // Runtime address of file address 0: from the mapping of the segment that holds the
-        // executable mapping's file offset.
-        let seg = elf
-            .program_headers
-            .iter()
-            .filter(|p| p.p_type == PT_LOAD)
-            .find(|p| {
-                let off = p.p_offset & !0xfff;
-                off <= exec.offset && exec.offset < p.p_offset + p.p_filesz.max(1)
-            })
-            .context("no segment for the executable mapping")?;
-        let bias = exec
-            .start
-            .wrapping_sub(exec.offset)
-            .wrapping_add(seg.p_offset)
-            .wrapping_sub(seg.p_vaddr);
-        let avma_start = maps
+        // Runtime address of file address 0, as for the interpreter's symbols.
+        let bias = load_bias(&elf, &exec.path, maps)?;
+        // Where its code is: the span of its executable mappings.
+        let (avma_start, avma_end) = maps
             .iter()
             .filter(|m| m.path == exec.path && m.executable)
-            .map(|m| m.start)
-            .min()
-            .unwrap_or(exec.start);
-        let avma_end = maps
-            .iter()
-            .filter(|m| m.path == exec.path && m.executable)
-            .map(|m| m.end)
-            .max()
-            .unwrap_or(exec.end);
+            .fold((exec.start, exec.end), |(lo, hi), m| {
+                (lo.min(m.start), hi.max(m.end))
+            });
         let section = |name: &str| {
             elf.section_headers.iter().find_map(|sh| {
                 (elf.shdr_strtab.get_at(sh.sh_name) == Some(name) && sh.sh_type != 8).then(|| {

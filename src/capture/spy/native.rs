@@ -107,17 +107,25 @@ impl PythonSpy {
             let Some(native) = self.native.as_mut() else {
                 return;
             };
-            let Some((pcs, complete)) = native.stacks.get(&tid) else {
+            // Taken out while it is read (the frames are named through `native`), then put
+            // back, its allocation kept for the next unwind.
+            let Some((frames, complete)) = native
+                .stacks
+                .get_mut(&tid)
+                .map(|(f, c)| (std::mem::take(f), *c))
+            else {
                 continue;
             };
-            let (frames, complete) = (pcs.clone(), *complete);
             let mut named = Vec::with_capacity(frames.len());
             let mut sps = Vec::with_capacity(frames.len());
-            for (pc, sp) in frames {
+            for &(pc, sp) in &frames {
                 let f = native.frame(pc);
                 unknown |= f.code.module.as_deref() == Some("?");
                 named.push(f);
                 sps.push(sp);
+            }
+            if let Some((slot, _)) = native.stacks.get_mut(&tid) {
+                *slot = frames;
             }
             if let Err(fault) = merge(&named, &sps, complete, t, &mut native.slots) {
                 t.fault = Some(fault);

@@ -1,7 +1,7 @@
 //! [`Sampler`]: samples a process at a fixed rate on a background thread and yields
 //! [`Sample`]s as an iterator.
 //!
-//! The clock is [`Ticker`]: no drift, lateness recorded, missed ticks skipped.
+//! The clock is `Ticker`: no drift, lateness recorded, missed ticks skipped.
 
 use anyhow::Result;
 use std::sync::atomic::AtomicBool;

@@ -55,6 +55,16 @@ pub fn host_path(pid: i32, target_path: &str) -> PathBuf {
     }
 }
 
+/// The very file behind a mapping, opened through `/proc/PID/map_files` (right whatever the
+/// process's root, and even if the file was replaced since), if the kernel shows it.
+pub fn mapped_file(pid: i32, range: &MapRange) -> Option<PathBuf> {
+    let p = PathBuf::from(format!(
+        "/proc/{pid}/map_files/{:x}-{:x}",
+        range.start, range.end
+    ));
+    p.exists().then_some(p)
+}
+
 /// File name part of a mapped path.
 pub fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)

@@ -56,6 +56,26 @@ pub fn tracer_of(pid: Pid) -> Option<Pid> {
     (tracer != 0).then_some(tracer)
 }
 
+/// The path of the process's executable, as the process sees it (a replaced binary's
+/// " (deleted)" mark dropped).
+pub fn executable(pid: Pid) -> std::io::Result<String> {
+    let link = std::fs::read_link(format!("/proc/{pid}/exe"))?;
+    let path = link.to_string_lossy();
+    Ok(path.trim_end_matches(" (deleted)").to_string())
+}
+
+/// The text of the process's memory map, `/proc/PID/maps` (parsed by `maps::parse_maps`).
+pub fn maps_text(pid: Pid) -> std::io::Result<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+}
+
+/// Whether the process sees another mount namespace (a container or another root) than ours.
+pub fn other_mount_namespace(pid: Pid) -> bool {
+    let ours = std::fs::read_link("/proc/self/ns/mnt").ok();
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    ours.is_some() && theirs.is_some() && ours != theirs
+}
+
 /// A kernel thread has no command line and no executable.
 pub fn is_kernel_thread(pid: Pid) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty())

@@ -13,6 +13,7 @@ use crate::capture::errors::{classify_errno, classify_io, AttachError};
 use crate::capture::os::elf::LoadedBinary;
 use crate::capture::os::maps::{self, MapRange};
 use crate::capture::os::memory::{words_in, Memory};
+use crate::capture::os::proc;
 use crate::model::trace::Pid;
 
 /// What attaching learned about the target's interpreter.
@@ -37,9 +38,8 @@ pub struct PythonTarget {
 
 impl PythonTarget {
     pub fn find(pid: Pid, mem: &dyn Memory) -> Result<PythonTarget> {
-        let exe_link = std::fs::read_link(format!("/proc/{pid}/exe"));
-        let exe = match exe_link {
-            Ok(p) => p.to_string_lossy().into_owned(),
+        let exe = match proc::executable(pid) {
+            Ok(exe) => exe,
             Err(e) => {
                 if let Some(a) = classify_io(pid, &e) {
                     return Err(a.into());
@@ -47,15 +47,14 @@ impl PythonTarget {
                 return Err(e).context(format!("could not read /proc/{pid}/exe"));
             }
         };
-        let exe = exe.trim_end_matches(" (deleted)").to_string();
-        let maps = match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+        let maps = match proc::maps_text(pid) {
             Ok(text) => maps::parse_maps(&text),
             Err(e) => match classify_io(pid, &e) {
                 Some(a) => return Err(a.into()),
                 None => return Err(e).context(format!("could not read /proc/{pid}/maps")),
             },
         };
-        let dockerized = is_other_namespace(pid);
+        let dockerized = proc::other_mount_namespace(pid);
         let host = |path: &str| maps::host_path(pid, path);
         Self::find_in(pid, exe, &maps, dockerized, &host, mem)
     }
@@ -319,11 +318,4 @@ fn type_name(mem: &dyn Memory, layout: &Layout, addr: u64) -> Option<String> {
     mem.read(name, &mut buf).ok()?;
     let end = buf.iter().position(|&b| b == 0)?;
     String::from_utf8(buf[..end].to_vec()).ok()
-}
-
-/// Does the process see another root than we do?
-fn is_other_namespace(pid: Pid) -> bool {
-    let ours = std::fs::read_link("/proc/self/ns/mnt").ok();
-    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-    ours.is_some() && theirs.is_some() && ours != theirs
 }

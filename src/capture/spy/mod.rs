@@ -18,7 +18,7 @@ pub use pause::MAX_PAUSE;
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -231,7 +231,7 @@ impl PythonSpy {
     }
 
     /// [`PythonSpy::new`], retried while the target is still starting up (py-spy 0.4's
-    /// entry point; the policy is [`AttachPolicy::retries`]).
+    /// entry point; the policy is `AttachPolicy::retries`).
     pub fn retry_new(pid: Pid, config: &Config, max_retries: u64) -> Result<PythonSpy> {
         AttachPolicy::retries(max_retries).attach(pid, config, &mut || None)
     }

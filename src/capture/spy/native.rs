@@ -9,6 +9,7 @@
 
 use super::*;
 use crate::capture::os::maps::{self, MapRange};
+use crate::capture::os::proc;
 use crate::capture::os::unwind::{thread_registers, BinarySource, NativeUnwinder};
 use crate::capture::python::code::next_code_id;
 use crate::capture::python::native_merge::{assemble, plan, role_of, PythonFrames, Role, Slot};
@@ -55,7 +56,7 @@ impl PythonSpy {
             return;
         }
         native.maps_read = Some(Instant::now());
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        let Ok(text) = proc::maps_text(pid) else {
             return;
         };
         let map = maps::parse_maps(&text);
@@ -67,8 +68,7 @@ impl PythonSpy {
                 let len = (m.end - m.start) as usize;
                 return mem.read_vec(m.start, len).ok().map(BinarySource::Bytes);
             }
-            let p = PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end));
-            p.exists().then_some(BinarySource::File(p))
+            maps::mapped_file(pid, m).map(BinarySource::File)
         };
         let interpreter = |path: &str| maps::is_libpython(path) || path == exe;
         native.unwinder.refresh(&map, &open, &interpreter);

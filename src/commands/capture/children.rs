@@ -6,7 +6,7 @@ use anyhow::Result;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::process::Attached;
+use super::process::{register, Attached};
 use super::sink::SampleSink;
 use crate::capture::attach::AttachPolicy;
 use crate::capture::os::proc;
@@ -66,10 +66,7 @@ impl Descendants {
                 *failed = AttachPolicy::DESCENDANT.is_final(&e, *tries, Duration::ZERO);
             });
             if let Ok(spy) = attached {
-                let cmd = spy.command_line();
-                let version = spy.version.to_string();
-                writer.add_process(pid, Some(parent), &cmd, Some(&version))?;
-                writer.set_executable(pid, spy.exe())?;
+                register(writer, &spy, Some(parent))?;
                 self.known.insert(pid);
                 procs.push(Attached::new(spy));
             }

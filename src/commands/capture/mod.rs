@@ -18,6 +18,7 @@ mod core;
 pub(super) mod launch;
 pub(super) mod process;
 mod progress;
+pub(super) mod rounds;
 pub(super) mod sink;
 mod snapshot;
 pub(super) mod tally;
@@ -37,12 +38,10 @@ use crate::model::trace::Pid;
 pub use crate::render::{format_bytes, plural};
 use crate::store::{CaptureStart, SamplingOptions, Started};
 use crate::store::{SessionWriter, WriterStats};
-use children::Descendants;
 use launch::{attach, attach_spawned, end_child, spawn};
-use process::{Attached, Moment, Scratch};
 use progress::Progress;
+use rounds::Rounds;
 pub use snapshot::{snapshot, SnapshotRequest, SnapshotSummary};
-use tally::Tally;
 
 /// Blocking mode that did not pause, and why, when it happened.
 pub fn unpaused_note(s: &CaptureSummary) -> Option<String> {
@@ -246,6 +245,7 @@ fn spy_config(opts: &CaptureOptions) -> Config {
         lineno: LineNo::LastInstruction,
         full_filenames: false,
         dump_locals: 0,
+        subprocesses: opts.sampling.subprocesses,
         ..Config::default()
     }
 }
@@ -266,7 +266,6 @@ fn run(
     stop: &AtomicBool,
 ) -> Result<CaptureSummary> {
     let root_pid = root.pid;
-    let mut python = root.version.to_string();
     let command_line = root.command_line();
     let meta = CaptureStart {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -276,74 +275,40 @@ fn run(
             Launch::Spawn(_) => Started::Spawned,
         },
         pid: root_pid,
-        python: python.clone(),
+        python: root.version.to_string(),
         host: proc::hostname(),
         options: opts.sampling.clone(),
     };
     let mut writer = SessionWriter::create(path, &meta)
         .with_context(|| format!("could not create session file {}", path.display()))?;
-    writer.add_process(root_pid, None, &command_line, Some(&python))?;
-    writer.set_executable(root_pid, root.exe())?;
-
-    let mut procs = vec![Attached::new(root)];
-    let mut children = Descendants::new(root_pid);
     let mut progress = Progress::new(opts);
     let begin = Instant::now();
     let mut ticker = Ticker::for_duration(opts.sampling.rate, &opts.sampling.duration);
-    let period = ticker.period();
-    let mut scratch = Scratch::default();
-    let mut tally = Tally::default();
-
+    let mut rounds = Rounds::start(root, &mut writer, ticker.period())?;
     let stop_reason = ticker.run(stop, |late| {
-        let at = Moment {
-            t_us: writer.elapsed_us(),
-            late_us: late.as_micros().min(u32::MAX as u128) as u32,
-        };
-        tally.tick(late, period);
-        let mut alive = Vec::with_capacity(procs.len());
-        for mut p in procs.drain(..) {
-            if p.sample_into(&mut writer, at, &mut scratch, &mut tally)? {
-                alive.push(p);
-            }
+        let flow = rounds.tick(&mut writer, late, config)?;
+        if let Flow::Continue = flow {
+            progress.update(&rounds.tally, late, path);
         }
-        procs = alive;
-        tally.snapshots += 1;
-        // A version known only from a file name at attach (2.7–3.10 started by us): the
-        // full one once the interpreter has set it.
-        for p in &mut procs {
-            if let Some(exact) = p.spy.refresh_version() {
-                let exact = exact.to_string();
-                writer.set_python(p.spy.pid, &exact)?;
-                if p.spy.pid == root_pid {
-                    python = exact;
-                }
-            }
-        }
-        if procs.is_empty() {
-            return Ok(Flow::Stop(StopReason::ProcessExited));
-        }
-        if opts.sampling.subprocesses {
-            children.scan(config, &mut writer, &mut procs)?;
-        }
-        progress.update(&tally, late, path);
-        Ok(Flow::Continue)
+        Ok(flow)
     })?;
     progress.finish();
 
     let elapsed = begin.elapsed();
+    let tally = &rounds.tally;
     writer.set_end(&tally.end(writer.elapsed_us(), ticker.skipped, stop_reason))?;
     let stats = writer.finish()?;
     Ok(CaptureSummary {
         pid: root_pid,
-        processes: children.attached(),
+        processes: rounds.processes(),
         rate: opts.sampling.rate,
-        python,
+        python: rounds.root_python.clone(),
         command_line,
         snapshots: tally.snapshots,
         samples: tally.samples,
         errors: tally.errors,
         error_samples: tally.error_samples,
-        last_error: tally.last_error,
+        last_error: tally.last_error.clone(),
         late: tally.late,
         skipped: ticker.skipped,
         max_late: tally.max_late,

@@ -10,6 +10,7 @@ use super::tally::Tally;
 use crate::capture::os::proc;
 use crate::capture::spy::{PythonSpy, ThreadSample};
 use crate::model::fasthash::FastMap;
+use crate::model::trace::Pid;
 use crate::store::{FrameDetail, FrameKey, ThreadKey};
 use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_PAUSED, FLAG_TRUNCATED};
 
@@ -31,6 +32,17 @@ pub(crate) struct Moment {
 pub(crate) struct Scratch {
     threads: Vec<ThreadSample>,
     ids: Vec<u32>,
+}
+
+/// Make a process known to `sink` (under its parent, for a descendant) before its samples.
+pub(crate) fn register(
+    sink: &mut impl SampleSink,
+    spy: &PythonSpy,
+    parent: Option<Pid>,
+) -> Result<()> {
+    let version = spy.version.to_string();
+    sink.add_process(spy.pid, parent, &spy.command_line(), Some(&version))?;
+    sink.set_executable(spy.pid, spy.exe())
 }
 
 /// One attached process.

@@ -3,6 +3,7 @@
 //! same way to either.
 
 use anyhow::Result;
+use std::time::Duration;
 
 use crate::store::{FrameDetail, FrameKey, SessionWriter, ThreadKey};
 
@@ -20,6 +21,12 @@ pub struct ThreadAt<'a> {
 
 /// What receives samples: the session writer's interface, which a live view mirrors.
 pub trait SampleSink {
+    /// Microseconds since sampling began (the session's clock when one is written).
+    fn elapsed_us(&self) -> u64;
+    /// A snapshot of every process starts, `late` after its due time.
+    fn begin_snapshot(&mut self, _late: Duration) {}
+    /// The snapshot begun last is whole.
+    fn end_snapshot(&mut self) {}
     /// Register a process (its threads' samples may follow).
     fn add_process(
         &mut self,
@@ -50,6 +57,10 @@ pub trait SampleSink {
 }
 
 impl SampleSink for SessionWriter {
+    fn elapsed_us(&self) -> u64 {
+        SessionWriter::elapsed_us(self)
+    }
+
     fn add_process(
         &mut self,
         pid: i32,

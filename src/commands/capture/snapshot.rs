@@ -6,9 +6,9 @@ use anyhow::{Context, Result};
 use std::path::Path;
 
 use super::launch::attach;
-use super::process::{Attached, Moment, Scratch};
+use super::process::{register, Attached, Moment, Scratch};
 use super::tally::Tally;
-use crate::capture::os::proc;
+use crate::capture::os::{maps, proc};
 use crate::capture::spy::PythonSpy;
 use crate::capture::timer::StopReason;
 use crate::model::config::{Config, LineNo, LockingStrategy, RecordDuration};
@@ -91,9 +91,7 @@ pub fn snapshot(req: &SnapshotRequest, path: &Path) -> Result<SnapshotSummary> {
     let mut writer = SessionWriter::create(path, &start)
         .with_context(|| format!("could not create session file {}", path.display()))?;
     for (spy, parent) in procs.iter().zip(&parents) {
-        let version = spy.version.to_string();
-        writer.add_process(spy.pid, *parent, &spy.command_line(), Some(&version))?;
-        writer.set_executable(spy.pid, spy.exe())?;
+        register(&mut writer, spy, *parent)?;
     }
     let at = Moment {
         t_us: writer.elapsed_us(),
@@ -124,8 +122,5 @@ pub fn snapshot(req: &SnapshotRequest, path: &Path) -> Result<SnapshotSummary> {
 
 /// Whether a process we could not attach to seems to run Python (its executable's name).
 fn looks_like_python(pid: Pid) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .is_some_and(|n| n.starts_with("python"))
+    proc::executable(pid).is_ok_and(|exe| maps::file_name(&exe).starts_with("python"))
 }

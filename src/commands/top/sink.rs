@@ -4,7 +4,7 @@
 
 use anyhow::{ensure, Result};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::analyze::live::LiveTop;
 use crate::commands::capture::sink::{SampleSink, ThreadAt};
@@ -29,14 +29,6 @@ impl TopSink {
         }
     }
 
-    /// Microseconds since sampling began: the session's clock when one is kept.
-    pub fn elapsed_us(&self) -> u64 {
-        match &self.writer {
-            Some(w) => w.elapsed_us(),
-            None => self.start.elapsed().as_micros() as u64,
-        }
-    }
-
     fn live(&self) -> std::sync::MutexGuard<'_, LiveTop> {
         // A panic while the table was held leaves counts that are still counts.
         self.live.lock().unwrap_or_else(|e| e.into_inner())
@@ -44,6 +36,22 @@ impl TopSink {
 }
 
 impl SampleSink for TopSink {
+    /// The session's clock when one is kept.
+    fn elapsed_us(&self) -> u64 {
+        match &self.writer {
+            Some(w) => w.elapsed_us(),
+            None => self.start.elapsed().as_micros() as u64,
+        }
+    }
+
+    fn begin_snapshot(&mut self, late: Duration) {
+        self.live().begin_snapshot(late);
+    }
+
+    fn end_snapshot(&mut self) {
+        self.live().end_snapshot();
+    }
+
     fn add_process(
         &mut self,
         pid: i32,

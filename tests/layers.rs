@@ -1,6 +1,6 @@
 //! The data flows one way, capture → store → analyze → render, and the layers say so in
 //! their imports: a layer that reaches into one it must not fails here, naming the file and
-//! line. `src/commands/` (and `src/main.rs`, which only parses arguments) is where layers
+//! line. `src/commands/` (and the command line, `src/main.rs` and `src/cli/`) is where layers
 //! meet; `src/model/` is what every layer may use, and uses none of them. Inside capture, the
 //! OS level (`capture/os`) knows nothing of the CPython level above it.
 

@@ -2,7 +2,8 @@
 //! their imports: a layer that reaches into one it must not fails here, naming the file and
 //! line. `src/commands/` (and the command line, `src/main.rs` and `src/cli/`) is where layers
 //! meet; `src/model/` is what every layer may use, and uses none of them. Inside capture, the
-//! OS level (`capture/os`) knows nothing of the CPython level above it.
+//! OS level (`capture/os`) knows nothing of the CPython level above it, and the CPython level
+//! (`capture/python`) nothing of the spy, the clock or the attach policy built on it.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,21 @@ const RULES: &[(&str, &[&str])] = &[
             "capture::spy",
             "capture::sampling",
             "capture::errors",
+            "capture::attach",
+            "capture::core_snapshot",
+            "capture::image",
+            "capture::timer",
+        ],
+    ),
+    (
+        "capture/python",
+        &[
+            "capture::spy",
+            "capture::sampling",
+            "capture::attach",
+            "capture::core_snapshot",
+            "capture::image",
+            "capture::timer",
         ],
     ),
     ("store", &["capture", "analyze", "render", "commands"]),

@@ -7,13 +7,31 @@ import time
 
 numbers = getattr(__builtins__, "xrange", range)
 flag = [True]
-ready = threading.Event()
 never = threading.Event()
+main_thread = [None]
+SLEEP_LINE = [
+    n for n, text in enumerate(open(__file__), 1) if text.rstrip().endswith("# LINE_" + "SLEEP")
+][0]
+
+
+def main_asleep():
+    # Wait until the main thread is in its sleep (seen there twice, 50 ms apart), then say
+    # READY. Spinning before that could keep the main thread from getting there: 2.7's GIL is
+    # not handed over fairly, and a spinning thread kept the main thread waiting for it, on
+    # the line before its sleep, for longer than a test waits.
+    frames = sys._current_frames
+    seen = 0
+    while seen < 2:
+        time.sleep(0.05)
+        main = frames().get(main_thread[0])
+        seen = seen + 1 if main is not None and main.f_lineno == SLEEP_LINE else 0
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
 
 
 def spin(label, count=3, ratio=2.5, items=None):
     items = items or [1, "two", 3.0]
-    ready.set()
+    main_asleep()
     # Each turn is mostly one C call that keeps the GIL: 2.7 drops and takes back the GIL
     # every 100 instructions even with no one waiting, and a dump could catch it between.
     while flag[0]: sum(numbers(100000))  # LINE_SPIN
@@ -27,14 +45,13 @@ def wait_forever(reason):
 
 def main(seconds):
     deadline = time.time() + seconds
-    threading.Thread(target=spin, args=("busy",), name="spinner").start()
+    main_thread[0] = threading.current_thread().ident
     threading.Thread(target=wait_forever, args=("nothing",), name="waiter").start()
-    ready.wait()
-    sys.stdout.write("READY\n")
-    sys.stdout.flush()
+    threading.Thread(target=spin, args=("busy",), name="spinner").start()
     # One long sleep: a thread that woke now and then would take the GIL from "spinner"
-    # between the two dumps.
-    time.sleep(max(0.0, deadline - time.time()))  # LINE_SLEEP
+    # between the two dumps. "spinner" says READY once the main thread is in it.
+    remaining = max(0.0, deadline - time.time())
+    time.sleep(remaining)  # LINE_SLEEP
     flag[0] = False
     never.set()
 

@@ -9,9 +9,33 @@ impl PythonSpy {
     /// its allocations), without building strings: frames point at cached code objects.
     /// This is what `capture` uses; [`PythonSpy::get_stack_traces`] formats the same data.
     pub fn sample(&mut self, out: &mut Vec<ThreadSample>) -> Result<()> {
-        // In blocking mode, OS thread states must be read before pausing the target: paused,
-        // every thread is 't'. Without pausing they are read after the snapshot, and only for
-        // threads not holding the GIL.
+        let (blocking, threads) = self.choose_pausing();
+        let reads_before = self.mem.reads_made();
+        let attempt = self.take_with_retries(out, blocking, threads)?;
+        if attempt > 0 && !blocking {
+            self.keep_first_moment(out);
+        }
+        self.settle_faults(out);
+        if !self.config.gil_only {
+            self.judge_activity(out, blocking);
+        }
+        self.forget_gone_threads(out);
+        if blocking && self.native.is_some() {
+            self.merge_native(out);
+        }
+        self.stats.snapshots += 1;
+        self.stats.last_reads = self.mem.reads_made() - reads_before;
+        self.stats.reads += self.stats.last_reads;
+        self.stats.code_loads = self.codes.loads;
+        self.stats.code_invalidations = self.codes.invalidations;
+        Ok(())
+    }
+
+    /// Whether this snapshot pauses the target (blocking mode, unless pausing every thread
+    /// would freeze it too long), and how many threads it has. In blocking mode, OS thread
+    /// states must be read before pausing the target: paused, every thread is 't'. Without
+    /// pausing they are read after the snapshot, and only for threads not holding the GIL.
+    fn choose_pausing(&mut self) -> (bool, u32) {
         self.running.clear();
         let mut blocking = self.config.blocking == LockingStrategy::Lock;
         if blocking && (self.walker.threads_changed || self.os_threads.count() == 0) {
@@ -31,11 +55,17 @@ impl PythonSpy {
                 }
             }
         }
-        let reads_before = self.mem.reads_made();
-        // The target runs on while it is read (without pausing), and even paused it can be
-        // caught half-way through pushing a frame: a stack that fails the walker's or the
-        // code cache's checks is taken again (after letting a paused target run on), and
-        // reported as a fault if it still fails.
+        (blocking, threads)
+    }
+
+    /// Walk every thread into `out`, paused or not, again while a stack fails the checks (at
+    /// most [`MAX_RETRIES`] times). Returns the number of retries.
+    fn take_with_retries(
+        &mut self,
+        out: &mut Vec<ThreadSample>,
+        blocking: bool,
+        threads: u32,
+    ) -> Result<usize> {
         let mut attempt = 0;
         loop {
             let paused_at = Instant::now();
@@ -82,71 +112,66 @@ impl PythonSpy {
                 self.let_faulty_threads_run(out, attempt);
             }
         }
-        if attempt > 0 && !blocking {
-            self.keep_first_moment(out);
-        }
-        self.settle_faults(out);
+        Ok(attempt)
+    }
 
+    /// Whether each thread is active (running, not parked in a known waiting call), from
+    /// what it did since the last snapshot and what the OS says of it (not needed with
+    /// `--gil`, where only the GIL holder counts).
+    fn judge_activity(&mut self, out: &mut [ThreadSample], blocking: bool) {
         // Threads seen for the first time: their state can only be read now.
-        if !self.config.gil_only {
-            for t in out.iter_mut() {
-                // Without pausing, a GIL holder that ran Python code since the last snapshot
-                // is running: active, unless parked in a known waiting call, with no /proc
-                // read. One that did not move may be stopped (SIGSTOP) or in a long C call:
-                // the OS says which. (A pause wakes sleeping threads, which then take the GIL
-                // for an instant to check for signals: in blocking mode the OS state read
-                // before the pause is what counts, as in py-spy.)
-                if t.holds_gil && !blocking && t.moved {
-                    t.active = !is_idle_frame(&t.frames);
-                    continue;
-                }
-                let Some(tid) = t.os_thread_id else {
-                    continue;
-                };
-                let r = match self.running.get(&tid) {
+        for t in out.iter_mut() {
+            // Without pausing, a GIL holder that ran Python code since the last snapshot
+            // is running: active, unless parked in a known waiting call, with no /proc
+            // read. One that did not move may be stopped (SIGSTOP) or in a long C call:
+            // the OS says which. (A pause wakes sleeping threads, which then take the GIL
+            // for an instant to check for signals: in blocking mode the OS state read
+            // before the pause is what counts, as in py-spy.)
+            if t.holds_gil && !blocking && t.moved {
+                t.active = !is_idle_frame(&t.frames);
+                continue;
+            }
+            let Some(tid) = t.os_thread_id else {
+                continue;
+            };
+            let r = match self.running.get(&tid) {
+                Some(r) => Some(*r),
+                // In blocking mode a thread whose state could not be read before the pause
+                // is judged by its last known state: read now, just after the pause, every
+                // thread looks runnable while it resumes its interrupted system call.
+                None if blocking => match self.last_running.get(&tid) {
                     Some(r) => Some(*r),
-                    // In blocking mode a thread whose state could not be read before the pause
-                    // is judged by its last known state: read now, just after the pause, every
-                    // thread looks runnable while it resumes its interrupted system call.
-                    None if blocking => match self.last_running.get(&tid) {
-                        Some(r) => Some(*r),
-                        None => self.os_threads.is_running(tid),
-                    },
                     None => self.os_threads.is_running(tid),
-                };
-                if let Some(r) = r {
-                    self.last_running.insert(tid, r);
-                }
-                let r = if blocking && r == Some(true) && !t.holds_gil && !t.moved {
-                    Some(self.worked_since_last_look(tid))
-                } else {
-                    r
-                };
-                t.active = r.unwrap_or(true) && !is_idle_frame(&t.frames);
+                },
+                None => self.os_threads.is_running(tid),
+            };
+            if let Some(r) = r {
+                self.last_running.insert(tid, r);
             }
-            if self.walker.threads_changed {
-                // Sets, not lists: with thousands of threads coming and going, a list
-                // searched for each of them cost more than the snapshot.
-                let tids: FastSet<u64> = out.iter().filter_map(|t| t.os_thread_id).collect();
-                self.os_threads.retain(&tids);
-                self.last_running.retain(|t, _| tids.contains(t));
-                self.cpu_seen.retain(|t, _| tids.contains(t));
-            }
+            let r = if blocking && r == Some(true) && !t.holds_gil && !t.moved {
+                Some(self.worked_since_last_look(tid))
+            } else {
+                r
+            };
+            t.active = r.unwrap_or(true) && !is_idle_frame(&t.frames);
         }
+        if self.walker.threads_changed {
+            // Sets, not lists: with thousands of threads coming and going, a list
+            // searched for each of them cost more than the snapshot.
+            let tids: FastSet<u64> = out.iter().filter_map(|t| t.os_thread_id).collect();
+            self.os_threads.retain(&tids);
+            self.last_running.retain(|t, _| tids.contains(t));
+            self.cpu_seen.retain(|t, _| tids.contains(t));
+        }
+    }
+
+    /// Forget what was kept about threads that are gone.
+    fn forget_gone_threads(&mut self, out: &[ThreadSample]) {
         if self.walker.threads_changed || self.last_tops.len() > out.len() {
             let ids: FastSet<u64> = self.raw.iter().map(|t| t.thread_id).collect();
             self.last_tops.retain(|t, _| ids.contains(t));
             self.had_frames.retain(|t| ids.contains(t));
         }
-        if blocking && self.native.is_some() {
-            self.merge_native(out);
-        }
-        self.stats.snapshots += 1;
-        self.stats.last_reads = self.mem.reads_made() - reads_before;
-        self.stats.reads += self.stats.last_reads;
-        self.stats.code_loads = self.codes.loads;
-        self.stats.code_invalidations = self.codes.invalidations;
-        Ok(())
     }
 
     /// Paused, a thread can be caught half-way through entering or leaving a call (a frame

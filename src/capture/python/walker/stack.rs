@@ -213,39 +213,23 @@ pub(super) fn walk_frames(
                 freed_run = Some(thread.frames.len());
             }
         }
-        let mut is_entry = false;
-        match fo.entry {
-            EntryMark::None => is_entry = true,
-            EntryMark::IsEntryByte(off) => is_entry = f.u8(off as usize) != 0,
-            EntryMark::ShimOwner {
-                owner,
-                cstack,
-                interpreter,
-            } => {
-                let o = f.u8(owner as usize);
-                let shim = o == cstack || o == interpreter;
-                // A frame in a chunk belongs to the thread (owner 0); one outside is a
-                // generator's (1), a frame object's (2) or a shim.
-                let plausible = match found {
-                    FoundIn::Chunk(_) => o == OWNED_BY_THREAD,
-                    FoundIn::Alone => shim || o == OWNED_BY_GENERATOR || o == OWNED_BY_FRAME_OBJECT,
-                };
-                if !plausible {
-                    thread.fault = Some(StackFault::Changed);
-                    return;
+        let is_entry = match entry_mark(fo.entry, f, found) {
+            Mark::Frame { is_entry } => is_entry,
+            Mark::Shim => {
+                // A shim frame pushed by C code: the frame it called is an entry frame.
+                if let Some(last) = thread.frames.last_mut() {
+                    last.shim_entry = true;
+                    last.shim_addr = addr;
                 }
-                if shim {
-                    // A shim frame pushed by C code: the frame it called is an entry frame.
-                    if let Some(last) = thread.frames.last_mut() {
-                        last.shim_entry = true;
-                        last.shim_addr = addr;
-                    }
-                    last = Some((found, true));
-                    addr = previous;
-                    continue;
-                }
+                last = Some((found, true));
+                addr = previous;
+                continue;
             }
-        }
+            Mark::Implausible => {
+                thread.fault = Some(StackFault::Changed);
+                return;
+            }
+        };
         if code == 0 {
             // A slot being filled or cleared: no live frame has no code.
             thread.fault = Some(StackFault::Changed);
@@ -262,17 +246,7 @@ pub(super) fn walk_frames(
         last = Some((found, false));
         addr = previous;
     }
-    // The chain ended: it must end where a thread's first frame is.
-    let complete = match (fo.entry, last) {
-        (_, None) => true,
-        (EntryMark::None, _) => l.frames != FrameShape::FrameObject || freed_run.is_none(),
-        (EntryMark::IsEntryByte(_), Some((FoundIn::Chunk(base), _))) => {
-            regions.roots.contains(&base)
-        }
-        (EntryMark::IsEntryByte(_), Some((FoundIn::Alone, _))) => false,
-        (EntryMark::ShimOwner { .. }, Some((_, shim))) => shim,
-    };
-    if !complete {
+    if !ends_at_first_frame(l, regions, last, freed_run) {
         thread.fault = Some(StackFault::Changed);
         // A chain of frame objects that ends at a freed frame wandered into the free list
         // (linked through `f_back`): the run of freed frames it ends with is not the
@@ -282,6 +256,64 @@ pub(super) fn walk_frames(
             thread.frames.truncate(run + 1);
         }
         thread.partial = !thread.frames.is_empty();
+    }
+}
+
+/// What a frame's entry mark says of it.
+enum Mark {
+    /// A Python frame, and whether C code called it (the first of an evaluation call).
+    Frame { is_entry: bool },
+    /// A shim frame (3.12+) pushed by C code below the frame it called.
+    Shim,
+    /// An owner that cannot be where the frame was found: read while it changed.
+    Implausible,
+}
+
+fn entry_mark(entry: EntryMark, f: Fields, found: FoundIn) -> Mark {
+    match entry {
+        EntryMark::None => Mark::Frame { is_entry: true },
+        EntryMark::IsEntryByte(off) => Mark::Frame {
+            is_entry: f.u8(off as usize) != 0,
+        },
+        EntryMark::ShimOwner {
+            owner,
+            cstack,
+            interpreter,
+        } => {
+            let o = f.u8(owner as usize);
+            let shim = o == cstack || o == interpreter;
+            // A frame in a chunk belongs to the thread (owner 0); one outside is a
+            // generator's (1), a frame object's (2) or a shim.
+            let plausible = match found {
+                FoundIn::Chunk(_) => o == OWNED_BY_THREAD,
+                FoundIn::Alone => shim || o == OWNED_BY_GENERATOR || o == OWNED_BY_FRAME_OBJECT,
+            };
+            match (plausible, shim) {
+                (false, _) => Mark::Implausible,
+                (true, true) => Mark::Shim,
+                (true, false) => Mark::Frame { is_entry: false },
+            }
+        }
+    }
+}
+
+/// Whether a chain whose last frame visited was `last` (where it was found, and whether it
+/// was a shim) ended where a thread's first frame is; before 3.11, `freed_run` says where
+/// the run of freed frame objects that ends it began.
+fn ends_at_first_frame(
+    l: &Layout,
+    regions: &StackRegions,
+    last: Option<(FoundIn, bool)>,
+    freed_run: Option<usize>,
+) -> bool {
+    match (l.frame.entry, last) {
+        (_, None) => true,
+        (EntryMark::None, _) => l.frames != FrameShape::FrameObject || freed_run.is_none(),
+        (EntryMark::IsEntryByte(_), Some((FoundIn::Chunk(base), _))) => {
+            regions.roots.contains(&base)
+        }
+        (EntryMark::IsEntryByte(_), Some((FoundIn::Alone, _))) => false,
+        (EntryMark::ShimOwner { .. }, Some((_, shim))) => shim,
     }
 }
 

@@ -139,9 +139,11 @@ fn top_shows_both_threads_and_every_key_works() {
         s.contains("  %Own   %Total  OwnTime  TotalTime  Function (filename)"),
         "{s}"
     );
+    // Each share is of snapshots: a thread waiting for the GIL shows as running while it
+    // waits for a core, so on a loaded machine both can be near 100% (CI saw 86% and 79%).
     for f in ["crunch", "churn"] {
         let (own, total, own_s, total_s) = row(&s, &format!("{f} (top_target.py)")).unwrap();
-        assert!((15.0..=85.0).contains(&own), "{f}: {own}% own\n{s}");
+        assert!((15.0..=100.0).contains(&own), "{f}: {own}% own\n{s}");
         assert!(total >= own && total_s >= own_s && own_s > 0.1, "{s}");
     }
     assert!(s.contains("Press Control-C or Q to quit, or ? for help."));

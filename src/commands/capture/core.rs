@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::process::frame_details;
 use super::sink::{SampleSink, ThreadAt};
 use super::tally::Tally;
 use crate::capture::core_snapshot::{open_core, read_core, CoreOptions, CoreSnapshot};
@@ -13,7 +14,7 @@ use crate::capture::python::walker::StackFault;
 use crate::capture::timer::StopReason;
 use crate::model::config::{LockingStrategy, RecordDuration};
 use crate::model::trace::StackTrace;
-use crate::store::{CaptureStart, FrameDetail, FrameKey, SamplingOptions, SessionWriter, Started};
+use crate::store::{CaptureStart, FrameKey, SamplingOptions, SessionWriter, Started};
 use crate::store::{ThreadKey, FLAG_ACTIVE, FLAG_GIL};
 
 /// What to read.
@@ -125,16 +126,10 @@ fn store_trace(
         flags,
         0,
     )?;
-    let last = t.frames.len().saturating_sub(1);
-    let details = t
-        .frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| FrameDetail {
-            is_entry: f.is_entry,
-            is_shim_entry: f.is_shim_entry || i == last,
-            locals: f.locals.clone(),
-        })
-        .collect();
+    let details = frame_details(
+        t.frames
+            .iter()
+            .map(|f| (f.is_entry, f.is_shim_entry, f.locals.clone())),
+    );
     writer.add_details(0, key, details)
 }

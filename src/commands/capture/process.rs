@@ -10,7 +10,7 @@ use super::tally::Tally;
 use crate::capture::os::proc;
 use crate::capture::spy::{PythonSpy, ThreadSample};
 use crate::model::fasthash::FastMap;
-use crate::model::trace::Pid;
+use crate::model::trace::{LocalVariable, Pid};
 use crate::store::{FrameDetail, FrameKey, ThreadKey};
 use crate::store::{FLAG_ACTIVE, FLAG_GIL, FLAG_PAUSED, FLAG_TRUNCATED};
 
@@ -202,17 +202,27 @@ impl Attached {
     }
 }
 
-/// A thread's frame details as `dump` shows them: the outermost frame counts as entered
-/// from a shim, as py-spy 0.4 marks it.
+/// A thread's frame details as `dump` shows them.
 fn details_of(t: &ThreadSample) -> Vec<FrameDetail> {
-    let last = t.frames.len().saturating_sub(1);
-    t.frames
-        .iter()
+    frame_details(
+        t.frames
+            .iter()
+            .map(|f| (f.is_entry, f.shim_entry, f.locals.clone())),
+    )
+}
+
+/// Frame details, innermost first, from each frame's (entered from C, entered from a shim,
+/// locals): the outermost frame counts as entered from a shim, as py-spy 0.4 marks it.
+pub(super) fn frame_details(
+    frames: impl ExactSizeIterator<Item = (bool, bool, Option<Vec<LocalVariable>>)>,
+) -> Vec<FrameDetail> {
+    let last = frames.len().saturating_sub(1);
+    frames
         .enumerate()
-        .map(|(i, f)| FrameDetail {
-            is_entry: f.is_entry,
-            is_shim_entry: f.shim_entry || i == last,
-            locals: f.locals.clone(),
+        .map(|(i, (is_entry, shim_entry, locals))| FrameDetail {
+            is_entry,
+            is_shim_entry: shim_entry || i == last,
+            locals,
         })
         .collect()
 }

@@ -42,6 +42,12 @@ pub struct View {
     /// Show samples whose stack could not be read (error samples) as a stack of one
     /// `<error: REASON>` frame, rather than leaving them out.
     pub errors: bool,
+    /// Without `errors`: show the error samples whose innermost frames were read (a chain
+    /// that broke off while it was read: what the thread ran, its callers unknown) as those
+    /// frames under one `<unreadable caller>` frame, so that leaf shares stay true; the
+    /// other error samples are left out and counted. `false` (`--no-errors`) leaves every
+    /// error sample out.
+    pub partial_errors: bool,
     /// Leave native frames out (a `--native` capture seen with its Python frames only).
     pub python_only: bool,
 }
@@ -60,10 +66,15 @@ impl Default for View {
             from_s: None,
             to_s: None,
             errors: false,
+            partial_errors: true,
             python_only: false,
         }
     }
 }
+
+/// The frame under which an error sample's innermost frames are shown by default: the
+/// callers of a chain that broke off while it was read are not known.
+pub const UNREADABLE_CALLER: &str = "<unreadable caller>";
 
 /// A frame as a view shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -129,6 +140,8 @@ pub struct Replay<'s> {
     pub errors_left_out: Vec<u64>,
     /// (error id, thread label frame or u32::MAX) → view stack.
     error_stacks: FastMap<(u32, u32), u32>,
+    /// Error samples shown by default as their innermost frames under `<unreadable caller>`.
+    pub partial_shown: u64,
 }
 
 impl<'s> Replay<'s> {
@@ -185,6 +198,7 @@ impl<'s> Replay<'s> {
             kept: 0,
             errors_left_out: vec![0; session.errors.len()],
             error_stacks: FastMap::default(),
+            partial_shown: 0,
         })
     }
 
@@ -242,7 +256,7 @@ impl<'s> Replay<'s> {
                 self.dropped += 1;
                 continue;
             }
-            if s.error() && !self.view.errors {
+            if s.error() && !self.view.errors && !self.shows_partial(s.stack) {
                 if let Some(n) = self.errors_left_out.get_mut(s.stack as usize) {
                     *n += 1;
                 }
@@ -253,6 +267,9 @@ impl<'s> Replay<'s> {
             } else {
                 u32::MAX
             };
+            if s.error() && !self.view.errors {
+                self.partial_shown += 1;
+            }
             let stack = if s.error() {
                 match self.error_stacks.get(&(s.stack, label)) {
                     Some(id) => *id,
@@ -382,8 +399,20 @@ impl<'s> Replay<'s> {
     /// sample was left out.
     pub fn errors_note(&self) -> Option<String> {
         let total = self.errors_left_out_total();
+        let partial = (self.partial_shown > 0).then(|| {
+            format!(
+                "{} {} whose callers could not be read shown under {UNREADABLE_CALLER} \
+                 (--no-errors leaves them out)",
+                self.partial_shown,
+                if self.partial_shown == 1 {
+                    "sample"
+                } else {
+                    "samples"
+                },
+            )
+        });
         if total == 0 {
-            return None;
+            return partial;
         }
         let mut by_kind: Vec<(String, u64)> = Vec::new();
         for (row, n) in self.session.errors.iter().zip(&self.errors_left_out) {
@@ -396,18 +425,39 @@ impl<'s> Replay<'s> {
             }
         }
         let reasons: Vec<String> = by_kind.iter().map(|(m, n)| format!("{m}: {n}")).collect();
-        Some(format!(
+        let left_out = format!(
             "{total} {} whose stack could not be read left out ({}); --errors shows them",
             if total == 1 { "sample" } else { "samples" },
             reasons.join(", ")
-        ))
+        );
+        Some(match partial {
+            Some(p) => format!("{p}; {left_out}"),
+            None => left_out,
+        })
+    }
+
+    /// Whether error `error` is shown, without `--errors`, as its innermost frames under
+    /// `<unreadable caller>` ([`View::partial_errors`]).
+    fn shows_partial(&self, error: u32) -> bool {
+        let session = self.session;
+        self.view.partial_errors
+            && session
+                .errors
+                .get(error as usize)
+                .and_then(|e| e.stack)
+                .and_then(|stack| session.stacks.get(stack as usize))
+                .is_some_and(|frames| frames.iter().any(|f| self.shows(*f)))
     }
 
     fn make_error_stack(&mut self, error: u32, thread: u32, label: u32) -> u32 {
         let mut out = self.roots(thread, label);
         let row = self.session.errors.get(error as usize);
-        let reason = row.map_or("unknown", |e| e.message.as_str());
-        out.push(self.pseudo(format!("<error: {reason}>")));
+        if self.view.errors {
+            let reason = row.map_or("unknown", |e| e.message.as_str());
+            out.push(self.pseudo(format!("<error: {reason}>")));
+        } else {
+            out.push(self.pseudo(UNREADABLE_CALLER.to_string()));
+        }
         // The innermost frames read before the chain broke off, callers unknown.
         let session = self.session;
         if let Some(stack) = row.and_then(|e| e.stack) {

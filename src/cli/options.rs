@@ -166,10 +166,15 @@ pub struct ViewArgs {
     /// Show full Python filenames, instead of shortening to show only the package part
     #[arg(long)]
     pub full_filenames: bool,
-    /// Show samples whose stack could not be read, as a frame naming the reason (they are
-    /// left out otherwise, and counted)
-    #[arg(long)]
+    /// Show every sample whose stack could not be read, under a frame naming the reason. By
+    /// default those whose innermost frames were read show them under <unreadable caller>
+    /// (so what ran keeps its share), and the others are left out and counted
+    #[arg(long, conflicts_with = "no_errors")]
     pub errors: bool,
+    /// Leave out every sample whose stack could not be read (counted), <unreadable caller>
+    /// ones included
+    #[arg(long)]
+    pub no_errors: bool,
     /// Leave native frames out: a capture taken with --native, seen with its Python frames only
     #[arg(long)]
     pub no_native: bool,
@@ -190,6 +195,7 @@ impl ViewArgs {
             },
             full_filenames: self.full_filenames,
             errors: self.errors,
+            partial_errors: !self.no_errors,
             python_only: self.no_native,
             ..View::default()
         }

@@ -66,6 +66,8 @@ pub struct CodeInfo {
 
 struct Entry {
     info: Arc<CodeInfo>,
+    /// Bytes of bytecode (`ob_size` code units of two bytes; 3.11+).
+    code_bytes: u64,
     /// The bytes compared on validation.
     signature: Vec<u8>,
     /// Line memo: byte offset in the bytecode → line.
@@ -184,13 +186,14 @@ impl CodeCache {
         if let Some(e) = self.entries.get(&addr) {
             return Ok(e.info.clone());
         }
-        let (info, signature) = load(mem, layout, addr, self.code_type)?;
+        let (info, signature, code_bytes) = load(mem, layout, addr, self.code_type)?;
         let info = Arc::new(info);
         self.loads += 1;
         self.entries.insert(
             addr,
             Entry {
                 info: info.clone(),
+                code_bytes,
                 signature,
                 lines: FastMap::default(),
                 checked: self.generation,
@@ -199,6 +202,19 @@ impl CodeCache {
         );
         self.used_now.push(addr);
         Ok(info)
+    }
+
+    /// The cached code object whose bytecode holds the instruction at `instr` (an absolute
+    /// address in the target; 3.11+, where the bytecode lives inside the code object), and
+    /// the instruction's byte offset in it. Used for a frame that returned while it was read
+    /// (its code cleared, its instruction pointer left): only code already known is looked
+    /// up, and the walk's check (`end`) then validates the entry found as any other.
+    pub fn find_by_instr(&self, layout: &Layout, instr: u64) -> Option<(u64, i64)> {
+        let start = layout.code.code_adaptive;
+        self.entries.iter().find_map(|(&addr, e)| {
+            let offset = instr.checked_sub(addr.checked_add(start)?)?;
+            (offset < e.code_bytes).then_some((addr, offset as i64))
+        })
     }
 
     /// Line of the instruction at byte offset `offset` (negative: not started yet, which
@@ -239,7 +255,7 @@ fn load(
     layout: &Layout,
     addr: u64,
     code_type: Option<u64>,
-) -> Result<(CodeInfo, Vec<u8>)> {
+) -> Result<(CodeInfo, Vec<u8>, u64)> {
     let c: &CodeOffsets = &layout.code;
     let raw = mem
         .read_vec(addr, c.size as usize)
@@ -268,6 +284,12 @@ fn load(
             .context("could not read a code object's line table")?;
     let (from, len) = signature_range(layout);
     let signature = raw[from as usize..from as usize + len].to_vec();
+    // Only 3.11+ keep their bytecode in the code object (`co_code_adaptive`, `ob_size` units).
+    let code_bytes = if c.code_adaptive > 0 {
+        f.u64(layout.object.ob_size as usize).min(1 << 24) * 2
+    } else {
+        0
+    };
     Ok((
         CodeInfo {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -283,5 +305,6 @@ fn load(
             module: None,
         },
         signature,
+        code_bytes,
     ))
 }

@@ -302,6 +302,7 @@ impl PythonSpy {
             .walker
             .snapshot_with(&self.mem, &mut raw, |batch| codes.begin(layout, batch))
             .and_then(|()| {
+                resolve_returned(&self.codes, layout, &mut raw);
                 let frames = raw.iter().flat_map(|t| t.frames.iter().map(|f| f.code));
                 self.codes
                     .end(&self.mem, layout, self.walker.batch(), frames);
@@ -336,6 +337,33 @@ impl PythonSpy {
         if let [word] = found[..] {
             self.walker.gil.holder = word;
             self.threadstate_address = word as usize;
+        }
+    }
+}
+
+/// Name the code of innermost frames that returned while they were read (their code cleared,
+/// their instruction pointer left: [`RawFrame::returned`]) from the code objects known; a
+/// thread whose returned frame ran code not seen before is a stack that changed while read.
+fn resolve_returned(
+    codes: &CodeCache,
+    layout: &crate::capture::python::layout::Layout,
+    raw: &mut [RawThread],
+) {
+    for t in raw.iter_mut() {
+        for f in t.frames.iter_mut().take_while(|f| f.returned) {
+            match codes.find_by_instr(layout, f.instr_offset as u64) {
+                Some((code, offset)) => {
+                    f.code = code;
+                    f.instr_offset = offset;
+                    f.returned = false;
+                }
+                None => {
+                    t.fault = Some(StackFault::Changed);
+                    t.partial = false;
+                    t.frames.clear();
+                    break;
+                }
+            }
         }
     }
 }

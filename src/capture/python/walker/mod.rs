@@ -91,6 +91,11 @@ pub struct RawFrame {
     /// That shim frame's address (0: none): it lives in the C stack frame of the evaluation
     /// call that runs this frame, which is how `--native` finds that call without symbols.
     pub shim_addr: u64,
+    /// The innermost frame returned between our reading the pointer to it and reading it
+    /// (3.14+ clear a popped frame's code; its instruction pointer stays): `code` is 0 and
+    /// `instr_offset` holds that instruction pointer, whose code object the decoder finds
+    /// among those it knows ([`crate::capture::python::code::CodeCache::find_by_instr`]).
+    pub returned: bool,
 }
 
 /// One Python thread as found in the target.

@@ -230,6 +230,36 @@ pub(super) fn walk_frames(
                 return;
             }
         };
+        let innermost = thread.frames.iter().all(|f| f.returned);
+        // Only where popping a frame clears its code (3.14+, whose code reference is a tagged
+        // stack reference): before, a frame without code is a slot being filled, whose
+        // instruction pointer is a former occupant's.
+        let pop_clears_code = fo.code_tag_bits > 0;
+        if code == 0 && innermost && pop_clears_code && !matches!(found, FoundIn::Alone) {
+            if let InstrPos::Pointer(offset) = l.frame.instr {
+                // An innermost frame (or its caller, when that returned too), in its chunk,
+                // with its code cleared: it returned between our reading the pointer to it
+                // and our reading it (3.14+ clear a popped frame's code and nothing else). It
+                // was on the thread's stack when the pointer was read; its instruction
+                // pointer, left as it was, says which code it ran. Dropping such samples
+                // would undercount short calls.
+                let instr = f.u64(offset as usize);
+                if instr != 0 {
+                    thread.frames.push(RawFrame {
+                        addr,
+                        code: 0,
+                        instr_offset: instr as i64,
+                        is_entry,
+                        shim_entry: false,
+                        shim_addr: 0,
+                        returned: true,
+                    });
+                    last = Some((found, false));
+                    addr = previous;
+                    continue;
+                }
+            }
+        }
         if code == 0 {
             // A slot being filled or cleared: no live frame has no code.
             thread.fault = Some(StackFault::Changed);
@@ -242,6 +272,7 @@ pub(super) fn walk_frames(
             is_entry,
             shim_entry: false,
             shim_addr: 0,
+            returned: false,
         });
         last = Some((found, false));
         addr = previous;

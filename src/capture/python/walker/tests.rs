@@ -247,6 +247,7 @@ impl Skeleton {
         (0..self.depth)
             .rev()
             .map(|k| RawFrame {
+                returned: false,
                 addr: self.frame_addr(k),
                 code: self.codes[k % CODES],
                 instr_offset: match l.frame.instr {

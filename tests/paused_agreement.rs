@@ -1,0 +1,205 @@
+//! A nonblocking profile of a running program must agree with a paused (blocking) profile of
+//! the same process: the paused read is consistent by construction, the nonblocking one
+//! races the target. Here the target (tests/scripts/churn.py, stacks that change every
+//! microsecond) runs on core 0 and the profiler on core 1, the regime where reads go wrong:
+//! the target runs on while it is read. Recordings alternate paused, nonblocking, paused,
+//! nonblocking on one process, and each function's leaf share (of every sample, in the
+//! default view) of the two nonblocking ones must be within the noise of the paused ones:
+//! the larger of the two paused profiles' own difference and three binomial standard
+//! deviations plus one point.
+//!
+//! What is checked where (issue 23 is open; what is not yet held is printed as NOT CHECKED,
+//! never counted as a pass):
+//! - `gen` (recursive generators): leaf shares on every interpreter from 3.8 (error samples'
+//!   innermost frames are shown under `<unreadable caller>` by default). Their error share is
+//!   printed, not asserted: a third to two thirds of these samples are still chains that
+//!   broke off while read.
+//! - `calls` (short methods, `__init__` and operators called through C): leaf shares and an
+//!   error share under 2% on 3.8-3.10 and 3.13+; on 3.11-3.12 the caller of a call made
+//!   through C still gains share, printed.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+const SECONDS: &str = "3";
+const RATE: &str = "200";
+
+/// Leaf function (`name (file)`) → samples, over every sample of the default view.
+fn leaf_counts(session: &Path) -> (HashMap<String, u64>, u64) {
+    let mut counts = HashMap::new();
+    let mut total = 0;
+    for (stack, n) in parse_collapsed(&render_raw(session, &[])) {
+        let leaf = stack.rsplit(';').next().unwrap_or("");
+        let key = match leaf.rsplit_once(" (") {
+            Some((name, rest)) => format!("{name} ({})", rest.split(':').next().unwrap_or("")),
+            None => leaf.to_string(),
+        };
+        *counts.entry(key).or_insert(0) += n;
+        total += n;
+    }
+    (counts, total)
+}
+
+fn error_samples(session: &Path) -> (u64, u64) {
+    let s = session.to_str().unwrap();
+    let count = |sql: &str| -> u64 {
+        let (code, out, err) = run_py_spy(&["query", s, sql, "--format", "csv"]);
+        assert_eq!(code, 0, "query failed: {err}");
+        out.lines().last().unwrap().trim().parse().unwrap()
+    };
+    (
+        count("select count(*) from samples where error is not null"),
+        count("select count(*) from samples"),
+    )
+}
+
+fn record(pid: i32, out: &Path, paused: bool) {
+    let pid = pid.to_string();
+    let mut args = vec![
+        "-c",
+        "1",
+        py_spy_bin().to_str().unwrap().to_string().leak(),
+        "capture",
+        "--pid",
+        &pid,
+        "-r",
+        RATE,
+        "-d",
+        SECONDS,
+        "--hideprogress",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    if !paused {
+        args.push("--nonblocking");
+    }
+    let o = Command::new("taskset")
+        .args(&args)
+        .output()
+        .expect("taskset");
+    assert!(
+        o.status.success(),
+        "capture failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn share(c: &HashMap<String, u64>, total: u64, f: &str) -> f64 {
+    *c.get(f).unwrap_or(&0) as f64 / total.max(1) as f64
+}
+
+/// Record one process four times (paused, nonblocking, paused, nonblocking); return the
+/// worst leaf difference beyond the noise (None: all within), the error share of the
+/// nonblocking recordings and a report line.
+fn compare(py: &Interpreter, mode: &str, dir: &Path) -> (Option<String>, f64, String) {
+    let target = spawn(&py.path, "churn.py", &[mode, "60"]);
+    let pinned = Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &target.pid.to_string()])
+        .output()
+        .expect("taskset -p");
+    assert!(pinned.status.success(), "could not pin the target");
+    let mut paused = Vec::new();
+    let mut running = Vec::new();
+    let (mut errors, mut all) = (0, 0);
+    for (k, is_paused) in [true, false, true, false].into_iter().enumerate() {
+        let out = dir.join(format!("{mode}-{k}.pyspy"));
+        record(target.pid, &out, is_paused);
+        let counts = leaf_counts(&out);
+        if is_paused {
+            paused.push(counts);
+        } else {
+            let (e, n) = error_samples(&out);
+            errors += e;
+            all += n;
+            running.push(counts);
+        }
+    }
+    let pool = |v: &[(HashMap<String, u64>, u64)]| {
+        let mut c: HashMap<String, u64> = HashMap::new();
+        for (m, _) in v {
+            for (k, n) in m {
+                *c.entry(k.clone()).or_insert(0) += n;
+            }
+        }
+        (c, v.iter().map(|x| x.1).sum::<u64>())
+    };
+    let (pc, pn) = pool(&paused);
+    let (nc, nn) = pool(&running);
+    assert!(
+        pn >= 600 && nn >= 600,
+        "too few samples: {pn} paused, {nn} nonblocking"
+    );
+    let mut worst: Option<(f64, String)> = None;
+    let mut keys: Vec<&String> = pc.keys().chain(nc.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for f in keys {
+        let p = share(&pc, pn, f);
+        let n = share(&nc, nn, f);
+        let floor =
+            (share(&paused[0].0, paused[0].1, f) - share(&paused[1].0, paused[1].1, f)).abs();
+        let sd = (p * (1.0 - p) / pn as f64 + p * (1.0 - p) / nn as f64).sqrt();
+        let allowed = floor.max(3.0 * sd + 0.01);
+        let excess = (n - p).abs() - allowed;
+        if excess > 0.0 && worst.as_ref().is_none_or(|w| excess > w.0) {
+            worst = Some((
+                excess,
+                format!("{f}: nonblocking {n:.3}, paused {p:.3} (allowed ±{allowed:.3})"),
+            ));
+        }
+    }
+    let error_share = errors as f64 / all.max(1) as f64;
+    let line =
+        format!(
+        "{} {mode}: {pn} paused and {nn} nonblocking samples, {:.1}% error samples nonblocking, {}",
+        py.label,
+        100.0 * error_share,
+        worst.as_ref().map_or("every leaf share within the noise".into(), |w| w.1.clone())
+    );
+    (worst.map(|w| w.1), error_share, line)
+}
+
+#[test]
+fn nonblocking_agrees_with_paused_on_another_core() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        println!("[paused_agreement] NOT CHECKED: needs two cores");
+        return;
+    }
+    let dir = tmpdir("paused-agreement");
+    let mut failures = Vec::new();
+    on_each_supported_from("paused_agreement", (3, 8), |py| {
+        let minor = (py.version.0, py.version.1);
+        let held_calls = !((3, 11)..=(3, 12)).contains(&minor);
+        for mode in ["gen", "calls"] {
+            let (worst, error_share, line) = compare(py, mode, &dir);
+            println!("[paused_agreement] {line}");
+            let checked = mode == "gen" || held_calls;
+            if !checked {
+                println!("[paused_agreement] NOT CHECKED ({}, calls): leaf shares and errors on 3.11-3.12 (issue 23)", py.label);
+                continue;
+            }
+            if let Some(w) = worst {
+                failures.push(format!("{} {mode}: {w}", py.label));
+            }
+            if mode == "calls" && error_share > 0.02 {
+                failures.push(format!(
+                    "{} calls: {:.1}% error samples (at most 2%)",
+                    py.label,
+                    100.0 * error_share
+                ));
+            }
+            if mode == "gen" {
+                println!(
+                    "[paused_agreement] NOT CHECKED ({} gen): error share at most 2% (measured {:.1}%; issue 23)",
+                    py.label,
+                    100.0 * error_share
+                );
+            }
+        }
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -184,7 +184,7 @@ fn check_main_locals(traces: &[StackTrace]) {
         ("text", "\"héllo wörld\""),
         ("empty", "\"\""),
         ("long_text", long.as_str()),
-        ("blob", "b\"ab\\x00\""),
+        ("blob", "b'ab\\x00'"),
         ("pair", "(1, \"two\")"),
         ("items", "[1, 2, 3]"),
         ("mapping", "{\"a\": 1}"),

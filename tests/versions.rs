@@ -346,3 +346,131 @@ fn future_versions_by_debug_offsets() {
         &[],
     );
 }
+
+const REPRS: &str = "reprs.py";
+const POW_2_400: &str = "2582249878086908589655919172003011874329705792829223512830659356540647622016841194629645353280137831435903171972747493376";
+const POW_2_500: &str = "3273390607896141870013189696827599152216642046043064789483291368096133796404674554883270092325904157150886684127560071009217256545885393053328527589376";
+const POW_2_1000: &str = "10715086071862673209484250490600018105614048117055336074437503883703510511249361224931983788156958581275946729175531468251871452856923140435984577574698574803934567774824230985421074605062371141877954182153046474983581941267398767559165543946077062914571196477686542167660429831652624386837205668069376";
+
+/// `name: text` of each local in main's frame of `reprs.py`, from `dump --locals` text output
+/// (`locals` is 1 for `-l`, 2 for `-ll`).
+fn reprs_locals(pid: &str, locals: usize) -> Vec<(String, String)> {
+    let mut args = vec!["dump", "--pid", pid];
+    args.extend(std::iter::repeat_n("--locals", locals));
+    let (code, out, err) = run_py_spy(&args);
+    assert_eq!(code, 0, "dump failed: {err}");
+    let head = format!("    main ({REPRS}:{})", line_of(REPRS, "MAIN_LINE"));
+    let mut lines = out.lines().skip_while(|l| *l != head).skip(1);
+    assert_eq!(lines.next(), Some("        Locals:"), "{out}");
+    lines
+        .map_while(|l| l.strip_prefix("            "))
+        .map(|l| {
+            let (name, text) = l.split_once(": ").unwrap();
+            (name.to_string(), text.to_string())
+        })
+        .collect()
+}
+
+/// `dump --locals` text of bytes, str and containers of big ints, exactly, on every
+/// interpreter: bytes as Python's repr writes them (quote chosen as Python chooses it, cut
+/// between escapes with `...` before the closing quote; on 2.7 bytes are `str`, shown in
+/// py-spy's double-quoted form); str cut between escapes; a container holding an int longer
+/// than the budget shows its items, that int cut to fit, instead of `(...)`.
+#[test]
+fn locals_as_python_writes_them() {
+    on_each_supported("locals_as_python_writes_them", |py| {
+        let target = spawn(&py.path, REPRS, &[]);
+        let pid = target.pid.to_string();
+        let got = reprs_locals(&pid, 1);
+        let py2 = py.version.0 == 2;
+        let bytes: [(&str, String); 8] = if py2 {
+            [
+                ("xml", r#""<root a="1">""#.into()),
+                ("apostrophe", r#""it\"s""#.into()),
+                ("both_quotes", r#""it\"s "q"""#.into()),
+                // 2.7's str is decoded as UTF-8 (invalid bytes as U+FFFD), a backslash as is.
+                (
+                    "escapes",
+                    "\"\\t\\n\\r\\x00\\x1f\\x7f\u{fffd}\u{fffd}\\\"".into(),
+                ),
+                ("no_bytes", r#""""#.into()),
+                ("long_bytes", format!("\"<{}...\"", "ab".repeat(61))),
+                ("zeros", format!("\"{}...\"", r"\x00".repeat(30))),
+                ("late_quote", format!("\"it\\\"s{}...\"", "x".repeat(118))),
+            ]
+        } else {
+            [
+                ("xml", r#"b'<root a="1">'"#.into()),
+                ("apostrophe", r#"b"it's""#.into()),
+                ("both_quotes", r#"b'it\'s "q"'"#.into()),
+                ("escapes", r"b'\t\n\r\x00\x1f\x7f\x80\xff\\'".into()),
+                ("no_bytes", "b''".into()),
+                ("long_bytes", format!("b'<{}a...'", "ab".repeat(60))),
+                ("zeros", format!("b'{}...'", r"\x00".repeat(30))),
+                // The quote is chosen from the whole value, past the cut.
+                ("late_quote", format!("b'it\\'s{}...'", "x".repeat(117))),
+            ]
+        };
+        let others: [(&str, String); 9] = [
+            ("text", "\"héllo\"".into()),
+            ("controls", format!("\"{}a...\"", r"a\x00".repeat(24))),
+            (
+                "small_big",
+                "(1, 1267650600228229401496703205376, 3)".into(),
+            ),
+            // On its own an int is shown in full, past the budget.
+            ("huge", POW_2_1000.into()),
+            ("huge_tuple", format!("({}...)", &POW_2_1000[..115])),
+            ("huge_list", format!("[1, {}..., ...]", &POW_2_400[..112])),
+            ("huge_dict", format!("{{\"k\": {}...}}", &POW_2_500[..110])),
+            ("huge_negative", format!("[-{}...]", &POW_2_400[..114])),
+            ("huge_nested", format!("[[({}...)]]", &POW_2_1000[..111])),
+        ];
+        let mut want = vec![("parent".to_string(), std::process::id().to_string())];
+        want.extend(
+            bytes
+                .into_iter()
+                .chain(others)
+                .map(|(n, t)| (n.to_string(), t)),
+        );
+        assert_eq!(got, want, "{}", py.label);
+        for (name, text) in &got {
+            let limit = if name == "huge" {
+                POW_2_1000.len()
+            } else {
+                128
+            };
+            assert!(text.chars().count() <= limit, "{name}: {text}");
+        }
+        // Python 3's own repr of each bytes value: ours is it, or its start and `...` then
+        // the quote when cut.
+        if !py2 {
+            let python = target
+                .printed("EXPECT")
+                .expect("the script printed its reprs");
+            for (name, text) in &got[1..9] {
+                let theirs = python[name.as_str()].as_str().unwrap();
+                let cut = text.strip_suffix("...'").or(text.strip_suffix("...\""));
+                match cut {
+                    Some(start) => assert!(theirs.starts_with(start), "{name}: {text}"),
+                    None => assert_eq!(text, theirs, "{name}"),
+                }
+            }
+        }
+        // With -ll the budget is 256: those containers fit in full.
+        let got = reprs_locals(&pid, 2);
+        let find = |n: &str| got.iter().find(|(name, _)| name == n).unwrap().1.clone();
+        assert_eq!(
+            find("huge_list"),
+            format!("[1, {POW_2_400}, 3]"),
+            "{}",
+            py.label
+        );
+        assert_eq!(
+            find("huge_negative"),
+            format!("[-{POW_2_400}]"),
+            "{}",
+            py.label
+        );
+    });
+}

@@ -1,10 +1,18 @@
 //! Python objects in the target: types, dicts, and the short text shown for local variables.
 //!
-//! The text follows py-spy 0.4's rules (ints, floats, bools, None, quoted strings, tuples,
-//! lists, dicts, numpy scalars, `<type at 0x..>` for the rest, each within a length budget),
-//! except where py-spy gives up: strings of any length are shown cut to the budget (py-spy
-//! prints `?` from 4096 characters), ints of any size in full (py-spy: `+bigint`), and bytes
-//! as `b"..."` (py-spy: `<bytes at 0x..>`).
+//! The text follows py-spy 0.4's rules (ints, floats, bools, None, strings in double quotes,
+//! tuples, lists, dicts, numpy scalars, `<type at 0x..>` for the rest, each within a length
+//! budget), except where py-spy gives up or is wrong: strings of any length are shown cut to
+//! the budget (py-spy prints `?` from 4096 characters), ints of any size in full (py-spy:
+//! `+bigint`; inside a container an int longer than its budget is cut to it, `1234...`), bytes
+//! as Python's repr writes them (`b'<root a="1">'`, `b"it's"`, `b'\x00\xff'`; py-spy:
+//! `<bytes at 0x..>`), cut between escapes with `...` before the closing quote, as strings are.
+//! A string, bytes or int in a container that does not fit what is left of the budget is
+//! shown again cut to fit (py-spy drops it for `...`, so `(2**1000,)` was `(...)`), then
+//! `...` if items remain; a nested container is not (see `is_container`).
+//!
+//! `str` keeps py-spy's form, not Python's repr: always `"..."`, a single quote written `\"`.
+//! On 2.7, `str` is bytes and is shown that way too (`"<root a="1">"`), as py-spy does.
 
 use super::layout::{tpflags, DictFormat, IntFormat, Layout, ManagedDict, StrFormat};
 use super::strings;
@@ -16,6 +24,12 @@ use std::collections::HashMap;
 const MAX_DICT_ENTRIES: u64 = 1 << 20;
 /// Most digits of an int decoded (30 bits each); larger ints are shown cut.
 const MAX_INT_DIGITS: usize = 2048;
+/// Bytes of a `bytes` value looked at to choose its quote as Python does (from the whole
+/// value): all of it but for longer ones, where only these first bytes count.
+const QUOTE_SCAN: usize = 4096;
+/// A container keeps an item only if more than this many characters of its budget are left
+/// after it (py-spy 0.4's rule): room for the `, ...` that says items were left out.
+const ROOM_AFTER_ITEM: isize = 5;
 
 #[derive(Clone, Debug)]
 pub struct TypeInfo {
@@ -340,45 +354,49 @@ impl<'a> ObjectReader<'a> {
                 if neg && s != "0" {
                     s.insert(0, '-');
                 }
-                s
+                // In full on its own; inside a container, cut to its budget like a string,
+                // so that the container's other items still show.
+                if self.showing.is_empty() || s.len() as isize <= max_len {
+                    s
+                } else {
+                    let keep = (max_len - 3) as usize;
+                    format!("{}...", &s[..keep])
+                }
             }
         } else if (flags & tpflags::UNICODE_SUBCLASS != 0 && !text27)
             || (text27 && flags & tpflags::BYTES_SUBCLASS != 0)
         {
+            // py-spy 0.4's form, which tests and README promise: always in double quotes,
+            // a single quote written `\"` as py-spy writes it; control characters escaped.
             let keep = (max_len - 5) as usize;
             let s = strings::read_str(self.mem, self.layout, addr, keep + 1)?;
-            let text = escape_controls(&s.text.replace('\'', "\\\""));
-            if let Some((cut, _)) = text.char_indices().nth(keep) {
-                format!("\"{}...\"", &text[..cut])
-            } else if s.len > s.text.chars().count() {
-                format!("\"{text}...\"")
-            } else {
+            let (text, whole) = escaped_within(s.text.chars(), keep, push_text_char);
+            // `len` counts characters (bytes on 2.7): more than were read means a cut.
+            if whole && s.len <= keep + 1 {
                 format!("\"{text}\"")
+            } else {
+                format!("\"{text}...\"")
             }
         } else if flags & tpflags::BYTES_SUBCLASS != 0 {
+            // Python's repr: in single quotes unless the value holds a single quote and no
+            // double quote; the quote and backslash escaped, \t \n \r, other bytes outside
+            // 0x20..0x7f as \xNN. Cut between escapes, `...` before the closing quote.
             let keep = (max_len - 6) as usize;
-            let (data, size) = strings::read_bytes(self.mem, self.layout, addr, keep + 1)?;
-            let mut text = String::new();
-            for &b in &data {
-                match b {
-                    b'\\' => text.push_str("\\\\"),
-                    b'"' => text.push_str("\\\""),
-                    b'\n' => text.push_str("\\n"),
-                    b'\r' => text.push_str("\\r"),
-                    b'\t' => text.push_str("\\t"),
-                    0x20..=0x7e => text.push(b as char),
-                    _ => text.push_str(&format!("\\x{b:02x}")),
-                }
-            }
-            if size > keep {
-                let cut = text
-                    .char_indices()
-                    .nth(keep)
-                    .map(|(i, _)| i)
-                    .unwrap_or(text.len());
-                format!("b\"{}...\"", &text[..cut])
+            let want = (keep + 1).max(QUOTE_SCAN);
+            let (data, size) = strings::read_bytes(self.mem, self.layout, addr, want)
+                .or_else(|_| strings::read_bytes(self.mem, self.layout, addr, keep + 1))?;
+            let quote = if data.contains(&b'\'') && !data.contains(&b'"') {
+                '"'
             } else {
-                format!("b\"{text}\"")
+                '\''
+            };
+            let (text, whole) = escaped_within(data.iter().copied(), keep, |b, out| {
+                push_byte(b, quote, out)
+            });
+            if whole && size == data.len() {
+                format!("b{quote}{text}{quote}")
+            } else {
+                format!("b{quote}{text}...{quote}")
             }
         } else if flags
             & (tpflags::DICT_SUBCLASS | tpflags::LIST_SUBCLASS | tpflags::TUPLE_SUBCLASS)
@@ -421,24 +439,43 @@ impl<'a> ObjectReader<'a> {
         Ok(out)
     }
 
-    /// A dict's items, within `max_len` characters.
+    /// A dict's items, within `max_len` characters. A key or value that does not fit what is
+    /// left is shown again cut to fit (the key first, if it leaves no room for a value), so a
+    /// long string, bytes or int still shows as far as the budget allows; see
+    /// [`Self::is_container`].
     fn dict_repr(&mut self, addr: u64, max_len: isize) -> Result<String> {
         let mut parts = Vec::new();
         let mut remaining = max_len - 2;
         for (k, v) in self.dict_items(addr)? {
-            let key = self.repr(k, remaining)?;
-            let value = self.repr(v, remaining)?;
-            remaining -= (key.len() + value.len()) as isize + 4;
-            if remaining <= 5 {
-                parts.push("...".to_owned());
-                break;
+            let mut key = self.repr(k, remaining)?;
+            let mut value = self.repr(v, remaining)?;
+            let fits = |key: &str, value: &str| {
+                remaining - (key.len() + value.len()) as isize - 4 > ROOM_AFTER_ITEM
+            };
+            if !fits(&key, &value) {
+                // Room for the key and value together: ": " and ", " take 4 more, and
+                // more than ROOM_AFTER_ITEM must be left; a value takes at least 3 ("...").
+                let room = remaining - ROOM_AFTER_ITEM - 5;
+                if key.len() as isize > room - 3 && !self.is_container(k)? {
+                    key = self.repr(k, room - 3)?;
+                }
+                if !self.is_container(v)? {
+                    value = self.repr(v, room - key.len() as isize)?;
+                }
+                if key == "..." || !fits(&key, &value) {
+                    parts.push("...".to_owned());
+                    break;
+                }
             }
+            remaining -= (key.len() + value.len()) as isize + 4;
             parts.push(format!("{key}: {value}"));
         }
         Ok(format!("{{{}}}", parts.join(", ")))
     }
 
-    /// A list's or tuple's items, within `max_len` characters.
+    /// A list's or tuple's items, within `max_len` characters. An item that does not fit what
+    /// is left is shown again cut to fit, if it is not a container (see
+    /// [`Self::is_container`]).
     fn sequence_repr(&mut self, addr: u64, flags: u64, max_len: isize) -> Result<String> {
         let o = &self.layout.object;
         let is_list = flags & tpflags::LIST_SUBCLASS != 0;
@@ -457,12 +494,19 @@ impl<'a> ObjectReader<'a> {
         let mut parts = Vec::new();
         let mut remaining = max_len - 2;
         for i in 0..n {
-            let v = self.repr(Fields(&items).u64(i * 8), remaining)?;
-            remaining -= v.len() as isize + 2;
-            if remaining <= 5 {
+            let item = Fields(&items).u64(i * 8);
+            let mut v = self.repr(item, remaining)?;
+            let fits = |v: &str| remaining - v.len() as isize - 2 > ROOM_AFTER_ITEM;
+            if !fits(&v) && !self.is_container(item)? {
+                // Shown again cut to fit, with room for the ", ..." after it.
+                v = self.repr(item, remaining - ROOM_AFTER_ITEM - 3)?;
+            }
+            // ("..." is what an item given no room at all shows.)
+            if v == "..." || !fits(&v) {
                 parts.push("...".to_owned());
                 break;
             }
+            remaining -= v.len() as isize + 2;
             parts.push(v);
         }
         Ok(if is_list {
@@ -470,6 +514,17 @@ impl<'a> ObjectReader<'a> {
         } else {
             format!("({})", parts.join(", "))
         })
+    }
+
+    /// Whether the object at `addr` is a dict, list or tuple. Those are not shown a second
+    /// time cut shorter when they do not fit in a container: at every level of a nesting
+    /// that would double the work, exponential in the depth.
+    fn is_container(&mut self, addr: u64) -> Result<bool> {
+        let (_, t) = self.type_of(addr)?;
+        Ok(
+            t.flags & (tpflags::DICT_SUBCLASS | tpflags::LIST_SUBCLASS | tpflags::TUPLE_SUBCLASS)
+                != 0,
+        )
     }
 
     /// numpy scalars keep their value right after the object header.
@@ -534,26 +589,59 @@ pub fn float_repr(v: f64) -> String {
     format!("{sign}{text}")
 }
 
-/// Decimal text of a non-negative number given as base-2^30 digits, least significant first.
-/// `text` with control characters escaped as Python's repr does (`\n`, `\t`, `\r`, `\x00`,
-/// `\x1b`, …), so a local's value cannot move the cursor or clear the screen.
-pub fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() && (c as u32) < 0x100 => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+/// The escaped forms of `items` (each written by `escape`) joined while they fit in `room`
+/// characters, and whether all of them did: a value is cut between escapes, never inside one.
+fn escaped_within<T>(
+    items: impl IntoIterator<Item = T>,
+    room: usize,
+    escape: impl Fn(T, &mut String),
+) -> (String, bool) {
+    let (mut out, mut used, mut piece) = (String::new(), 0, String::new());
+    for item in items {
+        piece.clear();
+        escape(item, &mut piece);
+        let n = piece.chars().count();
+        if used + n > room {
+            return (out, false);
         }
+        used += n;
+        out.push_str(&piece);
     }
-    out
+    (out, true)
 }
 
+/// One character of a `str` as shown (py-spy 0.4's form): a single quote as `\"`, control
+/// characters escaped as Python's repr does (`\n`, `\t`, `\r`, `\x00`, `\x1b`, …), so a
+/// local's value cannot move the cursor or clear the screen.
+fn push_text_char(c: char, out: &mut String) {
+    match c {
+        '\'' => out.push_str("\\\""),
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        c if c.is_control() && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push(c),
+    }
+}
+
+/// One byte of a `bytes` value as Python's repr writes it inside `quote`.
+fn push_byte(b: u8, quote: char, out: &mut String) {
+    match b {
+        b'\\' => out.push_str("\\\\"),
+        b'\n' => out.push_str("\\n"),
+        b'\r' => out.push_str("\\r"),
+        b'\t' => out.push_str("\\t"),
+        b if b as char == quote => {
+            out.push('\\');
+            out.push(quote);
+        }
+        0x20..=0x7e => out.push(b as char),
+        _ => out.push_str(&format!("\\x{b:02x}")),
+    }
+}
+
+/// Decimal text of a non-negative number given as base-2^30 digits, least significant first.
 pub fn digits_to_decimal(digits: &[u32]) -> String {
     let mut n: Vec<u32> = digits.to_vec();
     while n.last() == Some(&0) {
@@ -639,5 +727,41 @@ mod tests {
             (v >> 90) as u32,
         ];
         assert_eq!(digits_to_decimal(&digits), "1000000000000000000000000007");
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::{escaped_within, push_byte, push_text_char};
+
+    fn bytes(data: &[u8], quote: char, room: usize) -> (String, bool) {
+        escaped_within(data.iter().copied(), room, |b, out| {
+            push_byte(b, quote, out)
+        })
+    }
+
+    #[test]
+    fn bytes_escaped_as_python_does() {
+        let all = b"'\"\\\t\n\r\x00\x1f~\x7f\x80\xff";
+        assert_eq!(
+            bytes(all, '\'', 100),
+            (r#"\'"\\\t\n\r\x00\x1f~\x7f\x80\xff"#.to_owned(), true)
+        );
+        assert_eq!(
+            bytes(all, '"', 100),
+            (r#"'\"\\\t\n\r\x00\x1f~\x7f\x80\xff"#.to_owned(), true)
+        );
+    }
+
+    #[test]
+    fn cut_between_escapes() {
+        // 3 escapes of 4 characters fit in 13, the fourth would not.
+        assert_eq!(
+            bytes(&[0; 5], '\'', 13),
+            (r"\x00\x00\x00".to_owned(), false)
+        );
+        assert_eq!(bytes(&[0; 3], '\'', 12), (r"\x00\x00\x00".to_owned(), true));
+        let text = escaped_within("a'\u{1b}b".chars(), 4, push_text_char);
+        assert_eq!(text, ("a\\\"".to_owned(), false));
     }
 }

@@ -345,7 +345,16 @@ fn error_samples_are_stored_and_shown_on_request() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
     };
-    assert_eq!(render(&[]).trim(), "Mod.work (/app/mod.py:12) 8");
+    // By default an error sample whose innermost frames were read shows them under
+    // <unreadable caller>; one with no frame read is left out. --no-errors leaves both out.
+    assert_eq!(
+        render(&[]).trim(),
+        "<unreadable caller>;Mod.leaf (/app/mod.py:30) 1\nMod.work (/app/mod.py:12) 8"
+    );
+    assert_eq!(
+        render(&["--no-errors"]).trim(),
+        "Mod.work (/app/mod.py:12) 8"
+    );
     let shown = render(&["--errors"]);
     assert!(
         shown.contains(
@@ -362,8 +371,9 @@ fn error_samples_are_stored_and_shown_on_request() {
         .unwrap();
     let said = String::from_utf8_lossy(&note.stderr);
     assert!(
-        said.contains("2 samples whose stack could not be read left out")
-            && said.contains("the stack changed while it was being read: 1"),
+        said.contains("1 sample whose callers could not be read shown under <unreadable caller>")
+            && said.contains("1 sample whose stack could not be read left out")
+            && said.contains("a frame could not be read: 1"),
         "{said}"
     );
 }

@@ -62,6 +62,8 @@ pub struct CodeInfo {
     pub varnames: u64,
     /// For a native frame (`--native`): the binary its function is in.
     pub module: Option<Arc<str>>,
+    /// 3.11-3.12: bytes a frame running this code takes in its datastack chunk (0: unknown).
+    pub frame_bytes: u64,
 }
 
 struct Entry {
@@ -303,6 +305,14 @@ fn load(
             nlocals: f.u32(c.nlocals as usize),
             varnames: f.u64(c.varnames as usize),
             module: None,
+            frame_bytes: c.frame_words.map_or(0, |(stacksize, nlocalsplus)| {
+                let words = f.i32(stacksize as usize) as i64 + f.i32(nlocalsplus as usize) as i64;
+                if (0..1 << 20).contains(&words) {
+                    layout.frame.localsplus + 8 * words as u64
+                } else {
+                    0
+                }
+            }),
         },
         signature,
         code_bytes,

@@ -310,6 +310,7 @@ pub fn layout_from_table(raw: &[u8], version: &Version, shape: &DebugShape) -> R
             qualname: Some(w(ix.code_qualname)),
             linetable: w(ix.code_linetable),
             code_adaptive: w(ix.code_adaptive),
+            frame_words: None,
             validate_from: 8,
             validate_to: code_end,
         },

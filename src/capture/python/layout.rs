@@ -226,6 +226,10 @@ pub struct CodeOffsets {
     pub linetable: u64,
     /// Start of the bytecode inside the code object (`co_code_adaptive`, 3.11+).
     pub code_adaptive: u64,
+    /// 3.11-3.12: (`co_stacksize`, `co_nlocalsplus`): a frame in its datastack chunk takes
+    /// `frame.localsplus + 8 × (nlocalsplus + stacksize)` bytes, so the thread state's
+    /// `datastack_top` says which frame was innermost when it was read.
+    pub frame_words: Option<(u64, u64)>,
     /// The part of the object compared to check that a cached code object is still the same:
     /// `[validate_from, validate_to)` covers the names, file, line table and counts.
     pub validate_from: u64,

@@ -98,6 +98,7 @@ impl PythonSpy {
                 };
                 slot.frames.push(CodeFrame {
                     code,
+                    addr: raw.addr,
                     line,
                     is_entry: raw.is_entry,
                     shim_entry: raw.shim_entry,

@@ -59,6 +59,9 @@ pub struct CaptureStats {
     /// be read), and stacks that still could not be taken after the retries: those are
     /// reported as faults (see [`ThreadSample::fault`]).
     pub retries: u64,
+    /// Chains broken off at a generator or coroutine that yielded while read, completed
+    /// from a retry that holds the same frame (see `sample::stitch`).
+    pub stitched: u64,
     pub faults: u64,
     /// The longest time the target was paused for one snapshot (blocking mode).
     pub longest_pause: Duration,
@@ -157,6 +160,8 @@ pub struct ThreadSample {
 #[derive(Debug)]
 pub struct CodeFrame {
     pub code: Arc<CodeInfo>,
+    /// Where the frame is in the target (0: a native frame).
+    pub addr: u64,
     /// Per `Config::lineno`: the line being run, the function's first line, or 0.
     pub line: i32,
     pub is_entry: bool,

@@ -165,6 +165,7 @@ impl NativeState {
                     nlocals: 0,
                     varnames: 0,
                     module: Some(sym.module.clone()),
+                    frame_bytes: 0,
                 })
             })
             .clone();
@@ -204,6 +205,7 @@ fn merge(
     plan(&roles, sps, &python, complete, slots)?;
     t.frames = assemble(slots, std::mem::take(&mut t.frames), |i| CodeFrame {
         code: native[i].code.clone(),
+        addr: 0,
         line: native[i].line,
         is_entry: true,
         shim_entry: true,

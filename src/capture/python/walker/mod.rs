@@ -45,7 +45,7 @@ mod stack;
 #[cfg(test)]
 mod tests;
 
-use super::layout::Layout;
+use super::layout::{EntryMark, FramePtr, Layout};
 use crate::capture::os::batch::{Batch, Int, Word};
 use crate::capture::os::memory::{Fields, Memory};
 use crate::model::fasthash::FastSet;
@@ -59,6 +59,12 @@ pub const MAX_THREADS: usize = 4096;
 pub const MAX_DEPTH: usize = 4096;
 /// Largest frame stack region copied in one piece.
 const MAX_CHUNK: u64 = 4 << 20;
+/// How far from a thread's `cframe` an address is taken as on the same C stack (3.12's shim
+/// frames live there).
+const C_STACK_NEAR: u64 = 1 << 20;
+/// 3.12: how far a shim frame lies from its evaluation call's `cframe` at most (both are
+/// locals of that call's C stack frame).
+const SHIM_BESIDE_CFRAME: u64 = 1024;
 /// Most frame stack bytes copied in one snapshot, over all threads; past it, frames are read
 /// one by one (garbage thread states must not make us allocate gigabytes).
 const MAX_CHUNKS_TOTAL: u64 = 64 << 20;
@@ -188,6 +194,16 @@ pub struct Walker {
     scratch: WalkScratch,
 }
 
+/// Where a thread's frame stack was when its thread state was read (3.11-3.12).
+struct ChunkTop {
+    /// `datastack_top`: the end of the innermost frame in the current chunk.
+    top: u64,
+    /// `datastack_chunk`: the current chunk.
+    chunk: u64,
+    /// `cframe`: where the thread's C stack is.
+    cframe: u64,
+}
+
 /// The first batch's fixed requests.
 struct Heads {
     head: Word,
@@ -254,6 +270,255 @@ impl Walker {
                 .any(|(a, b)| a.tstate != b.tstate);
         std::mem::swap(&mut self.threads, &mut self.next);
         Ok(())
+    }
+
+    /// Thread `i`'s frame stack as its thread state had it (3.11-3.12, whose code objects
+    /// give frame sizes: `None` otherwise, or when the values are implausible).
+    fn chunk_top(&self, i: usize) -> Option<ChunkTop> {
+        let l = self.layout;
+        let (top_at, chunk_at) = (l.thread.datastack_top?, l.thread.datastack_chunk?);
+        l.code.frame_words?;
+        let tsize = l.thread.size as usize;
+        let f = Fields(self.states.get(i * tsize..(i + 1) * tsize)?);
+        let (top, chunk) = (f.u64(top_at as usize), f.u64(chunk_at as usize));
+        let cframe = match l.thread.frame {
+            FramePtr::ViaCFrame { cframe, .. } => f.u64(cframe as usize),
+            FramePtr::InThread(_) => 0,
+        };
+        (top > chunk && top - chunk <= MAX_CHUNK).then_some(ChunkTop { top, chunk, cframe })
+    }
+
+    /// 3.11-3.12, read without pausing: make each thread's innermost frames those of the
+    /// moment its thread state was read. The frame pointer is read through `cframe`, on the
+    /// C stack, a moment after the thread state; a call entered or left in between (short
+    /// calls are a fraction of a microsecond) paired the state's `cframe` with another
+    /// moment's frame, and a callee's time went to its caller (3.12 `tests/scripts/churn.py
+    /// calls`: `visible` 0.43-0.58 of the samples, 0.31 paused and by `perf`). The thread
+    /// state's `datastack_top`, read in the same piece as `cframe`, says where the innermost
+    /// frame in the chunk ended then: a frame pushed since (ending past it) is dropped, and a
+    /// frame returned since (its caller ends below it) is taken back from the chunk's copy,
+    /// where a returned frame keeps its code and links. `frame_bytes(code)` is the size of a
+    /// frame running `code` (0: unknown, and the thread is left as read).
+    pub fn settle_tops(&self, out: &mut [RawThread], mut frame_bytes: impl FnMut(u64) -> u64) {
+        let l = self.layout;
+        let arena = self.batch.buffer();
+        for (i, (t, thread)) in self.threads.iter().zip(out.iter_mut()).enumerate() {
+            if thread.fault.is_some() || thread.frames.is_empty() {
+                continue;
+            }
+            let Some(ChunkTop { top, chunk, cframe }) = self.chunk_top(i) else {
+                continue;
+            };
+            let in_chunk = |a: u64| a > chunk && a < top.saturating_add(MAX_CHUNK);
+            // The innermost frame in the chunk (generators' frames live outside it).
+            let Some(k) = thread.frames.iter().position(|fr| in_chunk(fr.addr)) else {
+                continue;
+            };
+            let end = |fr: &RawFrame, size: u64| fr.addr.wrapping_add(size);
+            let size = frame_bytes(thread.frames[k].code);
+            if size == 0 {
+                continue;
+            }
+            let first_end = end(&thread.frames[k], size);
+            if first_end > top {
+                // Pushed after the state was read: drop frames down to the one that ended
+                // at the top then (left as read when none does).
+                let mut m = k;
+                while m < thread.frames.len() {
+                    let fr = thread.frames[m];
+                    let s = frame_bytes(fr.code);
+                    if s == 0 || !in_chunk(fr.addr) || end(&fr, s) < top {
+                        break;
+                    }
+                    if end(&fr, s) == top {
+                        thread.frames.drain(..m);
+                        break;
+                    }
+                    m += 1;
+                }
+            } else if first_end < top {
+                // Returned since: its callees, up from its end, until one ends at the top.
+                let mut found: Vec<RawFrame> = Vec::new();
+                let mut at = first_end;
+                // Ends at a frame pushed but not started: what is found up to it ran then.
+                let mut before_unstarted = false;
+                // Each must have been called by the frame below it: linked to it, or (3.12, a
+                // call through C) to a shim frame on the C stack, near `cframe`.
+                let mut caller = thread.frames[k].addr;
+                while at < top && found.len() < 4 {
+                    let Some(bytes) = t.stack.chunk_bytes(arena, at, l.frame.read_size as usize)
+                    else {
+                        break;
+                    };
+                    let fb = Fields(bytes);
+                    let tag_mask = !((1u64 << l.frame.code_tag_bits) - 1);
+                    let code = fb.u64(l.frame.code as usize) & tag_mask;
+                    let s = if code == 0 { 0 } else { frame_bytes(code) };
+                    let instr_offset = stack::instr_offset(l, fb, code);
+                    if s == 0 {
+                        break;
+                    }
+                    let previous = fb.u64(l.frame.previous as usize);
+                    let through_c = cframe != 0 && previous.abs_diff(cframe) < C_STACK_NEAR;
+                    if instr_offset >= 0 && previous != caller && !through_c {
+                        // Not called from the frame below (a generator's child being
+                        // created, whose caller is the generator's frame, outside the
+                        // chunk; or a stale frame): the thread is left as read.
+                        found.clear();
+                        break;
+                    }
+                    // (3.12: a shim frame lies in its evaluation call's C stack frame,
+                    // beside that call's `cframe`: near the state's, it is that call.)
+                    // (On 3.11, which has no shims, taking such frames as not current
+                    // left `__init__` a fifth of its paused share: not applied.)
+                    let by_its_own_call =
+                        through_c && previous.abs_diff(cframe) > SHIM_BESIDE_CFRAME;
+                    if instr_offset < 0 || by_its_own_call {
+                        // Pushed but not started: the thread was still in the C code that
+                        // calls it (an allocation, say), which is its caller's time, as a
+                        // paused read and `perf` count it. Or run by an evaluation call of
+                        // its own (a call through C) while the state's `cframe` was its
+                        // caller's: that call was not entered yet, or already left.
+                        before_unstarted = true;
+                        break;
+                    }
+                    found.push(RawFrame {
+                        addr: at,
+                        code,
+                        instr_offset,
+                        is_entry: matches!(l.frame.entry,
+                            EntryMark::IsEntryByte(o) if fb.u8(o as usize) != 0),
+                        shim_entry: false,
+                        shim_addr: 0,
+                        returned: false,
+                    });
+                    caller = at;
+                    at = at.saturating_add(s);
+                }
+                if !found.is_empty() && (at == top || before_unstarted) {
+                    found.reverse();
+                    thread.frames.splice(..k, found);
+                }
+            }
+        }
+    }
+
+    /// 3.11-3.12, read without pausing: a thread whose chain failed the walk's checks (a
+    /// frame or shim overwritten while it was read) is read again from its datastack chunk
+    /// alone, as it was when its thread state was read: frames lie back to back in the chunk
+    /// from its first slot up to the state's `datastack_top`, each `frame_bytes(code)` long,
+    /// and each must be linked to the one below it (or, 3.12, through a shim frame on the C
+    /// stack: a call through C). Taken only when the whole stack is in that chunk and every
+    /// link holds (generators' frames, outside the chunk, break the links, and such threads
+    /// stay as read). Without this the snapshot was taken again, a moment later, and what
+    /// runs right after a stack changed (the caller a short call returned to) gained share.
+    pub fn rebuild_from_chunk(
+        &self,
+        out: &mut [RawThread],
+        mut frame_bytes: impl FnMut(u64) -> u64,
+    ) {
+        let l = self.layout;
+        let arena = self.batch.buffer();
+        let fo = &l.frame;
+        let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
+        for (i, (t, thread)) in self.threads.iter().zip(out.iter_mut()).enumerate() {
+            if thread.fault.is_none() {
+                continue;
+            }
+            let Some(ChunkTop {
+                top,
+                chunk,
+                cframe: c_stack,
+            }) = self.chunk_top(i)
+            else {
+                continue;
+            };
+            // Only a thread whose frame pointer was in that chunk ran a frame of the chunk: one
+            // running a generator's frame (which lives in the generator, outside the chunk)
+            // has frames the chunk does not hold, and one whose pointer was a shim frame
+            // (3.12) may be resuming a generator through C (on 3.12 `gen`, rebuilding those
+            // too gave the generators' consumer 0.2 of the samples against 0.11).
+            let pointer = t.frame.unwrap_or(0);
+            let in_chunk = |a: u64| a > chunk && a < top.saturating_add(MAX_CHUNK);
+            let innermost_in_chunk = thread.frames.first().is_none_or(|fr| in_chunk(fr.addr));
+            if !in_chunk(pointer) || !innermost_in_chunk {
+                continue;
+            }
+            let Some(head) = t
+                .stack
+                .chunk_bytes(arena, chunk, fo.chunk_header as usize + 8)
+            else {
+                continue;
+            };
+            let root = Fields(head).u64(fo.chunk_previous as usize) == 0;
+            if !root {
+                continue;
+            }
+            // The root chunk's first slot is kept empty (CPython skips it so as never to
+            // free that chunk).
+            let mut at = chunk.saturating_add(fo.chunk_header + 8);
+            let mut below = 0u64;
+            let mut frames: Vec<RawFrame> = Vec::new();
+            let mut whole = true;
+            while at < top && frames.len() < MAX_DEPTH {
+                let Some(bytes) = t.stack.chunk_bytes(arena, at, fo.read_size as usize) else {
+                    whole = false;
+                    break;
+                };
+                let fb = Fields(bytes);
+                let code = fb.u64(fo.code as usize) & tag_mask;
+                let size = if code == 0 { 0 } else { frame_bytes(code) };
+                let previous = fb.u64(fo.previous as usize);
+                let through_c = c_stack != 0 && previous.abs_diff(c_stack) < C_STACK_NEAR;
+                let linked = previous == below || through_c || (below == 0 && previous == 0);
+                let owned = match fo.entry {
+                    EntryMark::ShimOwner { owner, .. } => fb.u8(owner as usize) == 0,
+                    _ => true,
+                };
+                if size == 0 || !owned {
+                    whole = false;
+                    break;
+                }
+                let instr_offset = stack::instr_offset(l, fb, code);
+                let not_current = instr_offset < 0
+                    || (through_c && previous.abs_diff(c_stack) > SHIM_BESIDE_CFRAME);
+                if not_current && at.saturating_add(size) == top {
+                    // Pushed but not started, or (3.12) run by an evaluation call that was
+                    // not the current one (not entered yet, or left): its caller's time, as
+                    // a paused read counts it.
+                    at = at.saturating_add(size);
+                    break;
+                }
+                if !linked {
+                    whole = false;
+                    break;
+                }
+                frames.push(RawFrame {
+                    addr: at,
+                    code,
+                    instr_offset,
+                    is_entry: match fo.entry {
+                        EntryMark::IsEntryByte(o) => fb.u8(o as usize) != 0,
+                        _ => through_c,
+                    },
+                    shim_entry: through_c,
+                    shim_addr: if through_c { previous } else { 0 },
+                    returned: false,
+                });
+                below = at;
+                at = at.saturating_add(size);
+            }
+            // The frame the pointer named must be one of them: a frame pushed since by a
+            // generator's frame (a generator being created) is in the chunk, but its caller
+            // is not, and the thread was running that caller.
+            let holds_pointer = frames.iter().any(|fr| fr.addr == pointer);
+            if whole && at == top && holds_pointer {
+                frames.reverse();
+                thread.frames = frames;
+                thread.fault = None;
+                thread.partial = false;
+            }
+        }
     }
 
     /// This snapshot's reads, with what the caller rode along in the first batch.
@@ -353,11 +618,20 @@ impl Walker {
             thread.truncated = false;
             thread.partial = false;
             thread.fault = None;
+            // 3.11-3.12: where the C stack is (the `cframe`), to tell a shim frame's place.
+            let c_stack = match l.thread.frame {
+                FramePtr::ViaCFrame { cframe, .. } => f.u64(cframe as usize),
+                FramePtr::InThread(_) => 0,
+            };
             match t.frame {
                 Some(frame) => stack::walk_frames(
                     mem,
                     l,
-                    frame,
+                    stack::Start {
+                        frame,
+                        outer: &t.outer,
+                        c_stack,
+                    },
                     &mut t.stack,
                     &mut self.batch,
                     &mut self.scratch,

@@ -22,6 +22,11 @@ pub(super) struct Tracked {
     pub(super) prev: Option<usize>,
     /// Its innermost frame (`None`: the pointer to it could not be read).
     pub(super) frame: Option<u64>,
+    /// 3.11-3.12: the current frame of each evaluation call the thread is in, innermost
+    /// first (`outer[0]` is `frame`), as read with the frame pointers from the `cframe`
+    /// chain (each `_PyCFrame` links to the enclosing call's); 0 past what was read. The
+    /// walk continues there when a 3.12 shim frame was overwritten before it was read.
+    pub(super) outer: [u64; PTR_CANDIDATES],
     /// Where its frame stack was copied.
     pub(super) stack: StackRegions,
     /// Where its stack is expected at the next snapshot.
@@ -53,7 +58,9 @@ struct Guess {
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Queued {
     pub(super) state: Option<Bytes>,
-    ptrs: [Option<Word>; PTR_CANDIDATES],
+    /// At each candidate: `current_frame` and the next word, `previous` (the enclosing
+    /// call's `_PyCFrame`; it follows `current_frame` in 3.11 and 3.12 alike).
+    ptrs: [Option<Bytes>; PTR_CANDIDATES],
     chunk: Option<Bytes>,
     loose: Run,
     older: Run,
@@ -133,7 +140,7 @@ pub(super) fn queue_first_batch(l: &Layout, threads: &mut [Tracked], b: &mut Bat
     }
     for t in threads.iter_mut() {
         for (slot, &addr) in t.queued.ptrs.iter_mut().zip(&t.guess.ptr_addrs) {
-            *slot = (addr != 0).then(|| b.word(addr));
+            *slot = (addr != 0).then(|| b.bytes(addr, 16));
         }
     }
     for t in threads.iter_mut() {
@@ -201,11 +208,24 @@ pub(super) fn locate_stacks(
         let prev = t.prev.map(|j| &last[j]);
         t.guess.restart(ptr_addr, chunk, prev.map(|p| &p.guess));
         // The frame pointer from the first batch, if it was read from the same place.
-        let frame = known_frame.or_else(|| {
-            let p = prev.filter(|_| ptr_addr != 0)?;
-            let k = p.guess.ptr_addrs.iter().position(|a| *a == ptr_addr)?;
-            batch.u64(p.queued.ptrs[k]?)
-        });
+        let cframe_at = |addr: u64| -> Option<(u64, u64)> {
+            let p = prev.filter(|_| addr != 0)?;
+            let k = p.guess.ptr_addrs.iter().position(|a| *a == addr)?;
+            let f = Fields(batch.get(p.queued.ptrs[k]?)?);
+            Some((f.u64(0), f.u64(8)))
+        };
+        let frame = known_frame.or_else(|| Some(cframe_at(ptr_addr)?.0));
+        t.outer = [0; PTR_CANDIDATES];
+        if let FramePtr::ViaCFrame { current_frame, .. } = l.thread.frame {
+            let mut at = ptr_addr;
+            for slot in t.outer.iter_mut() {
+                let Some((frame, enclosing)) = cframe_at(at) else {
+                    break;
+                };
+                *slot = frame;
+                at = enclosing.wrapping_add(current_frame);
+            }
+        }
         // The current chunk from the first batch, if it is the same chunk and still fits.
         let guessed_chunk = prev
             .filter(|p| len > 0 && p.guess.chunk == chunk && len <= p.guess.len)

@@ -67,6 +67,16 @@ impl StackRegions {
         self.roots.clear();
     }
 
+    /// The copy of `len` bytes at `addr`, from the copied chunks.
+    pub(super) fn chunk_bytes<'a>(
+        &self,
+        arena: &'a [u8],
+        addr: u64,
+        len: usize,
+    ) -> Option<&'a [u8]> {
+        Self::find(&self.regions, arena, addr, len).map(|(b, _)| b)
+    }
+
     fn find<'a>(
         regions: &[(u64, usize, usize)],
         arena: &'a [u8],
@@ -146,6 +156,15 @@ impl StackRegions {
     }
 }
 
+/// Where a thread's walk starts: its innermost frame, and (3.11-3.12) the current frame of
+/// each evaluation call it is in, innermost first (`Tracked::outer`), and its `cframe`,
+/// which says where its C stack is.
+pub(super) struct Start<'a> {
+    pub(super) frame: u64,
+    pub(super) outer: &'a [u64],
+    pub(super) c_stack: u64,
+}
+
 /// Follow `previous` links from `first`, innermost frame first, checking that the chain is
 /// one a live thread can have (the target runs on while we read it): each frame is visited
 /// once, frames in one datastack chunk go down in address, frame owners are consistent with
@@ -155,12 +174,17 @@ impl StackRegions {
 pub(super) fn walk_frames(
     mem: &dyn Memory,
     l: &Layout,
-    first: u64,
+    start: Start,
     regions: &mut StackRegions,
     batch: &mut Batch,
     scratch: &mut WalkScratch,
     thread: &mut RawThread,
 ) {
+    let Start {
+        frame: first,
+        outer,
+        c_stack,
+    } = start;
     let WalkScratch { bytes, visited } = scratch;
     let fo = &l.frame;
     bytes.clear();
@@ -176,6 +200,10 @@ pub(super) fn walk_frames(
     // Up to 3.10: where the run of freed frame objects (no references left) that ends the
     // chain so far began; `None` while the last frame visited is live.
     let mut freed_run: Option<usize> = None;
+    // Evaluation calls left so far through their shim frames (3.12), and where the walk
+    // goes when a shim was overwritten before it was read.
+    let mut calls_left = 0;
+    let enclosing = |left: usize| outer.get(left + 1).copied().filter(|&f| f != 0);
     while addr != 0 {
         steps += 1;
         if thread.frames.len() >= MAX_DEPTH || steps > 2 * MAX_DEPTH {
@@ -216,6 +244,17 @@ pub(super) fn walk_frames(
         let is_entry = match entry_mark(fo.entry, f, found) {
             Mark::Frame { is_entry } => is_entry,
             Mark::Shim => {
+                // The thread's frame pointer is a shim: its evaluation call's first frame
+                // has returned and the call is on its way out (3.12 reads the pointer
+                // through `cframe`, a moment after the thread state that named it; a short
+                // call made through C, an `__init__` or an operator, has often returned by
+                // then). The thread ran that frame when its state was read: it is the frame
+                // whose caller is this shim, still in the frame stack above the caller's.
+                if thread.frames.is_empty() {
+                    if let Some(ran) = callee_of_shim(l, regions, batch.buffer(), addr, previous) {
+                        thread.frames.push(ran);
+                    }
+                }
                 // A shim frame pushed by C code: the frame it called is an entry frame.
                 if let Some(last) = thread.frames.last_mut() {
                     last.shim_entry = true;
@@ -223,11 +262,34 @@ pub(super) fn walk_frames(
                 }
                 last = Some((found, true));
                 addr = previous;
+                calls_left += 1;
                 continue;
             }
             Mark::Implausible => {
-                thread.fault = Some(StackFault::Changed);
-                return;
+                // Outside the chunks, after a frame a call through C ran first, a shim was
+                // expected: if the C stack that held it was reused before it was read (the
+                // call returned), the caller is the current frame of the enclosing call,
+                // read with the frame pointers.
+                let shim_expected = found == FoundIn::Alone
+                    && !thread.frames.is_empty()
+                    && c_stack != 0
+                    && addr.abs_diff(c_stack) < super::C_STACK_NEAR;
+                match enclosing(calls_left).filter(|_| shim_expected) {
+                    Some(caller) => {
+                        if let Some(last) = thread.frames.last_mut() {
+                            last.shim_entry = true;
+                            last.shim_addr = addr;
+                        }
+                        last = Some((found, true));
+                        addr = caller;
+                        calls_left += 1;
+                        continue;
+                    }
+                    None => {
+                        thread.fault = Some(StackFault::Changed);
+                        return;
+                    }
+                }
             }
         };
         let innermost = thread.frames.iter().all(|f| f.returned);
@@ -288,6 +350,62 @@ pub(super) fn walk_frames(
         }
         thread.partial = !thread.frames.is_empty();
     }
+}
+
+/// The frame whose caller is the shim at `shim` (3.12+): searched in the copies of the frame
+/// stack, above `caller` (the shim's own caller) when it is in the same chunk, as a frame the
+/// thread owns with a code object. A returned frame keeps its code and links on 3.12 (3.14+
+/// clear the code, and [`walk_frames`] names such a frame from its instruction pointer).
+fn callee_of_shim(
+    l: &Layout,
+    regions: &StackRegions,
+    arena: &[u8],
+    shim: u64,
+    caller: u64,
+) -> Option<RawFrame> {
+    let fo = &l.frame;
+    let EntryMark::ShimOwner { owner, .. } = fo.entry else {
+        return None;
+    };
+    let size = fo.read_size as usize;
+    let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
+    for &(base, at, len) in &regions.regions {
+        let copy = arena.get(at..at + len)?;
+        let from = match caller.checked_sub(base) {
+            Some(off) if (off as usize) < len => off as usize + 8,
+            _ => 0,
+        };
+        let mut off = from;
+        while off + size <= len {
+            let f = Fields(&copy[off..off + size]);
+            if f.u64(fo.previous as usize) == shim && f.u8(owner as usize) == OWNED_BY_THREAD {
+                let code = f.u64(fo.code as usize) & tag_mask;
+                let addr = base.wrapping_add(off as u64);
+                let frame = RawFrame {
+                    addr,
+                    code,
+                    instr_offset: instr_offset(l, f, code),
+                    is_entry: false,
+                    shim_entry: false,
+                    shim_addr: 0,
+                    returned: false,
+                };
+                return match (code, fo.instr) {
+                    (0, InstrPos::Pointer(at)) if fo.code_tag_bits > 0 => Some(RawFrame {
+                        // Its code cleared as it returned (3.14+): named by the decoder
+                        // from its instruction pointer.
+                        instr_offset: f.u64(at as usize) as i64,
+                        returned: true,
+                        ..frame
+                    }),
+                    (0, _) => None,
+                    _ => Some(frame),
+                };
+            }
+            off += 8;
+        }
+    }
+    None
 }
 
 /// What a frame's entry mark says of it.
@@ -368,7 +486,7 @@ fn descending(lowest: &mut [(u64, u64)], base: u64, addr: u64, visited: &mut Fas
 
 /// Byte offset of the last instruction started in the frame `f` running `code` (negative:
 /// none yet).
-fn instr_offset(l: &Layout, f: Fields, code: u64) -> i64 {
+pub(super) fn instr_offset(l: &Layout, f: Fields, code: u64) -> i64 {
     match l.frame.instr {
         InstrPos::Lasti { offset, scale } => {
             let lasti = f.i32(offset as usize) as i64;

@@ -255,11 +255,7 @@ pub(super) fn walk_frames(
                         thread.frames.push(ran);
                     }
                 }
-                // A shim frame pushed by C code: the frame it called is an entry frame.
-                if let Some(last) = thread.frames.last_mut() {
-                    last.shim_entry = true;
-                    last.shim_addr = addr;
-                }
+                leave_call(thread, addr);
                 last = Some((found, true));
                 addr = previous;
                 calls_left += 1;
@@ -276,10 +272,7 @@ pub(super) fn walk_frames(
                     && addr.abs_diff(c_stack) < super::C_STACK_NEAR;
                 match enclosing(calls_left).filter(|_| shim_expected) {
                     Some(caller) => {
-                        if let Some(last) = thread.frames.last_mut() {
-                            last.shim_entry = true;
-                            last.shim_addr = addr;
-                        }
+                        leave_call(thread, addr);
                         last = Some((found, true));
                         addr = caller;
                         calls_left += 1;
@@ -406,6 +399,15 @@ fn callee_of_shim(
         }
     }
     None
+}
+
+/// The walk leaves an evaluation call through its shim frame at `shim` (3.12+), pushed by the
+/// C code that called the innermost frame found so far: that frame is an entry frame.
+fn leave_call(thread: &mut RawThread, shim: u64) {
+    if let Some(last) = thread.frames.last_mut() {
+        last.shim_entry = true;
+        last.shim_addr = shim;
+    }
 }
 
 /// What a frame's entry mark says of it.

@@ -46,6 +46,10 @@ pub struct Extras {
     pub tp_basicsize: u64,
     pub tp_dictoffset: u64,
     pub ht_cached_keys: u64,
+    /// `_PyInterpreterFrame.stacktop` (3.13) / `stackpointer` (3.14+).
+    pub stack_top: StackTop,
+    /// `offsetof(PyGenObject, gi_iframe)`.
+    pub gen_frame: u64,
 }
 
 /// How to read one minor version's `_Py_DebugOffsets`.
@@ -75,6 +79,10 @@ pub const SHAPE_3_13: DebugShape = DebugShape {
         tp_basicsize: 32,
         tp_dictoffset: 288,
         ht_cached_keys: 880,
+        stack_top: StackTop::Index(64),
+        // PyObject_HEAD, gi_weakreflist, gi_name, gi_qualname, gi_exc_state (two pointers),
+        // gi_origin_or_finalizer, four chars, padded to 8.
+        gen_frame: 72,
     },
 };
 
@@ -94,6 +102,10 @@ pub const SHAPE_3_14: DebugShape = DebugShape {
         tp_basicsize: 32,
         tp_dictoffset: 288,
         ht_cached_keys: 880,
+        stack_top: StackTop::Pointer(64),
+        // PyObject_HEAD, gi_weakreflist, gi_name, gi_qualname, gi_exc_state (two pointers),
+        // gi_origin_or_finalizer, four chars, padded to 8.
+        gen_frame: 72,
     },
 };
 
@@ -111,6 +123,10 @@ pub const SHAPE_3_15: DebugShape = DebugShape {
         tp_basicsize: 32,
         tp_dictoffset: 288,
         ht_cached_keys: 888,
+        stack_top: StackTop::Pointer(64),
+        // PyObject_HEAD, gi_weakreflist, gi_name, gi_qualname, gi_exc_state (two pointers),
+        // gi_origin_or_finalizer, four chars, padded to 8.
+        gen_frame: 72,
     },
 };
 
@@ -241,6 +257,11 @@ pub fn layout_from_table(raw: &[u8], version: &Version, shape: &DebugShape) -> R
         w(ix.frame_executable) + 8,
         w(ix.frame_instr_ptr) + 8,
         w(ix.frame_owner) + 1,
+        match x.stack_top {
+            StackTop::Unknown => 0,
+            StackTop::Index(off) => off + 4,
+            StackTop::Pointer(off) => off + 8,
+        },
     ];
     let code_names = [
         w(ix.code_filename),
@@ -297,6 +318,8 @@ pub fn layout_from_table(raw: &[u8], version: &Version, shape: &DebugShape) -> R
             chunk_header: STACK_CHUNK_HEADER,
             chunk_previous: STACK_CHUNK_PREVIOUS,
             chunk_size: STACK_CHUNK_SIZE,
+            stack_top: x.stack_top,
+            gen_frame: x.gen_frame,
         },
         code: CodeOffsets {
             size: w(ix.code_adaptive).max(code_end),

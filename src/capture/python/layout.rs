@@ -205,6 +205,25 @@ pub struct FrameOffsets {
     pub chunk_header: u64,
     pub chunk_previous: u64,
     pub chunk_size: u64,
+    /// Where a frame's evaluation stack ended when the frame last stopped running (it
+    /// called another frame or yielded): 3.11+.
+    pub stack_top: StackTop,
+    /// Offset of the frame inside its generator, coroutine or async generator object
+    /// (`gi_iframe`, 3.11+; 0 where frames are objects of their own).
+    pub gen_frame: u64,
+}
+
+/// Where a frame saves its evaluation stack's top (`_PyInterpreterFrame.stacktop` or
+/// `stackpointer`); the value there is stale or cleared while the frame runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackTop {
+    /// Not read (frame objects, up to 3.10).
+    Unknown,
+    /// An `int` at this offset: the number of words from `localsplus` to the top (3.11-3.13;
+    /// -1 while the frame runs on 3.12-3.13).
+    Index(u64),
+    /// A pointer at this offset, one past the top slot (3.14+).
+    Pointer(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,7 +391,13 @@ impl Layout {
             EntryMark::IsEntryByte(off) => off + 1,
             EntryMark::ShimOwner { owner, .. } => owner + 1,
         };
+        let stack_top_end = match f.stack_top {
+            StackTop::Unknown => 0,
+            StackTop::Index(off) => off + 4,
+            StackTop::Pointer(off) => off + 8,
+        };
         for (name, end) in [
+            ("frame.stack_top", stack_top_end),
             ("frame.code", f.code + 8),
             ("frame.previous", f.previous + 8),
             ("frame.instr", instr_end),

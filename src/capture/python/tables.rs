@@ -119,6 +119,8 @@ pub const V2_7: Layout = Layout {
         chunk_header: 0,
         chunk_previous: 0,
         chunk_size: 0,
+        stack_top: StackTop::Unknown,
+        gen_frame: 0,
     },
     code: CodeOffsets {
         size: 112,
@@ -387,6 +389,10 @@ pub const V3_11: Layout = Layout {
         chunk_header: STACK_CHUNK_HEADER,
         chunk_previous: STACK_CHUNK_PREVIOUS,
         chunk_size: STACK_CHUNK_SIZE,
+        stack_top: StackTop::Index(64),
+        // PyObject_HEAD, gi_code, gi_weakreflist, gi_name, gi_qualname (48), gi_exc_state
+        // (two pointers), gi_origin_or_finalizer, four chars, padded to 8.
+        gen_frame: 80,
     },
     code: CodeOffsets {
         size: 192,
@@ -464,6 +470,9 @@ pub const V3_12: Layout = Layout {
         chunk_header: 24,
         chunk_previous: 0,
         chunk_size: 8,
+        stack_top: StackTop::Index(64),
+        // As 3.11 without gi_code.
+        gen_frame: 72,
     },
     code: CodeOffsets {
         size: 200,

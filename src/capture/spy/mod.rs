@@ -62,6 +62,9 @@ pub struct CaptureStats {
     /// Chains broken off at a generator or coroutine that yielded while read, completed
     /// from a retry that holds the same frame (see `sample::stitch`).
     pub stitched: u64,
+    /// Links from generator frames to their resumers restored where the generator yielded
+    /// while it was read (see `RawThread::relinked`), over every attempt.
+    pub relinked: u64,
     pub faults: u64,
     /// The longest time the target was paused for one snapshot (blocking mode).
     pub longest_pause: Duration,

@@ -273,6 +273,7 @@ impl PythonSpy {
     /// After the last attempt: count faults and cut stacks, keep of a faulted thread only
     /// the frames of a chain that broke off, and remember which threads had frames.
     fn settle_faults(&mut self, out: &mut [ThreadSample]) {
+        self.stats.relinked += self.raw.iter().map(|t| t.relinked as u64).sum::<u64>();
         for t in out.iter_mut() {
             if t.fault.is_none() {
                 if t.frames.is_empty() {

@@ -123,6 +123,9 @@ pub struct RawThread {
     /// yielded while it was read leaves its frame unlinked): what the thread ran then, with
     /// its callers unknown.
     pub partial: bool,
+    /// Links from a generator's frame to the frame that resumed it, restored by the walk
+    /// where the generator had yielded while it was read (see `stack::resumer_of`).
+    pub relinked: u32,
 }
 
 /// Why a thread's stack could not be taken as the thread's true stack.
@@ -309,11 +312,16 @@ impl Walker {
             let Some(ChunkTop { top, chunk, cframe }) = self.chunk_top(i) else {
                 continue;
             };
-            let in_chunk = |a: u64| a > chunk && a < top.saturating_add(MAX_CHUNK);
-            // The innermost frame in the chunk (generators' frames live outside it).
-            let Some(k) = thread.frames.iter().position(|fr| in_chunk(fr.addr)) else {
+            let chunk_end = self.chunk_end(t, chunk, top);
+            let in_chunk = |a: u64| a > chunk && a < chunk_end;
+            // The innermost frame must be in the chunk: a generator's frame lives outside
+            // it, and the thread state's `datastack_top` says nothing of it (frames pushed
+            // above the generator's caller are calls made from the generator; taking them
+            // for its callee moved the generators' time to their consumer).
+            if !thread.frames.first().is_some_and(|fr| in_chunk(fr.addr)) {
                 continue;
-            };
+            }
+            let k = 0;
             let end = |fr: &RawFrame, size: u64| fr.addr.wrapping_add(size);
             let size = frame_bytes(thread.frames[k].code);
             if size == 0 {
@@ -439,7 +447,8 @@ impl Walker {
             // (3.12) may be resuming a generator through C (on 3.12 `gen`, rebuilding those
             // too gave the generators' consumer 0.2 of the samples against 0.11).
             let pointer = t.frame.unwrap_or(0);
-            let in_chunk = |a: u64| a > chunk && a < top.saturating_add(MAX_CHUNK);
+            let chunk_end = self.chunk_end(t, chunk, top);
+            let in_chunk = |a: u64| a > chunk && a < chunk_end;
             let innermost_in_chunk = thread.frames.first().is_none_or(|fr| in_chunk(fr.addr));
             if !in_chunk(pointer) || !innermost_in_chunk {
                 continue;
@@ -518,6 +527,23 @@ impl Walker {
                 thread.fault = None;
                 thread.partial = false;
             }
+        }
+    }
+
+    /// Where thread `t`'s current chunk (at `chunk`, in use up to `top`) ends, per its
+    /// header's size in the copy (`top` when not copied). Frames lie within it; generators'
+    /// frames, in the heap, can lie just above it, and taking those for frames of the chunk
+    /// made some processes' generator profiles give their consumer half the samples.
+    fn chunk_end(&self, t: &Tracked, chunk: u64, top: u64) -> u64 {
+        let fo = &self.layout.frame;
+        let size = t
+            .stack
+            .chunk_bytes(self.batch.buffer(), chunk, fo.chunk_header as usize)
+            .map_or(0, |h| Fields(h).u64(fo.chunk_size as usize));
+        if size > top.saturating_sub(chunk) && size <= MAX_CHUNK {
+            chunk + size
+        } else {
+            top
         }
     }
 
@@ -618,6 +644,7 @@ impl Walker {
             thread.truncated = false;
             thread.partial = false;
             thread.fault = None;
+            thread.relinked = 0;
             // 3.11-3.12: where the C stack is (the `cframe`), to tell a shim frame's place.
             let c_stack = match l.thread.frame {
                 FramePtr::ViaCFrame { cframe, .. } => f.u64(cframe as usize),

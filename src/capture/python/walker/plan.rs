@@ -52,6 +52,8 @@ struct Guess {
     older: Vec<(u64, usize)>,
     /// Frames read alone: frame objects (up to 3.10), and 3.11+ frames outside the chunks.
     loose: Vec<u64>,
+    /// Frames in the chunks lately seen resuming a generator (see `StackRegions::resumers`).
+    resumers: Vec<u64>,
 }
 
 /// A thread's requests in the first batch, one per part of its [`Guess`].
@@ -108,6 +110,7 @@ impl Tracked {
         // (3.11+) a few more seen lately: generators and coroutines are new objects whose
         // memory the allocator hands out again, so the frame a new one runs in is often at
         // an address seen before, and is then read together with the pointer to it.
+        g.resumers.extend(&self.stack.resumers);
         let used = &self.stack.used_loose;
         g.loose.extend(used.iter().take(MAX_GUESSED_FRAMES));
         if l.frames == FrameShape::InterpreterFrame {
@@ -289,6 +292,7 @@ fn take_guessed(
             stack.add(base, batch.offset(h), olen, older);
         }
     }
+    stack.resumers.extend(&p.guess.resumers);
     let frame_size = l.frame.read_size as usize;
     for (k, &base) in p.guess.loose.iter().enumerate() {
         if let Some(h) = p.queued.loose.nth(k).filter(|h| batch.get(*h).is_some()) {
@@ -317,5 +321,6 @@ impl Guess {
         self.len = 0;
         self.older.clear();
         self.loose.clear();
+        self.resumers.clear();
     }
 }

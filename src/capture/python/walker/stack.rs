@@ -7,7 +7,7 @@ use super::{
 };
 use crate::capture::os::batch::Batch;
 use crate::capture::os::memory::{Fields, Memory};
-use crate::capture::python::layout::{EntryMark, FrameShape, InstrPos, Layout};
+use crate::capture::python::layout::{EntryMark, FrameShape, InstrPos, Layout, StackTop};
 use crate::model::fasthash::FastSet;
 
 /// Buffers of the frame walk, kept between walks.
@@ -17,6 +17,12 @@ pub(super) struct WalkScratch {
     bytes: Vec<u8>,
     /// Frames visited outside the chunks (loop guard).
     visited: FastSet<u64>,
+    /// The walk's candidate resumers and the top word of each one's evaluation stack
+    /// ([`resumer_of`]), found at the walk's first need of them.
+    tops: Vec<Held>,
+    tops_read: bool,
+    /// What frames outside the chunks hold, to be read: (frame, running, address).
+    pending: Vec<(u64, bool, u64)>,
 }
 
 /// Where one thread's frame stack was copied: ranges of the walker's batch buffer.
@@ -33,7 +39,14 @@ pub(super) struct StackRegions {
     /// Bases of the copied chunks that are a thread's first (no older chunk): its first
     /// frame lives there.
     pub(super) roots: Vec<u64>,
+    /// Frames in the chunks lately seen calling (resuming) a frame outside them, newest
+    /// first: where a generator chain torn at its outermost generator continues
+    /// ([`resumer_of`]).
+    pub(super) resumers: Vec<u64>,
 }
+
+/// Frames in the chunks remembered as resumers of generators ([`StackRegions::resumers`]).
+pub(super) const RESUMERS: usize = 4;
 
 /// Where [`StackRegions::get`] found a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +65,15 @@ impl StackRegions {
         self.loose.clear();
         self.used_loose.clear();
         self.roots.clear();
+        self.resumers.clear();
+    }
+
+    /// Remember `addr`, a frame in a chunk that called a frame outside the chunks.
+    fn note_resumer(&mut self, addr: u64) {
+        if !self.resumers.contains(&addr) {
+            self.resumers.insert(0, addr);
+            self.resumers.truncate(RESUMERS);
+        }
     }
 
     pub(super) fn add(&mut self, base: u64, at: usize, len: usize, older: u64) {
@@ -185,7 +207,14 @@ pub(super) fn walk_frames(
         outer,
         c_stack,
     } = start;
-    let WalkScratch { bytes, visited } = scratch;
+    let WalkScratch {
+        bytes,
+        visited,
+        tops,
+        tops_read,
+        pending,
+    } = scratch;
+    *tops_read = false;
     let fo = &l.frame;
     bytes.clear();
     bytes.resize(fo.read_size as usize, 0);
@@ -320,6 +349,9 @@ pub(super) fn walk_frames(
             thread.fault = Some(StackFault::Changed);
             return;
         }
+        if matches!(found, FoundIn::Chunk(_)) && matches!(last, Some((FoundIn::Alone, false))) {
+            regions.note_resumer(addr);
+        }
         thread.frames.push(RawFrame {
             addr,
             code,
@@ -330,7 +362,22 @@ pub(super) fn walk_frames(
             returned: false,
         });
         last = Some((found, false));
+        let here = addr;
         addr = previous;
+        if previous == 0 && found == FoundIn::Alone && l.frame.gen_frame != 0 {
+            // A generator's (or coroutine's) frame whose link to its caller is cleared: it
+            // yielded after the pointer that led here was read, and was running then,
+            // resumed by the frame that holds it on top of its evaluation stack.
+            let mut need = Tops {
+                tops,
+                read: tops_read,
+                pending,
+            };
+            if let Some(resumer) = resumer_of(mem, l, regions, batch, &mut need, here) {
+                thread.relinked += 1;
+                addr = resumer;
+            }
+        }
     }
     if !ends_at_first_frame(l, regions, last, freed_run) {
         thread.fault = Some(StackFault::Changed);
@@ -399,6 +446,146 @@ fn callee_of_shim(
         }
     }
     None
+}
+
+/// The candidate resumers of one walk and what each holds (see [`resumer_of`]), read at the
+/// walk's first need of them.
+struct Tops<'a> {
+    tops: &'a mut Vec<Held>,
+    read: &'a mut bool,
+    pending: &'a mut Vec<(u64, bool, u64)>,
+}
+
+/// What a candidate resumer holds: the top two words of the evaluation stack it saved, or,
+/// while it runs (3.11-3.13 mark a running frame's `stacktop` -1), the first
+/// [`SCANNED_WORDS`] words of its locals and stack.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Held {
+    frame: u64,
+    running: bool,
+    words: [u64; SCANNED_WORDS],
+}
+
+/// Words of a running frame's locals and stack looked through for the generator it resumed.
+const SCANNED_WORDS: usize = 16;
+
+/// Most words a frame's evaluation stack plausibly holds.
+const MAX_STACK_WORDS: u64 = 1 << 16;
+
+/// The frame that resumed the generator (or coroutine, or async generator) whose frame at
+/// `frame` was found with its link to its caller cleared (3.11+): it yielded between our
+/// reading the pointer that led to it and our reading it, and was running then. A frame
+/// that resumes a generator (`for` over it, `yield from`, `await`) holds the generator
+/// object on its evaluation stack: on top of the stack it saves as it resumes it (3.12+
+/// resume a generator without a C call), and in its stack while it runs on after the
+/// generator yielded (or, 3.11, while the generator runs in a C call of its own). So the
+/// resumer is the one candidate that holds that object: at the top of its saved stack, or,
+/// failing that, the one running candidate holding it among its first words. Candidates
+/// are the frames outside the chunks read with the first batch (other generators) and the
+/// frames in the chunks lately seen resuming one; more than one holder (the object passed on
+/// as an argument, say) leaves the chain torn. What the candidates outside the chunks hold
+/// costs one more read, made once per walk.
+fn resumer_of(
+    mem: &dyn Memory,
+    l: &Layout,
+    regions: &StackRegions,
+    batch: &mut Batch,
+    need: &mut Tops,
+    frame: u64,
+) -> Option<u64> {
+    let gen = frame.checked_sub(l.frame.gen_frame)?;
+    if !*need.read {
+        *need.read = true;
+        read_held(mem, l, regions, batch, need);
+    }
+    let tag_mask = !((1u64 << l.frame.code_tag_bits) - 1);
+    let unique = |running: bool| {
+        let mut holders = need.tops.iter().filter(|h| {
+            h.frame != frame && h.running == running && h.words.iter().any(|w| w & tag_mask == gen)
+        });
+        let first = holders.next()?.frame;
+        holders.next().is_none().then_some(first)
+    };
+    unique(false).or_else(|| unique(true))
+}
+
+/// Into `need.tops`, what each candidate resumer holds (see [`resumer_of`]).
+fn read_held(
+    mem: &dyn Memory,
+    l: &Layout,
+    regions: &StackRegions,
+    batch: &mut Batch,
+    need: &mut Tops,
+) {
+    need.tops.clear();
+    need.pending.clear();
+    let size = l.frame.read_size as usize;
+    let arena = batch.buffer();
+    for &r in &regions.resumers {
+        let held = regions.chunk_bytes(arena, r, size).and_then(|h| {
+            let (running, at, len) = held_words(l, r, Fields(h))?;
+            Some(Held::new(r, running, regions.chunk_bytes(arena, at, len)?))
+        });
+        need.tops.extend(held);
+    }
+    for &(addr, at, len) in &regions.loose {
+        let place = arena
+            .get(at..at + len)
+            .and_then(|h| held_words(l, addr, Fields(h)));
+        if let Some((running, at, _)) = place {
+            need.pending.push((addr, running, at));
+        }
+    }
+    if need.pending.is_empty() {
+        return;
+    }
+    let pending = &*need.pending;
+    let len = |running: bool| if running { 8 * SCANNED_WORDS } else { 16 };
+    let run = batch.run(pending.len(), |k| (pending[k].2, len(pending[k].1)));
+    batch.read(mem);
+    for (k, &(addr, running, _)) in pending.iter().enumerate() {
+        if let Some(w) = run.nth(k).and_then(|h| batch.get(h)) {
+            need.tops.push(Held::new(addr, running, w));
+        }
+    }
+}
+
+impl Held {
+    fn new(frame: u64, running: bool, bytes: &[u8]) -> Held {
+        let mut words = [0; SCANNED_WORDS];
+        for (w, b) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            *w = Fields(b).u64(0);
+        }
+        Held {
+            frame,
+            running,
+            words,
+        }
+    }
+}
+
+/// Which words of the frame at `addr` (its first bytes in `header`) say what it holds:
+/// (running, address, length). A frame that saved its stack: the top two words of it (two,
+/// because 3.15's `for` keeps an index above the iterator). A running frame (3.11-3.13):
+/// the first [`SCANNED_WORDS`] of its locals and stack. `None`: a saved stack of fewer
+/// than two words, or nothing to go by.
+fn held_words(l: &Layout, addr: u64, header: Fields) -> Option<(bool, u64, usize)> {
+    let base = addr.checked_add(l.frame.localsplus)?;
+    match l.frame.stack_top {
+        StackTop::Unknown => None,
+        StackTop::Index(off) => match header.i32(off as usize) {
+            -1 => Some((true, base, 8 * SCANNED_WORDS)),
+            n if n >= 2 && (n as u64) < MAX_STACK_WORDS => {
+                Some((false, base + 8 * (n as u64 - 2), 16))
+            }
+            _ => None,
+        },
+        StackTop::Pointer(off) => {
+            let p = header.u64(off as usize);
+            let fits = p >= base + 16 && p - base <= 8 * MAX_STACK_WORDS && p % 8 == 0;
+            fits.then(|| (false, p - 16, 16))
+        }
+    }
 }
 
 /// The walk leaves an evaluation call through its shim frame at `shim` (3.12+), pushed by the

@@ -15,11 +15,11 @@
 //!   gains up to 5-7 points of share on 3.13+ against `perf` and paused profiles, and on 3.11
 //!   a function is off by up to 6), and error samples at most 2%. On 3.12 the caller of a call
 //!   made through C still gains up to 10 points: printed.
-//! - `gen` (recursive generators): leaf shares within the noise plus [`GEN_RESIDUAL`] on
-//!   every version but 3.12 (printed there: in some processes its consumer gets half the
-//!   samples) (error samples' innermost frames are shown under `<unreadable caller>`):
-//!   in most runs they agree within the noise, but in some the generators' consumer gains
-//!   10-20 points; half to two thirds of the samples are error samples (printed).
+//! - `gen` (recursive generators): leaf shares within the noise plus [`RESIDUAL`] everywhere
+//!   (a generator that yields while it is read is linked back to the frame that resumed
+//!   it), and error samples at most [`GEN_ERRORS`] on 3.11+ (measured 3-7%) and
+//!   [`GEN_ERRORS_OBJECTS`] before (frame objects; measured 11-12%); the issue's 2% is printed
+//!   as NOT CHECKED. Error samples' innermost frames are shown under `<unreadable caller>`.
 
 mod common;
 
@@ -32,9 +32,10 @@ const SECONDS: &str = "3";
 const RATE: &str = "200";
 /// The bias still allowed on top of the noise where leaf shares are asserted (see above).
 const RESIDUAL: f64 = 0.05;
-/// For `gen`, whose consumer sometimes gains 10-20 points (see above): what is asserted is
-/// that the profile is not broken (a leaf share off by a quarter or more).
-const GEN_RESIDUAL: f64 = 0.25;
+/// For `gen` on 3.11+: the error samples allowed (the goal is 2%; see above).
+const GEN_ERRORS: f64 = 0.10;
+/// For `gen` before 3.11 (frame objects).
+const GEN_ERRORS_OBJECTS: f64 = 0.20;
 
 /// Leaf function (`name (file)`) → samples, over every sample of the default view.
 fn leaf_counts(session: &Path) -> (HashMap<String, u64>, u64) {
@@ -188,14 +189,11 @@ fn nonblocking_agrees_with_paused_on_another_core() {
         let minor = (py.version.0, py.version.1);
         let held_calls = minor != (3, 12);
         for mode in ["calls", "gen"] {
-            // `calls` is asserted where it holds; `gen`'s leaf shares everywhere, within
-            // GEN_RESIDUAL; the rest is printed.
+            // `calls` is asserted where it holds, `gen` everywhere (see the module's
+            // documentation); the rest is printed.
             let residual = match mode {
                 "calls" if held_calls => Some(RESIDUAL),
-                // 3.12: in some processes (loaded or not) the generators' consumer gets
-                // half the samples (0.53 against 0.11): the frame pointer is often the shim
-                // of a generator resumed through C, and the frame that shim ran is not found.
-                "gen" if minor != (3, 12) => Some(GEN_RESIDUAL),
+                "gen" => Some(RESIDUAL),
                 _ => None,
             };
             let (worst, error_share, line) = compare(py, mode, &dir, residual.unwrap_or(0.0));
@@ -207,17 +205,24 @@ fn nonblocking_agrees_with_paused_on_another_core() {
             if let Some(w) = worst {
                 failures.push(format!("{} {mode}: {w}", py.label));
             }
-            if mode == "gen" {
+            let allowed_errors = match mode {
+                "gen" if minor >= (3, 11) => GEN_ERRORS,
+                "gen" => GEN_ERRORS_OBJECTS,
+                _ => 0.02,
+            };
+            if mode == "gen" && error_share > 0.02 {
                 println!(
                     "[paused_agreement] NOT CHECKED (issue 23): {} gen: error samples at most 2% (measured {:.1}%)",
                     py.label,
                     100.0 * error_share
                 );
-            } else if error_share > 0.02 {
+            }
+            if error_share > allowed_errors {
                 failures.push(format!(
-                    "{} {mode}: {:.1}% error samples (at most 2%)",
+                    "{} {mode}: {:.1}% error samples (at most {:.0}%)",
                     py.label,
-                    100.0 * error_share
+                    100.0 * error_share,
+                    100.0 * allowed_errors
                 ));
             }
         }

@@ -49,7 +49,7 @@ pub struct Extras {
     /// `_PyInterpreterFrame.stacktop` (3.13) / `stackpointer` (3.14+).
     pub stack_top: StackTop,
     /// `offsetof(PyGenObject, gi_iframe)`.
-    pub gen_frame: u64,
+    pub gen_iframe: u64,
 }
 
 /// How to read one minor version's `_Py_DebugOffsets`.
@@ -82,7 +82,7 @@ pub const SHAPE_3_13: DebugShape = DebugShape {
         stack_top: StackTop::Index(64),
         // PyObject_HEAD, gi_weakreflist, gi_name, gi_qualname, gi_exc_state (two pointers),
         // gi_origin_or_finalizer, four chars, padded to 8.
-        gen_frame: 72,
+        gen_iframe: 72,
     },
 };
 
@@ -105,7 +105,7 @@ pub const SHAPE_3_14: DebugShape = DebugShape {
         stack_top: StackTop::Pointer(64),
         // PyObject_HEAD, gi_weakreflist, gi_name, gi_qualname, gi_exc_state (two pointers),
         // gi_origin_or_finalizer, four chars, padded to 8.
-        gen_frame: 72,
+        gen_iframe: 72,
     },
 };
 
@@ -126,7 +126,7 @@ pub const SHAPE_3_15: DebugShape = DebugShape {
         stack_top: StackTop::Pointer(64),
         // PyObject_HEAD, gi_weakreflist, gi_name, gi_qualname, gi_exc_state (two pointers),
         // gi_origin_or_finalizer, four chars, padded to 8.
-        gen_frame: 72,
+        gen_iframe: 72,
     },
 };
 
@@ -257,11 +257,7 @@ pub fn layout_from_table(raw: &[u8], version: &Version, shape: &DebugShape) -> R
         w(ix.frame_executable) + 8,
         w(ix.frame_instr_ptr) + 8,
         w(ix.frame_owner) + 1,
-        match x.stack_top {
-            StackTop::Unknown => 0,
-            StackTop::Index(off) => off + 4,
-            StackTop::Pointer(off) => off + 8,
-        },
+        x.stack_top.end(),
     ];
     let code_names = [
         w(ix.code_filename),
@@ -319,7 +315,7 @@ pub fn layout_from_table(raw: &[u8], version: &Version, shape: &DebugShape) -> R
             chunk_previous: STACK_CHUNK_PREVIOUS,
             chunk_size: STACK_CHUNK_SIZE,
             stack_top: x.stack_top,
-            gen_frame: x.gen_frame,
+            gen: GenLink::Embedded(x.gen_iframe),
         },
         code: CodeOffsets {
             size: w(ix.code_adaptive).max(code_end),

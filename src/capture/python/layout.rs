@@ -206,24 +206,58 @@ pub struct FrameOffsets {
     pub chunk_previous: u64,
     pub chunk_size: u64,
     /// Where a frame's evaluation stack ended when the frame last stopped running (it
-    /// called another frame or yielded): 3.11+.
+    /// called another frame or yielded), and where it lies.
     pub stack_top: StackTop,
-    /// Offset of the frame inside its generator, coroutine or async generator object
-    /// (`gi_iframe`, 3.11+; 0 where frames are objects of their own).
-    pub gen_frame: u64,
+    /// How a generator's (coroutine's, async generator's) frame leads to the generator
+    /// object.
+    pub gen: GenLink,
 }
 
-/// Where a frame saves its evaluation stack's top (`_PyInterpreterFrame.stacktop` or
-/// `stackpointer`); the value there is stale or cleared while the frame runs.
+/// Where a frame saves its evaluation stack's top; the value there is stale or cleared
+/// while the frame runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StackTop {
-    /// Not read (frame objects, up to 3.10).
+    /// Not read (2.7).
     Unknown,
-    /// An `int` at this offset: the number of words from `localsplus` to the top (3.11-3.13;
-    /// -1 while the frame runs on 3.12-3.13).
+    /// 3.6-3.9 frame objects: `f_valuestack` (where the stack begins) and `f_stacktop` (one
+    /// past its top; NULL while the frame runs).
+    ObjectPointer { valuestack: u64, stacktop: u64 },
+    /// 3.10 frame objects: `f_valuestack` and `f_stackdepth` (an `int`; -1 while the frame
+    /// runs).
+    ObjectDepth { valuestack: u64, depth: u64 },
+    /// 3.11-3.13 `stacktop`: an `int`, the number of words from `localsplus` to the top
+    /// (-1 while the frame runs on 3.11 when resumed through C, and on 3.12-3.13).
     Index(u64),
-    /// A pointer at this offset, one past the top slot (3.14+).
+    /// 3.14+ `stackpointer`: one past the top slot.
     Pointer(u64),
+}
+
+impl StackTop {
+    /// Where the fields it names end in a frame's bytes.
+    pub fn end(self) -> u64 {
+        match self {
+            StackTop::Unknown => 0,
+            StackTop::ObjectPointer {
+                valuestack,
+                stacktop,
+            } => valuestack.max(stacktop) + 8,
+            StackTop::ObjectDepth { valuestack, depth } => (valuestack + 8).max(depth + 4),
+            StackTop::Index(off) => off + 4,
+            StackTop::Pointer(off) => off + 8,
+        }
+    }
+}
+
+/// How a generator's frame leads to its generator object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenLink {
+    /// Not known (2.7).
+    None,
+    /// The frame object's `f_gen` at this offset (3.7-3.10; NULL for other frames).
+    Field(u64),
+    /// The frame lies inside the generator object, this far from its start (`gi_iframe`,
+    /// 3.11+).
+    Embedded(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,13 +425,14 @@ impl Layout {
             EntryMark::IsEntryByte(off) => off + 1,
             EntryMark::ShimOwner { owner, .. } => owner + 1,
         };
-        let stack_top_end = match f.stack_top {
-            StackTop::Unknown => 0,
-            StackTop::Index(off) => off + 4,
-            StackTop::Pointer(off) => off + 8,
+        let stack_top_end = f.stack_top.end();
+        let gen_end = match f.gen {
+            GenLink::Field(off) => off + 8,
+            GenLink::None | GenLink::Embedded(_) => 0,
         };
         for (name, end) in [
             ("frame.stack_top", stack_top_end),
+            ("frame.gen", gen_end),
             ("frame.code", f.code + 8),
             ("frame.previous", f.previous + 8),
             ("frame.instr", instr_end),

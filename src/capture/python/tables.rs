@@ -120,7 +120,7 @@ pub const V2_7: Layout = Layout {
         chunk_previous: 0,
         chunk_size: 0,
         stack_top: StackTop::Unknown,
-        gen_frame: 0,
+        gen: GenLink::None,
     },
     code: CodeOffsets {
         size: 112,
@@ -255,6 +255,12 @@ pub const V3_7_0: Layout = Layout {
             scale: 1,
         },
         localsplus: 360,
+        // f_valuestack, f_stacktop, ..., f_gen (3.7+) before f_lasti.
+        stack_top: StackTop::ObjectPointer {
+            valuestack: 64,
+            stacktop: 72,
+        },
+        gen: GenLink::Field(96),
         ..V3_6.frame
     },
     ..V3_6
@@ -337,6 +343,12 @@ pub const V3_10: Layout = Layout {
             scale: 2,
         },
         localsplus: 352,
+        // f_valuestack, f_trace, f_stackdepth, two chars, f_gen, f_lasti.
+        stack_top: StackTop::ObjectDepth {
+            valuestack: 64,
+            depth: 80,
+        },
+        gen: GenLink::Field(88),
         ..V3_9.frame
     },
     linetable: LineTableFormat::Linetable310,
@@ -392,7 +404,7 @@ pub const V3_11: Layout = Layout {
         stack_top: StackTop::Index(64),
         // PyObject_HEAD, gi_code, gi_weakreflist, gi_name, gi_qualname (48), gi_exc_state
         // (two pointers), gi_origin_or_finalizer, four chars, padded to 8.
-        gen_frame: 80,
+        gen: GenLink::Embedded(80),
     },
     code: CodeOffsets {
         size: 192,
@@ -472,7 +484,7 @@ pub const V3_12: Layout = Layout {
         chunk_size: 8,
         stack_top: StackTop::Index(64),
         // As 3.11 without gi_code.
-        gen_frame: 72,
+        gen: GenLink::Embedded(72),
     },
     code: CodeOffsets {
         size: 200,

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::capture::os::batch::Batch;
 use crate::capture::os::memory::{Fields, Memory};
-use crate::capture::python::layout::{EntryMark, FrameShape, InstrPos, Layout, StackTop};
+use crate::capture::python::layout::{EntryMark, FrameShape, GenLink, InstrPos, Layout, StackTop};
 use crate::model::fasthash::FastSet;
 
 /// Buffers of the frame walk, kept between walks.
@@ -364,16 +364,17 @@ pub(super) fn walk_frames(
         last = Some((found, false));
         let here = addr;
         addr = previous;
-        if previous == 0 && found == FoundIn::Alone && l.frame.gen_frame != 0 {
+        let gen = generator_of(l, here, f);
+        if previous == 0 && found == FoundIn::Alone && gen != 0 {
             // A generator's (or coroutine's) frame whose link to its caller is cleared: it
             // yielded after the pointer that led here was read, and was running then,
-            // resumed by the frame that holds it on top of its evaluation stack.
+            // resumed by the frame that holds it on its evaluation stack.
             let mut need = Tops {
                 tops,
                 read: tops_read,
                 pending,
             };
-            if let Some(resumer) = resumer_of(mem, l, regions, batch, &mut need, here) {
+            if let Some(resumer) = resumer_of(mem, l, regions, batch, &mut need, here, gen) {
                 thread.relinked += 1;
                 addr = resumer;
             }
@@ -492,8 +493,8 @@ fn resumer_of(
     batch: &mut Batch,
     need: &mut Tops,
     frame: u64,
+    gen: u64,
 ) -> Option<u64> {
-    let gen = frame.checked_sub(l.frame.gen_frame)?;
     if !*need.read {
         *need.read = true;
         read_held(mem, l, regions, batch, need);
@@ -564,27 +565,57 @@ impl Held {
     }
 }
 
+/// The generator object whose frame is the frame at `addr` (its first bytes in `header`),
+/// or 0: from 3.11 every frame outside the chunks that is not a shim is a generator's,
+/// embedded in it; before, a frame object names its generator (`f_gen`, NULL for others).
+fn generator_of(l: &Layout, addr: u64, header: Fields) -> u64 {
+    match l.frame.gen {
+        GenLink::None => 0,
+        GenLink::Field(off) => header.u64(off as usize),
+        GenLink::Embedded(off) => addr.saturating_sub(off),
+    }
+}
+
 /// Which words of the frame at `addr` (its first bytes in `header`) say what it holds:
 /// (running, address, length). A frame that saved its stack: the top two words of it (two,
-/// because 3.15's `for` keeps an index above the iterator). A running frame (3.11-3.13):
-/// the first [`SCANNED_WORDS`] of its locals and stack. `None`: a saved stack of fewer
-/// than two words, or nothing to go by.
+/// because 3.15's `for` keeps an index above the iterator). A running frame (3.6-3.13
+/// mark one): the first [`SCANNED_WORDS`] of its stack (3.11+: of its locals and stack).
+/// `None`: a saved stack of fewer than two words, or nothing to go by.
 fn held_words(l: &Layout, addr: u64, header: Fields) -> Option<(bool, u64, usize)> {
     let base = addr.checked_add(l.frame.localsplus)?;
+    let scan = 8 * SCANNED_WORDS;
+    let within = |p: u64| p >= base && p - base <= 8 * MAX_STACK_WORDS && p % 8 == 0;
+    let saved_top = |p: u64| (p >= 16 && within(p - 16)).then(|| (false, p - 16, 16));
     match l.frame.stack_top {
         StackTop::Unknown => None,
-        StackTop::Index(off) => match header.i32(off as usize) {
-            -1 => Some((true, base, 8 * SCANNED_WORDS)),
-            n if n >= 2 && (n as u64) < MAX_STACK_WORDS => {
-                Some((false, base + 8 * (n as u64 - 2), 16))
+        StackTop::ObjectPointer {
+            valuestack,
+            stacktop,
+        } => {
+            let (stack, top) = (
+                header.u64(valuestack as usize),
+                header.u64(stacktop as usize),
+            );
+            match top {
+                0 => within(stack).then_some((true, stack, scan)),
+                _ if top >= stack.saturating_add(16) => saved_top(top),
+                _ => None,
             }
+        }
+        StackTop::ObjectDepth { valuestack, depth } => {
+            let stack = header.u64(valuestack as usize);
+            match header.i32(depth as usize) {
+                -1 => within(stack).then_some((true, stack, scan)),
+                n if n >= 2 && (n as u64) < MAX_STACK_WORDS => saved_top(stack + 8 * n as u64),
+                _ => None,
+            }
+        }
+        StackTop::Index(off) => match header.i32(off as usize) {
+            -1 => Some((true, base, scan)),
+            n if n >= 2 && (n as u64) < MAX_STACK_WORDS => saved_top(base + 8 * n as u64),
             _ => None,
         },
-        StackTop::Pointer(off) => {
-            let p = header.u64(off as usize);
-            let fits = p >= base + 16 && p - base <= 8 * MAX_STACK_WORDS && p % 8 == 0;
-            fits.then(|| (false, p - 16, 16))
-        }
+        StackTop::Pointer(off) => saved_top(header.u64(off as usize)),
     }
 }
 

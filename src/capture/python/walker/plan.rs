@@ -106,19 +106,18 @@ impl Tracked {
             let older = regions.iter().skip(1).take(MAX_GUESSED_OLDER);
             g.older.extend(older.map(|&(base, _, len)| (base, len)));
         }
-        // Frames that were read alone, each read with the first batch next time; and
-        // (3.11+) a few more seen lately: generators and coroutines are new objects whose
-        // memory the allocator hands out again, so the frame a new one runs in is often at
-        // an address seen before, and is then read together with the pointer to it.
+        // Frames that were read alone, each read with the first batch next time; and a few
+        // more seen lately: generators and coroutines are new objects whose memory the
+        // allocator hands out again, so the frame a new one runs in is often at an address
+        // seen before, and is then read together with the pointer to it; and a generator's
+        // resumer must be among the frames read to be found (`stack::resumer_of`).
         g.resumers.extend(&self.stack.resumers);
         let used = &self.stack.used_loose;
         g.loose.extend(used.iter().take(MAX_GUESSED_FRAMES));
-        if l.frames == FrameShape::InterpreterFrame {
-            if let Some(p) = prev {
-                let room = LOOSE_POOL.saturating_sub(g.loose.len());
-                let seen = p.guess.loose.iter().filter(|a| !used.contains(a));
-                g.loose.extend(seen.take(room));
-            }
+        if let Some(p) = prev {
+            let room = LOOSE_POOL.saturating_sub(g.loose.len());
+            let seen = p.guess.loose.iter().filter(|a| !used.contains(a));
+            g.loose.extend(seen.take(room));
         }
     }
 }

@@ -21,8 +21,8 @@ pub(super) struct WalkScratch {
     /// ([`resumer_of`]), found at the walk's first need of them.
     tops: Vec<Held>,
     tops_read: bool,
-    /// What frames outside the chunks hold, to be read: (frame, running, address).
-    pending: Vec<(u64, bool, u64)>,
+    /// What frames outside the chunks hold, to be read: (frame, running, address, length).
+    pending: Vec<(u64, bool, u64, usize)>,
 }
 
 /// Where one thread's frame stack was copied: ranges of the walker's batch buffer.
@@ -454,7 +454,7 @@ fn callee_of_shim(
 struct Tops<'a> {
     tops: &'a mut Vec<Held>,
     read: &'a mut bool,
-    pending: &'a mut Vec<(u64, bool, u64)>,
+    pending: &'a mut Vec<(u64, bool, u64, usize)>,
 }
 
 /// What a candidate resumer holds: the top two words of the evaluation stack it saved, or,
@@ -533,18 +533,17 @@ fn read_held(
         let place = arena
             .get(at..at + len)
             .and_then(|h| held_words(l, addr, Fields(h)));
-        if let Some((running, at, _)) = place {
-            need.pending.push((addr, running, at));
+        if let Some((running, at, len)) = place {
+            need.pending.push((addr, running, at, len));
         }
     }
     if need.pending.is_empty() {
         return;
     }
     let pending = &*need.pending;
-    let len = |running: bool| if running { 8 * SCANNED_WORDS } else { 16 };
-    let run = batch.run(pending.len(), |k| (pending[k].2, len(pending[k].1)));
+    let run = batch.run(pending.len(), |k| (pending[k].2, pending[k].3));
     batch.read(mem);
-    for (k, &(addr, running, _)) in pending.iter().enumerate() {
+    for (k, &(addr, running, _, _)) in pending.iter().enumerate() {
         if let Some(w) = run.nth(k).and_then(|h| batch.get(h)) {
             need.tops.push(Held::new(addr, running, w));
         }
@@ -585,7 +584,13 @@ fn held_words(l: &Layout, addr: u64, header: Fields) -> Option<(bool, u64, usize
     let base = addr.checked_add(l.frame.localsplus)?;
     let scan = 8 * SCANNED_WORDS;
     let within = |p: u64| p >= base && p - base <= 8 * MAX_STACK_WORDS && p % 8 == 0;
-    let saved_top = |p: u64| (p >= 16 && within(p - 16)).then(|| (false, p - 16, 16));
+    // The top two words of a saved stack, or its one word (a frame object's value stack
+    // holds no locals: a `for` over a generator leaves just the generator).
+    let saved_top = |p: u64| match p {
+        _ if p >= 16 && within(p - 16) => Some((false, p - 16, 16)),
+        _ if p >= 8 && within(p - 8) => Some((false, p - 8, 8)),
+        _ => None,
+    };
     match l.frame.stack_top {
         StackTop::Unknown => None,
         StackTop::ObjectPointer {
@@ -598,7 +603,7 @@ fn held_words(l: &Layout, addr: u64, header: Fields) -> Option<(bool, u64, usize
             );
             match top {
                 0 => within(stack).then_some((true, stack, scan)),
-                _ if top >= stack.saturating_add(16) => saved_top(top),
+                _ if top >= stack.saturating_add(8) => saved_top(top),
                 _ => None,
             }
         }
@@ -606,13 +611,13 @@ fn held_words(l: &Layout, addr: u64, header: Fields) -> Option<(bool, u64, usize
             let stack = header.u64(valuestack as usize);
             match header.i32(depth as usize) {
                 -1 => within(stack).then_some((true, stack, scan)),
-                n if n >= 2 && (n as u64) < MAX_STACK_WORDS => saved_top(stack + 8 * n as u64),
+                n if n >= 1 && (n as u64) < MAX_STACK_WORDS => saved_top(stack + 8 * n as u64),
                 _ => None,
             }
         }
         StackTop::Index(off) => match header.i32(off as usize) {
             -1 => Some((true, base, scan)),
-            n if n >= 2 && (n as u64) < MAX_STACK_WORDS => saved_top(base + 8 * n as u64),
+            n if n >= 1 && (n as u64) < MAX_STACK_WORDS => saved_top(base + 8 * n as u64),
             _ => None,
         },
         StackTop::Pointer(off) => saved_top(header.u64(off as usize)),

@@ -685,3 +685,102 @@ fn steady_samples_allocate_nothing() {
         assert_eq!(threads[0].frames, skel.expected(), "{v}");
     }
 }
+
+/// Generator objects planted for the relinking test, `GEN_STRIDE` apart.
+const GENS: u64 = 0x58_0000;
+const GEN_STRIDE: u64 = 0x400;
+
+/// A generator chain torn as a generator yields while it is read: the consumer `f1` (in the
+/// chunk) resumed generator `g0`, which resumed `g1`, the frame the pointer names; by the
+/// time `g1` is read it has yielded, its link cleared. `g0` holds `g1`'s generator object on
+/// top of its saved stack, so the walk links `g1` back to it (once `g0` is among the frames
+/// it reads with the first batch: after one whole walk). Without that holder the thread is
+/// an error sample with `g1` alone; with two holders (the object passed on) too.
+#[test]
+fn generator_that_yielded_while_read_is_linked_back_to_its_resumer() {
+    use crate::capture::python::layout::{GenLink, StackTop};
+    for layout in planted_layouts() {
+        let (GenLink::Embedded(gen_off), EntryMark::ShimOwner { owner, .. }) =
+            (layout.frame.gen, layout.frame.entry)
+        else {
+            continue;
+        };
+        let v = name(layout);
+        let fo = layout.frame;
+        for holders in 0..3 {
+            let mut s = Skeleton::new(layout, 2);
+            s.mem.add(GENS, vec![0; 4 * GEN_STRIDE as usize]);
+            let gen_obj = |k: u64| GENS + GEN_STRIDE * k;
+            let frame = |k: u64| gen_obj(k) + gen_off;
+            // g0 and g1 (and g2, a second holder of g1 when asked, resumed by f1 too).
+            for k in 0..3 {
+                let f = frame(k);
+                let code = s.codes[2 + k as usize % 2];
+                write(&mut s.mem, f + fo.code, code);
+                if let InstrPos::Pointer(off) = fo.instr {
+                    write(&mut s.mem, f + off, code + layout.code.code_adaptive + 8);
+                }
+                s.mem.bytes_mut(f + owner, 1).unwrap()[0] = OWNED_BY_GENERATOR;
+                // A saved stack of three words, the last the generator it resumed.
+                let slots = f + fo.localsplus;
+                match fo.stack_top {
+                    StackTop::Index(off) => {
+                        s.mem.bytes_mut(f + off, 4).unwrap()[..4]
+                            .copy_from_slice(&3i32.to_le_bytes());
+                    }
+                    StackTop::Pointer(off) => write(&mut s.mem, f + off, slots + 24),
+                    _ => unreachable!("{v}"),
+                }
+                let held = match k {
+                    0 if holders > 0 => gen_obj(1),
+                    2 if holders > 1 => gen_obj(1),
+                    _ => gen_obj(3),
+                };
+                write(&mut s.mem, slots + 16, held);
+            }
+            let consumer = s.frame_addr(1);
+            write(&mut s.mem, frame(0) + fo.previous, consumer);
+            write(&mut s.mem, frame(2) + fo.previous, consumer);
+            write(&mut s.mem, frame(1) + fo.previous, frame(0));
+            match layout.thread.frame {
+                FramePtr::InThread(off) => write(&mut s.mem, TSTATE + off, frame(1)),
+                FramePtr::ViaCFrame { current_frame, .. } => {
+                    write(&mut s.mem, CFRAME + current_frame, frame(1))
+                }
+            }
+            let mut walker = s.walker();
+            let mut codes = CodeCache::default();
+            let whole = [frame(1), frame(0), s.frame_addr(1), s.frame_addr(0)];
+            // Whole: walked as linked (g2 is read once, so it is a candidate later too).
+            let (t, _) = sample(&mut walker, &mut codes, &s.mem);
+            let addrs: Vec<u64> = t.frames.iter().map(|f| f.addr).collect();
+            assert_eq!(
+                (t.fault, &addrs[..]),
+                (None, &whole[..]),
+                "{v}: {}",
+                short(&t)
+            );
+            write(&mut s.mem, frame(1) + fo.previous, frame(2));
+            let (t, _) = sample(&mut walker, &mut codes, &s.mem);
+            assert_eq!(t.fault, None, "{v}: {}", short(&t));
+            // Torn: g1 has yielded.
+            write(&mut s.mem, frame(1) + fo.previous, 0);
+            for _ in 0..2 {
+                let (t, _) = sample(&mut walker, &mut codes, &s.mem);
+                let addrs: Vec<u64> = t.frames.iter().map(|f| f.addr).collect();
+                if holders == 1 {
+                    assert_eq!(t.fault, None, "{v}: {}", short(&t));
+                    assert_eq!(addrs, whole, "{v}");
+                    assert_eq!(t.relinked, 1, "{v}");
+                } else {
+                    assert_eq!(t.fault, Some(StackFault::Changed), "{v} {holders} holders");
+                    assert_eq!(addrs, [frame(1)], "{v}: {}", short(&t));
+                    assert_eq!(t.relinked, 0, "{v}");
+                }
+            }
+        }
+    }
+}
+
+/// `_PyInterpreterFrame.owner` of a generator's frame (3.12+).
+const OWNED_BY_GENERATOR: u8 = 1;

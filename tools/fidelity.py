@@ -80,23 +80,30 @@ LABEL = re.compile(r"^(thread|process) \(|^process \d+:")
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
+def collapsed(lines):
+    """Collapsed-stack lines -> (frame texts outermost first, count), thread and process
+    labels left out (also used by tools/paused_fidelity.py)."""
+    for line in lines:
+        line = line.rstrip()
+        if not line:
+            continue
+        stack, _, count = line.rpartition(" ")
+        try:
+            n = int(count)
+        except ValueError:
+            continue
+        parts = (part.strip() for part in stack.split(";")) if stack else ()
+        yield [part for part in parts if part and not LABEL.match(part)], n
+
+
 def parse_raw(path):
     """Collapsed stacks -> list of (frames root first as (func, file), count)."""
     stacks = []
     with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            stack, _, count = line.rpartition(" ")
-            try:
-                n = int(count)
-            except ValueError:
-                continue
+        for parts, n in collapsed(f):
             frames = []
-            for part in stack.split(";") if stack else []:
-                part = part.strip()
-                if not part or LABEL.match(part) or part == "<no Python frames>":
+            for part in parts:
+                if part == "<no Python frames>":
                     continue
                 m = FRAME.match(part)
                 if m:

@@ -116,6 +116,9 @@ import tempfile
 import time
 import zipfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fidelity import collapsed  # noqa: E402  (the collapsed-stack line format)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 CHURN = os.path.join(REPO, "tests", "scripts", "churn.py")
@@ -140,7 +143,6 @@ KNOWN_PYTHONS = (
 # `function (file)` (or `function (file:line)`); anything else that starts with "<" and has
 # no file (`<error: ...>`, `<unreadable caller>`, `<no Python frames>`) is a pseudo-frame.
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^()]*?)(?::\d+)?\)$")
-LABEL = re.compile(r"^(thread|process) \(|^process \d+:")
 
 
 class Skip(Exception):
@@ -450,20 +452,9 @@ def parse_raw(text):
     """Collapsed stacks -> list of (frames outermost first, count). A frame is ("func (file)",
     True) for a function, (text, False) for a pseudo-frame."""
     stacks = []
-    for line in text.splitlines():
-        line = line.rstrip()
-        if not line:
-            continue
-        stack, _, count = line.rpartition(" ")
-        try:
-            n = int(count)
-        except ValueError:
-            continue
+    for parts, n in collapsed(text.splitlines()):
         frames = []
-        for part in stack.split(";") if stack else []:
-            part = part.strip()
-            if not part or LABEL.match(part):
-                continue
+        for part in parts:
             m = FRAME.match(part)
             if m:
                 frames.append(("%s (%s)" % (m.group("func"), m.group("file")), True))

@@ -318,20 +318,20 @@ impl Walker {
             // it, and the thread state's `datastack_top` says nothing of it (frames pushed
             // above the generator's caller are calls made from the generator; taking them
             // for its callee moved the generators' time to their consumer).
-            if !thread.frames.first().is_some_and(|fr| in_chunk(fr.addr)) {
-                continue;
-            }
-            let k = 0;
+            let first = match thread.frames.first() {
+                Some(&fr) if in_chunk(fr.addr) => fr,
+                _ => continue,
+            };
             let end = |fr: &RawFrame, size: u64| fr.addr.wrapping_add(size);
-            let size = frame_bytes(thread.frames[k].code);
+            let size = frame_bytes(first.code);
             if size == 0 {
                 continue;
             }
-            let first_end = end(&thread.frames[k], size);
+            let first_end = end(&first, size);
             if first_end > top {
                 // Pushed after the state was read: drop frames down to the one that ended
                 // at the top then (left as read when none does).
-                let mut m = k;
+                let mut m = 0;
                 while m < thread.frames.len() {
                     let fr = thread.frames[m];
                     let s = frame_bytes(fr.code);
@@ -352,7 +352,7 @@ impl Walker {
                 let mut before_unstarted = false;
                 // Each must have been called by the frame below it: linked to it, or (3.12, a
                 // call through C) to a shim frame on the C stack, near `cframe`.
-                let mut caller = thread.frames[k].addr;
+                let mut caller = first.addr;
                 while at < top && found.len() < 4 {
                     let Some(bytes) = t.stack.chunk_bytes(arena, at, l.frame.read_size as usize)
                     else {
@@ -405,7 +405,7 @@ impl Walker {
                 }
                 if !found.is_empty() && (at == top || before_unstarted) {
                     found.reverse();
-                    thread.frames.splice(..k, found);
+                    thread.frames.splice(0..0, found);
                 }
             }
         }

@@ -138,63 +138,146 @@ impl LiveMemory {
     }
 }
 
-/// The kernel takes at most this many iovecs per call (IOV_MAX on Linux).
+/// The kernel takes at most this many iovecs per call (IOV_MAX on Linux), local and remote
+/// alike.
 const IOV_BATCH: usize = 1024;
+
+/// Most bytes between two ranges read as one remote range: each remote range costs the kernel
+/// a page-table walk and a lock (about 0.4 µs, as much as copying 4 KiB), so ranges this close
+/// are read with the bytes between them (into a scratch buffer). Less than a page, so the
+/// bytes between two ranges lie in pages that hold one of them: merging never makes an
+/// unmapped page part of a read.
+const MAX_GAP: usize = 2048;
+
+/// One call's worth of ranges, planned: remote ranges (merged where close), the local
+/// iovecs they fill, and where each range ends in the stream of bytes read.
+struct Plan {
+    local: [MaybeUninit<libc::iovec>; IOV_BATCH],
+    remote: [MaybeUninit<libc::iovec>; IOV_BATCH],
+    /// Per range of the call (from its first): the stream offset its last byte ends at.
+    ends: [usize; IOV_BATCH],
+    nl: usize,
+    nr: usize,
+}
+
+impl Plan {
+    fn push(v: &mut [MaybeUninit<libc::iovec>], n: &mut usize, base: *mut u8, len: usize) {
+        v[*n].write(libc::iovec {
+            iov_base: base as *mut libc::c_void,
+            iov_len: len,
+        });
+        *n += 1;
+    }
+
+    /// Plan the ranges from `start` on, as many as fit in one call; returns the end of them.
+    fn fill(
+        &mut self,
+        start: usize,
+        n: usize,
+        range: &mut impl FnMut(usize) -> (u64, *mut u8, usize),
+        gap: *mut u8,
+    ) -> usize {
+        self.nl = 0;
+        self.nr = 0;
+        let mut stream = 0usize;
+        // End (target address) of the last remote range, while others may join it.
+        let mut open: Option<u64> = None;
+        let mut i = start;
+        while i < n && self.nl + 2 <= IOV_BATCH && self.nr < IOV_BATCH {
+            let (addr, buf, len) = range(i);
+            let joins = open
+                .and_then(|end| addr.checked_sub(end))
+                .filter(|&g| g as usize <= MAX_GAP && len > 0);
+            match joins {
+                Some(g) => {
+                    if g > 0 {
+                        Plan::push(&mut self.local, &mut self.nl, gap, g as usize);
+                    }
+                    // SAFETY: remote[nr - 1] was written when that range was opened.
+                    let last = unsafe { self.remote[self.nr - 1].assume_init_mut() };
+                    last.iov_len += g as usize + len;
+                    stream += g as usize;
+                }
+                None => Plan::push(
+                    &mut self.remote,
+                    &mut self.nr,
+                    addr as usize as *mut u8,
+                    len,
+                ),
+            }
+            Plan::push(&mut self.local, &mut self.nl, buf, len);
+            stream += len;
+            self.ends[i - start] = stream;
+            open = (len > 0).then(|| addr.checked_add(len as u64)).flatten();
+            i += 1;
+        }
+        i
+    }
+
+    /// The planned iovecs, local and remote.
+    fn iovecs(&self) -> (&[libc::iovec], &[libc::iovec]) {
+        // SAFETY: the first `nl` and `nr` entries were written by `fill`, and
+        // `MaybeUninit<T>` has the layout of `T`.
+        unsafe {
+            (
+                &*(&self.local[..self.nl] as *const [MaybeUninit<libc::iovec>]
+                    as *const [libc::iovec]),
+                &*(&self.remote[..self.nr] as *const [MaybeUninit<libc::iovec>]
+                    as *const [libc::iovec]),
+            )
+        }
+    }
+}
 
 impl LiveMemory {
     /// Read `n` ranges, range `i` being `range(i)` = (target address, local buffer, length),
-    /// in as few `process_vm_readv` calls as the kernel allows; `ok[i]` says whether range `i`
-    /// was read in full. The iovecs live on the stack: nothing is allocated.
+    /// in as few `process_vm_readv` calls and remote ranges as the kernel allows (ranges that
+    /// follow each other closely in the target are read as one); `ok[i]` says whether range
+    /// `i` was read in full. Ranges are read in the order given: callers put first what must
+    /// be read first. Nothing is allocated.
     fn readv_all(
         &self,
         n: usize,
         mut range: impl FnMut(usize) -> (u64, *mut u8, usize),
         ok: &mut [bool],
     ) {
-        // Left uninitialised: only the entries a call uses are written (zeroing 32 KiB per
-        // read would cost more than the reads of a small batch).
-        let mut local = [MaybeUninit::<libc::iovec>::uninit(); IOV_BATCH];
-        let mut remote = [MaybeUninit::<libc::iovec>::uninit(); IOV_BATCH];
+        // Left uninitialised: only the entries a call uses are written (zeroing them per
+        // read would cost more than the reads of a small batch). The bytes between merged
+        // ranges land in `gap` and are never looked at.
+        let mut plan = Plan {
+            local: [MaybeUninit::uninit(); IOV_BATCH],
+            remote: [MaybeUninit::uninit(); IOV_BATCH],
+            ends: [0; IOV_BATCH],
+            nl: 0,
+            nr: 0,
+        };
+        let mut gap = [MaybeUninit::<u8>::uninit(); MAX_GAP];
+        let gap = gap.as_mut_ptr() as *mut u8;
         let mut start = 0;
         while start < n {
-            let end = (start + IOV_BATCH).min(n);
+            let end = plan.fill(start, n, &mut range, gap);
             ok[start..end].fill(false);
-            for i in start..end {
-                let (addr, buf, len) = range(i);
-                local[i - start].write(libc::iovec {
-                    iov_base: buf as *mut libc::c_void,
-                    iov_len: len,
-                });
-                remote[i - start].write(libc::iovec {
-                    iov_base: addr as usize as *mut libc::c_void,
-                    iov_len: len,
-                });
-            }
-            let count = end - start;
-            // SAFETY: the first `count` entries of both arrays were written just above, and
-            // `MaybeUninit<T>` has the layout of `T`.
-            let (l, r) = unsafe {
-                (
-                    &*(&local[..count] as *const [MaybeUninit<libc::iovec>]
-                        as *const [libc::iovec]),
-                    &*(&remote[..count] as *const [MaybeUninit<libc::iovec>]
-                        as *const [libc::iovec]),
-                )
-            };
-            // The kernel stops at the first remote range it cannot read; the ranges before it
-            // are complete. The range it stopped at is read alone to be sure, then the rest.
+            let (l, r) = plan.iovecs();
+            // The kernel stops at the first remote range it cannot read in full; the ranges
+            // before the stop are complete. The range it stopped in is read alone to be sure
+            // (it may share a merged remote range with an unreadable one), then the rest.
+            let read = self.readv(l, r).unwrap_or(0);
             let mut i = start;
-            if let Ok(mut read) = self.readv(l, r) {
-                while i < end && read >= l[i - start].iov_len {
-                    read -= l[i - start].iov_len;
-                    ok[i] = true;
-                    i += 1;
-                }
+            while i < end && plan.ends[i - start] <= read {
+                ok[i] = true;
+                i += 1;
             }
             if i < end {
-                let k = i - start;
-                ok[i] =
-                    l[k].iov_len == 0 || self.readv(&l[k..k + 1], &r[k..k + 1]) == Ok(l[k].iov_len);
+                let (addr, buf, len) = range(i);
+                let alone = [libc::iovec {
+                    iov_base: buf as *mut libc::c_void,
+                    iov_len: len,
+                }];
+                let from = [libc::iovec {
+                    iov_base: addr as usize as *mut libc::c_void,
+                    iov_len: len,
+                }];
+                ok[i] = len == 0 || self.readv(&alone, &from) == Ok(len);
                 start = i + 1;
                 continue;
             }
@@ -519,6 +602,82 @@ mod tests {
         let calls = mem.reads_made();
         mem.read_ranges(&[ranges[0], ranges[2]], &mut buf, &mut ok[..2]);
         assert_eq!((ok, mem.reads_made() - calls), ([true, true, true], 1));
+    }
+
+    #[test]
+    fn live_reads_merge_close_ranges_and_keep_failures_apart() {
+        // Three pages, the middle one unreadable.
+        let page = 4096;
+        // SAFETY: a fresh private anonymous mapping, unmapped at the end of the test.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                3 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        // SAFETY: the mapping is 3 pages long and writable.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(base as *mut u8, 3 * page) };
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        // SAFETY: the middle page of the mapping above.
+        assert_eq!(
+            unsafe { libc::mprotect((base as *mut u8).add(page).cast(), page, libc::PROT_NONE) },
+            0
+        );
+        let at = base as u64;
+        let expect = |addr: u64, len: usize| -> Vec<u8> {
+            (0..len)
+                .map(|i| (((addr - at) as usize + i) % 251) as u8)
+                .collect()
+        };
+        let mem = LiveMemory::new(std::process::id() as libc::pid_t);
+        // (address, length): close ranges in order (merged), one running into the unreadable
+        // page (merged with its readable neighbours), one behind the last (a new range),
+        // an overlapping one, and one on the third page.
+        let want = [
+            (at, 100usize),
+            (at + 160, 40),
+            (at + 1000, 8),
+            (at + 4000, 200),
+            (at + 4010, 16),
+            (at + 300, 50),
+            (at + 320, 50),
+            (at + 2 * page as u64 + 8, 64),
+        ];
+        let mut ranges = Vec::new();
+        let mut off = 0;
+        for &(addr, len) in &want {
+            ranges.push((addr, off, len));
+            off += len;
+        }
+        let mut buf = vec![0u8; off];
+        let mut ok = vec![false; want.len()];
+        let calls = mem.reads_made();
+        mem.read_ranges(&ranges, &mut buf, &mut ok);
+        assert_eq!(ok, [true, true, true, false, true, true, true, true]);
+        for (&(addr, at_buf, len), ok) in ranges.iter().zip(&ok) {
+            if *ok {
+                assert_eq!(
+                    buf[at_buf..at_buf + len],
+                    expect(addr, len)[..],
+                    "{addr:#x}"
+                );
+            }
+        }
+        // The first call stops in the range that runs into the unreadable page; it is read
+        // alone, and the rest in one more call.
+        assert_eq!(mem.reads_made() - calls, 3);
+        let calls = mem.reads_made();
+        mem.read_ranges(&ranges[..3], &mut buf, &mut ok[..3]);
+        assert_eq!(mem.reads_made() - calls, 1, "close ranges: one call");
+        // SAFETY: unmapping the mapping made above, no longer borrowed.
+        assert_eq!(unsafe { libc::munmap(base, 3 * page) }, 0);
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub struct CaptureStats {
     /// from a retry that holds the same frame (see `sample::stitch`).
     pub stitched: u64,
     /// Links from generator frames to their resumers restored where the generator yielded
-    /// while it was read (see `RawThread::relinked`), over every attempt.
+    /// or finished while it was read (see `RawThread::relinked`), over every attempt.
     pub relinked: u64,
     pub faults: u64,
     /// The longest time the target was paused for one snapshot (blocking mode).

@@ -124,7 +124,8 @@ pub struct RawThread {
     /// its callers unknown.
     pub partial: bool,
     /// Links from a generator's frame to the frame that resumed it, restored by the walk
-    /// where the generator had yielded while it was read (see `stack::resumer_of`).
+    /// where the generator had yielded or finished while it was read (see
+    /// `stack::resumer_of` and `stack::running_tip`).
     pub relinked: u32,
 }
 

@@ -50,8 +50,13 @@ struct Guess {
     len: usize,
     /// (address, length) of older chunks.
     older: Vec<(u64, usize)>,
-    /// Frames read alone: frame objects (up to 3.10), and 3.11+ frames outside the chunks.
+    /// Frames read alone: frame objects (up to 3.10), and 3.11+ frames outside the chunks;
+    /// those the walk used first, then those seen lately.
     loose: Vec<u64>,
+    /// The same frames in address order, as the first batch reads them: frames close
+    /// together in the target (generators and coroutines of one size, allocated together)
+    /// are then read as one range, at once and at the cost of one.
+    loose_by_addr: Vec<u64>,
     /// Frames in the chunks lately seen resuming a generator (see `StackRegions::resumers`).
     resumers: Vec<u64>,
 }
@@ -148,13 +153,22 @@ pub(super) fn queue_first_batch(l: &Layout, threads: &mut [Tracked], b: &mut Bat
         t.queued.chunk = (g.len > 0).then(|| b.bytes(g.chunk, g.len));
     }
     for t in threads.iter_mut() {
-        let loose = &t.guess.loose;
-        t.queued.loose = b.run(loose.len(), |k| (loose[k], frame_size));
+        queue_loose(&mut t.guess, &mut t.queued, frame_size, b);
     }
     for t in threads.iter_mut() {
         let older = &t.guess.older;
         t.queued.older = b.run(older.len(), |k| older[k]);
     }
+}
+
+/// Queue the frames read alone of guess `g` in address order (see `Guess::loose_by_addr`).
+fn queue_loose(g: &mut Guess, queued: &mut Queued, frame_size: usize, b: &mut Batch) {
+    g.loose_by_addr.clear();
+    g.loose_by_addr.extend(&g.loose);
+    g.loose_by_addr.sort_unstable();
+    g.loose_by_addr.dedup();
+    let loose = &g.loose_by_addr;
+    queued.loose = b.run(loose.len(), |k| (loose[k], frame_size));
 }
 
 /// Phase 3: each thread's frame pointer and frame stack, from the first batch where the
@@ -293,7 +307,7 @@ fn take_guessed(
     }
     stack.resumers.extend(&p.guess.resumers);
     let frame_size = l.frame.read_size as usize;
-    for (k, &base) in p.guess.loose.iter().enumerate() {
+    for (k, &base) in p.guess.loose_by_addr.iter().enumerate() {
         if let Some(h) = p.queued.loose.nth(k).filter(|h| batch.get(*h).is_some()) {
             stack.loose.push((base, batch.offset(h), frame_size));
         }

@@ -367,8 +367,10 @@ pub(super) fn walk_frames(
         let gen = generator_of(l, here, f);
         if previous == 0 && found == FoundIn::Alone && gen != 0 {
             // A generator's (or coroutine's) frame whose link to its caller is cleared: it
-            // yielded after the pointer that led here was read, and was running then,
-            // resumed by the frame that holds it on its evaluation stack.
+            // yielded or finished after the pointer that led here was read, and was running
+            // then, resumed by the frame that holds it on its evaluation stack (while it is
+            // suspended) or, once it finished and was let go, by the frame the thread went
+            // back to.
             let mut need = Tops {
                 tops,
                 read: tops_read,
@@ -377,6 +379,9 @@ pub(super) fn walk_frames(
             if let Some(resumer) = resumer_of(mem, l, regions, batch, &mut need, here, gen) {
                 thread.relinked += 1;
                 addr = resumer;
+            } else if let Some(tip) = running_tip(l, regions, batch.buffer(), visited, here) {
+                thread.relinked += 1;
+                addr = tip;
             }
         }
     }
@@ -508,6 +513,53 @@ fn resumer_of(
         holders.next().is_none().then_some(first)
     };
     unique(false).or_else(|| unique(true))
+}
+
+/// Where the thread ran a moment after a generator's (or coroutine's) frame at `torn`, found
+/// with its link to its caller cleared, finished or yielded (3.11+): the innermost of the
+/// generator frames that were running when the frames read alone were copied, in the same
+/// read as `torn`. Running generator frames link to their callers and suspended or finished
+/// ones do not, so the running ones read alone form the thread's chain of generators as it
+/// was then; its innermost frame (the one no other names as its caller) is where `torn`
+/// returned or yielded to (or, if that frame went on to call another generator, that one).
+/// Exactly one such frame is required: two chains (another thread's generators among the
+/// frames read) leave the chain torn. No frame already walked counts.
+fn running_tip(
+    l: &Layout,
+    regions: &StackRegions,
+    arena: &[u8],
+    visited: &FastSet<u64>,
+    torn: u64,
+) -> Option<u64> {
+    let fo = &l.frame;
+    if l.frames != FrameShape::InterpreterFrame {
+        return None;
+    }
+    let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
+    let running = |&&(addr, at, len): &&(u64, usize, usize)| -> Option<(u64, u64)> {
+        if addr == torn || visited.contains(&addr) {
+            return None;
+        }
+        let f = Fields(arena.get(at..at + len)?);
+        let previous = f.u64(fo.previous as usize);
+        let code = f.u64(fo.code as usize) & tag_mask;
+        let generator = matches!(entry_mark(fo.entry, f, FoundIn::Alone), Mark::Frame { .. });
+        (previous != 0 && code != 0 && generator).then_some((addr, previous))
+    };
+    let is_caller = |a: u64| {
+        regions
+            .loose
+            .iter()
+            .filter_map(|r| running(&r))
+            .any(|(_, p)| p == a)
+    };
+    let mut tips = regions
+        .loose
+        .iter()
+        .filter_map(|r| running(&r))
+        .filter(|&(a, _)| !is_caller(a));
+    let (tip, _) = tips.next()?;
+    tips.next().is_none().then_some(tip)
 }
 
 /// Into `need.tops`, what each candidate resumer holds (see [`resumer_of`]).

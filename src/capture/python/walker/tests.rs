@@ -784,3 +784,100 @@ fn generator_that_yielded_while_read_is_linked_back_to_its_resumer() {
 
 /// `_PyInterpreterFrame.owner` of a generator's frame (3.12+).
 const OWNED_BY_GENERATOR: u8 = 1;
+
+/// A generator that finished (or yielded) while it was read, whose resumer no longer holds
+/// it, is linked to the innermost running generator among the frames read with it: where
+/// the thread went on from it. Two running chains among them leave it torn.
+#[test]
+fn generator_that_finished_while_read_is_linked_to_the_innermost_running_one() {
+    use crate::capture::python::layout::GenLink;
+    for layout in planted_layouts() {
+        let (GenLink::Embedded(gen_off), EntryMark::ShimOwner { owner, .. }) =
+            (layout.frame.gen, layout.frame.entry)
+        else {
+            continue;
+        };
+        let v = name(layout);
+        let fo = layout.frame;
+        for chains in 1..3 {
+            let mut s = Skeleton::new(layout, 2);
+            s.mem.add(GENS, vec![0; 5 * GEN_STRIDE as usize]);
+            let frame = |k: u64| GENS + GEN_STRIDE * k + gen_off;
+            for k in 0..4 {
+                let f = frame(k);
+                let code = s.codes[2 + k as usize % 2];
+                write(&mut s.mem, f + fo.code, code);
+                if let InstrPos::Pointer(off) = fo.instr {
+                    write(&mut s.mem, f + off, code + layout.code.code_adaptive + 8);
+                }
+                s.mem.bytes_mut(f + owner, 1).unwrap()[0] = OWNED_BY_GENERATOR;
+            }
+            // The consumer runs g0, which runs g1, which runs g2, the innermost frame.
+            let consumer = s.frame_addr(1);
+            write(&mut s.mem, frame(0) + fo.previous, consumer);
+            write(&mut s.mem, frame(1) + fo.previous, frame(0));
+            write(&mut s.mem, frame(2) + fo.previous, frame(1));
+            // g3: another thread's generator, running when asked (a second chain).
+            let elsewhere = if chains > 1 { frame(0) - 0x1000 } else { 0 };
+            write(&mut s.mem, frame(3) + fo.previous, elsewhere);
+            match layout.thread.frame {
+                FramePtr::InThread(off) => write(&mut s.mem, TSTATE + off, frame(2)),
+                FramePtr::ViaCFrame { current_frame, .. } => {
+                    write(&mut s.mem, CFRAME + current_frame, frame(2))
+                }
+            }
+            let mut walker = s.walker();
+            let mut codes = CodeCache::default();
+            let tail = [s.frame_addr(1), s.frame_addr(0)];
+            let whole = [frame(2), frame(1), frame(0), tail[0], tail[1]];
+            // Whole, with g3 read once as the innermost frame so that it is read again later.
+            for innermost in [3, 2] {
+                let at = match layout.thread.frame {
+                    FramePtr::InThread(off) => TSTATE + off,
+                    FramePtr::ViaCFrame { current_frame, .. } => CFRAME + current_frame,
+                };
+                write(&mut s.mem, at, frame(innermost));
+                sample(&mut walker, &mut codes, &s.mem);
+            }
+            let (t, _) = sample(&mut walker, &mut codes, &s.mem);
+            let addrs: Vec<u64> = t.frames.iter().map(|f| f.addr).collect();
+            assert_eq!(
+                (t.fault, &addrs[..]),
+                (None, &whole[..]),
+                "{v}: {}",
+                short(&t)
+            );
+            // Torn: g2 finished and g1 went on to run g0's next generator... here, g1 again.
+            write(&mut s.mem, frame(2) + fo.previous, 0);
+            let (t, _) = sample(&mut walker, &mut codes, &s.mem);
+            let addrs: Vec<u64> = t.frames.iter().map(|f| f.addr).collect();
+            if chains == 1 {
+                assert_eq!(
+                    (t.fault, &addrs[..]),
+                    (None, &whole[..]),
+                    "{v}: {}",
+                    short(&t)
+                );
+                assert_eq!(t.relinked, 1, "{v}");
+            } else {
+                assert_eq!(t.fault, Some(StackFault::Changed), "{v}: {}", short(&t));
+                assert_eq!(addrs, [frame(2)], "{v}: {}", short(&t));
+            }
+            // g1 finished too: the thread is back in g0.
+            write(&mut s.mem, frame(1) + fo.previous, 0);
+            let (t, _) = sample(&mut walker, &mut codes, &s.mem);
+            let addrs: Vec<u64> = t.frames.iter().map(|f| f.addr).collect();
+            if chains == 1 {
+                let expect = [frame(2), frame(0), tail[0], tail[1]];
+                assert_eq!(
+                    (t.fault, &addrs[..]),
+                    (None, &expect[..]),
+                    "{v}: {}",
+                    short(&t)
+                );
+            } else {
+                assert_eq!(t.fault, Some(StackFault::Changed), "{v}: {}", short(&t));
+            }
+        }
+    }
+}

@@ -23,6 +23,8 @@ pub(super) struct WalkScratch {
     tops_read: bool,
     /// What frames outside the chunks hold, to be read: (frame, running, address, length).
     pending: Vec<(u64, bool, u64, usize)>,
+    /// Running generator frames among those read alone: (frame, caller) ([`running_tip`]).
+    running: Vec<(u64, u64)>,
 }
 
 /// Where one thread's frame stack was copied: ranges of the walker's batch buffer.
@@ -213,6 +215,7 @@ pub(super) fn walk_frames(
         tops,
         tops_read,
         pending,
+        running,
     } = scratch;
     *tops_read = false;
     let fo = &l.frame;
@@ -232,6 +235,9 @@ pub(super) fn walk_frames(
     // Evaluation calls left so far through their shim frames (3.12), and where the walk
     // goes when a shim was overwritten before it was read.
     let mut calls_left = 0;
+    // The frames walked before a link taken by [`running_tip`], while the walk has not yet
+    // followed it into the thread's chunks.
+    let mut unproven: Option<usize> = None;
     let enclosing = |left: usize| outer.get(left + 1).copied().filter(|&f| f != 0);
     while addr != 0 {
         steps += 1;
@@ -250,6 +256,9 @@ pub(super) fn walk_frames(
         if !ordered {
             thread.fault = Some(StackFault::Changed);
             return;
+        }
+        if let FoundIn::Chunk(_) = found {
+            unproven = None;
         }
         let f = Fields(bytes);
         let code = f.u64(fo.code as usize) & tag_mask;
@@ -379,13 +388,23 @@ pub(super) fn walk_frames(
             if let Some(resumer) = resumer_of(mem, l, regions, batch, &mut need, here, gen) {
                 thread.relinked += 1;
                 addr = resumer;
-            } else if let Some(tip) = running_tip(l, regions, batch.buffer(), visited, here) {
+            } else if let Some(tip) =
+                running_tip(l, regions, batch.buffer(), visited, running, here)
+            {
                 thread.relinked += 1;
                 addr = tip;
+                // Taken from the frames read alone, it must lead back into the thread's
+                // chunks: another thread's chain of generators could end at a shim too.
+                unproven = Some(thread.frames.len());
             }
         }
     }
-    if !ends_at_first_frame(l, regions, last, freed_run) {
+    if let Some(walked) = unproven {
+        // Frames past the link are not known to be the thread's.
+        thread.frames.truncate(walked);
+        thread.fault = Some(StackFault::Changed);
+        thread.partial = !thread.frames.is_empty();
+    } else if !ends_at_first_frame(l, regions, last, freed_run) {
         thread.fault = Some(StackFault::Changed);
         // A chain of frame objects that ends at a freed frame wandered into the free list
         // (linked through `f_back`): the run of freed frames it ends with is not the
@@ -522,13 +541,17 @@ fn resumer_of(
 /// ones do not, so the running ones read alone form the thread's chain of generators as it
 /// was then; its innermost frame (the one no other names as its caller) is where `torn`
 /// returned or yielded to (or, if that frame went on to call another generator, that one).
-/// Exactly one such frame is required: two chains (another thread's generators among the
-/// frames read) leave the chain torn. No frame already walked counts.
+/// A chain with a frame missing from those read (a deep one) falls into pieces, each with
+/// an innermost frame: the piece that ends in the thread's chunks is the outermost, and the
+/// one that does not, when there is exactly one, is the innermost. Otherwise (another
+/// thread's generators among the frames read) the chain stays torn. No frame already walked
+/// counts; `running` is scratch.
 fn running_tip(
     l: &Layout,
     regions: &StackRegions,
     arena: &[u8],
     visited: &FastSet<u64>,
+    running: &mut Vec<(u64, u64)>,
     torn: u64,
 ) -> Option<u64> {
     let fo = &l.frame;
@@ -536,30 +559,49 @@ fn running_tip(
         return None;
     }
     let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
-    let running = |&&(addr, at, len): &&(u64, usize, usize)| -> Option<(u64, u64)> {
-        if addr == torn || visited.contains(&addr) {
-            return None;
+    running.clear();
+    for &(addr, at, len) in &regions.loose {
+        // A frame pushed above the copied part of a chunk is the thread's own, not a
+        // generator's (3.11 pushes a new generator's frame there before moving it into the
+        // generator, and the slot keeps its caller).
+        let own = regions.classify(l, arena, addr) != FoundIn::Alone;
+        if addr == torn || visited.contains(&addr) || own {
+            continue;
         }
-        let f = Fields(arena.get(at..at + len)?);
+        let Some(f) = arena.get(at..at + len).map(Fields) else {
+            continue;
+        };
         let previous = f.u64(fo.previous as usize);
         let code = f.u64(fo.code as usize) & tag_mask;
         let generator = matches!(entry_mark(fo.entry, f, FoundIn::Alone), Mark::Frame { .. });
-        (previous != 0 && code != 0 && generator).then_some((addr, previous))
+        if previous != 0 && code != 0 && generator {
+            running.push((addr, previous));
+        }
+    }
+    let running = &*running;
+    let is_caller = |a: u64| running.iter().any(|&(_, p)| p == a);
+    // Whether the piece of chain that `tip` begins ends in the thread's chunks.
+    let ends_in_chunk = |tip: u64| {
+        let mut at = tip;
+        for _ in 0..running.len() {
+            let Some(&(_, caller)) = running.iter().find(|(a, _)| *a == at) else {
+                break;
+            };
+            if regions.chunk_bytes(arena, caller, 8).is_some() {
+                return true;
+            }
+            at = caller;
+        }
+        false
     };
-    let is_caller = |a: u64| {
-        regions
-            .loose
-            .iter()
-            .filter_map(|r| running(&r))
-            .any(|(_, p)| p == a)
-    };
-    let mut tips = regions
-        .loose
-        .iter()
-        .filter_map(|r| running(&r))
-        .filter(|&(a, _)| !is_caller(a));
-    let (tip, _) = tips.next()?;
-    tips.next().is_none().then_some(tip)
+    let tips = || running.iter().map(|r| r.0).filter(|&a| !is_caller(a));
+    only_one(tips()).or_else(|| only_one(tips().filter(|&t| !ends_in_chunk(t))))
+}
+
+/// The one item of `it`, if it has exactly one.
+fn only_one(mut it: impl Iterator<Item = u64>) -> Option<u64> {
+    let first = it.next()?;
+    it.next().is_none().then_some(first)
 }
 
 /// Into `need.tops`, what each candidate resumer holds (see [`resumer_of`]).

@@ -803,7 +803,7 @@ fn generator_that_finished_while_read_is_linked_to_the_innermost_running_one() {
             let mut s = Skeleton::new(layout, 2);
             s.mem.add(GENS, vec![0; 5 * GEN_STRIDE as usize]);
             let frame = |k: u64| GENS + GEN_STRIDE * k + gen_off;
-            for k in 0..4 {
+            for k in 0..5 {
                 let f = frame(k);
                 let code = s.codes[2 + k as usize % 2];
                 write(&mut s.mem, f + fo.code, code);
@@ -817,9 +817,11 @@ fn generator_that_finished_while_read_is_linked_to_the_innermost_running_one() {
             write(&mut s.mem, frame(0) + fo.previous, consumer);
             write(&mut s.mem, frame(1) + fo.previous, frame(0));
             write(&mut s.mem, frame(2) + fo.previous, frame(1));
-            // g3: another thread's generator, running when asked (a second chain).
-            let elsewhere = if chains > 1 { frame(0) - 0x1000 } else { 0 };
+            // g3: another thread's generator, running when asked (a second chain), resumed
+            // by g4, which C code on that thread resumed (a shim ends its chain).
+            let elsewhere = if chains > 1 { frame(4) } else { 0 };
             write(&mut s.mem, frame(3) + fo.previous, elsewhere);
+            write(&mut s.mem, frame(4) + fo.previous, SHIM);
             match layout.thread.frame {
                 FramePtr::InThread(off) => write(&mut s.mem, TSTATE + off, frame(2)),
                 FramePtr::ViaCFrame { current_frame, .. } => {
@@ -860,8 +862,10 @@ fn generator_that_finished_while_read_is_linked_to_the_innermost_running_one() {
                 );
                 assert_eq!(t.relinked, 1, "{v}");
             } else {
+                // g3's chain does not lead into the thread's chunk: not the thread's.
                 assert_eq!(t.fault, Some(StackFault::Changed), "{v}: {}", short(&t));
                 assert_eq!(addrs, [frame(2)], "{v}: {}", short(&t));
+                assert!(t.partial, "{v}");
             }
             // g1 finished too: the thread is back in g0.
             write(&mut s.mem, frame(1) + fo.previous, 0);

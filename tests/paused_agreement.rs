@@ -16,11 +16,15 @@
 //!   a function is off by up to 6), and error samples at most 2%. On 3.12 the caller of a call
 //!   made through C still gains up to 10 points: printed.
 //! - `gen` (recursive generators): leaf shares within the noise plus [`RESIDUAL`] everywhere
-//!   (a generator that yields while it is read is linked back to the frame that resumed
-//!   it), and error samples at most [`GEN_ERRORS`] on 3.11+ and [`GEN_ERRORS_OBJECTS`] before
-//!   (frame objects): the share varies by process (3-14% on 3.11+, 12-27% before, in the
-//!   runs of issue 23's third session; 55-70% before it); the issue's 2% is printed as NOT
-//!   CHECKED. Error samples' innermost frames are shown under `<unreadable caller>`.
+//!   (a generator that yields or finishes while it is read is linked back to the frame that
+//!   resumed it), and error samples at most [`GEN_ERRORS`] on 3.11+ and
+//!   [`GEN_ERRORS_OBJECTS`] before (frame objects): the share varies by process (1-5% on
+//!   3.11+ in issue 23's fourth session, 3-14% in its third; 12-27% before 3.11); the
+//!   issue's 2% is printed as NOT CHECKED. Error samples' innermost frames are shown under
+//!   `<unreadable caller>`.
+//! - `co` (recursive coroutines that return, never yield): printed as NOT CHECKED with its
+//!   figures (issue 23's fourth session: 3-20% error samples on 3.11+, 45-49% before, and
+//!   a coroutine just created is read as another created in the same place on 3.12).
 
 mod common;
 
@@ -34,7 +38,7 @@ const RATE: &str = "200";
 /// The bias still allowed on top of the noise where leaf shares are asserted (see above).
 const RESIDUAL: f64 = 0.05;
 /// For `gen` on 3.11+: the error samples allowed (the goal is 2%; see above).
-const GEN_ERRORS: f64 = 0.20;
+const GEN_ERRORS: f64 = 0.10;
 /// For `gen` before 3.11 (frame objects).
 const GEN_ERRORS_OBJECTS: f64 = 0.40;
 
@@ -189,7 +193,7 @@ fn nonblocking_agrees_with_paused_on_another_core() {
     on_each_supported_from("paused_agreement", (3, 8), |py| {
         let minor = (py.version.0, py.version.1);
         let held_calls = minor != (3, 12);
-        for mode in ["calls", "gen"] {
+        for mode in ["calls", "gen", "co"] {
             // `calls` is asserted where it holds, `gen` everywhere (see the module's
             // documentation); the rest is printed.
             let residual = match mode {

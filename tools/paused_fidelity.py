@@ -126,7 +126,7 @@ CHURN = os.path.join(REPO, "tests", "scripts", "churn.py")
 PYPERFORMANCE_VERSION = "1.14.0"
 BENCHMARKS = ["generators", "coroutines", "async_tree", "raytrace", "hexiom", "deepcopy",
               "pathlib", "logging", "mdp", "go", "richards", "nbody", "float"]
-CHURN_MODES = {"churn-gen": "gen", "churn-calls": "calls"}
+CHURN_MODES = {"churn-gen": "gen", "churn-calls": "calls", "churn-co": "co"}
 DEFAULT_WORKLOADS = list(CHURN_MODES) + BENCHMARKS
 # pyperf's worker mode, one process: calibrate the loops, then (for our purposes) run forever.
 PYPERF_WORKER_ARGS = ["--worker", "--calibrate-loops", "-w", "0", "-n", "1000000", "-p", "1"]

@@ -328,53 +328,47 @@ pub(super) fn walk_frames(
         // stack reference): before, a frame without code is a slot being filled, whose
         // instruction pointer is a former occupant's.
         let pop_clears_code = fo.code_tag_bits > 0;
-        if code == 0 && innermost && pop_clears_code && !matches!(found, FoundIn::Alone) {
+        let gen = generator_of(l, addr, f);
+        // A generator's (or coroutine's) frame unlinked from its caller: it yielded or
+        // finished since the pointer that led here was read (3.14+ clear a finished one's
+        // code too).
+        let unlinked = previous == 0 && found == FoundIn::Alone && gen != 0;
+        let mut returned = None;
+        if code == 0 && pop_clears_code && ((innermost && found != FoundIn::Alone) || unlinked) {
             if let InstrPos::Pointer(offset) = l.frame.instr {
                 // An innermost frame (or its caller, when that returned too), in its chunk,
-                // with its code cleared: it returned between our reading the pointer to it
-                // and our reading it (3.14+ clear a popped frame's code and nothing else). It
-                // was on the thread's stack when the pointer was read; its instruction
-                // pointer, left as it was, says which code it ran. Dropping such samples
-                // would undercount short calls.
-                let instr = f.u64(offset as usize);
-                if instr != 0 {
-                    thread.frames.push(RawFrame {
-                        addr,
-                        code: 0,
-                        instr_offset: instr as i64,
-                        is_entry,
-                        shim_entry: false,
-                        shim_addr: 0,
-                        returned: true,
-                    });
-                    last = Some((found, false));
-                    addr = previous;
-                    continue;
-                }
+                // or a generator's frame, with its code cleared: it returned between our
+                // reading the pointer to it and our reading it (3.14+ clear a popped frame's
+                // code and nothing else). It ran then; its instruction pointer, left as it
+                // was, says which code it ran. Dropping such samples would undercount short
+                // calls, and coroutines that return.
+                returned = Some(f.u64(offset as usize)).filter(|&i| i != 0);
             }
         }
-        if code == 0 {
+        if code == 0 && returned.is_none() {
             // A slot being filled or cleared: no live frame has no code.
             thread.fault = Some(StackFault::Changed);
             return;
         }
-        if matches!(found, FoundIn::Chunk(_)) && matches!(last, Some((FoundIn::Alone, false))) {
+        if matches!(found, FoundIn::Chunk(_))
+            && matches!(last, Some((FoundIn::Alone, false)))
+            && returned.is_none()
+        {
             regions.note_resumer(addr);
         }
         thread.frames.push(RawFrame {
             addr,
             code,
-            instr_offset: instr_offset(l, f, code),
+            instr_offset: returned.map_or_else(|| instr_offset(l, f, code), |i| i as i64),
             is_entry,
             shim_entry: false,
             shim_addr: 0,
-            returned: false,
+            returned: returned.is_some(),
         });
         last = Some((found, false));
         let here = addr;
         addr = previous;
-        let gen = generator_of(l, here, f);
-        if previous == 0 && found == FoundIn::Alone && gen != 0 {
+        if unlinked {
             // A generator's (or coroutine's) frame whose link to its caller is cleared: it
             // yielded or finished after the pointer that led here was read, and was running
             // then, resumed by the frame that holds it on its evaluation stack (while it is
@@ -543,9 +537,11 @@ fn resumer_of(
 /// returned or yielded to (or, if that frame went on to call another generator, that one).
 /// A chain with a frame missing from those read (a deep one) falls into pieces, each with
 /// an innermost frame: the piece that ends in the thread's chunks is the outermost, and the
-/// one that does not, when there is exactly one, is the innermost. Otherwise (another
-/// thread's generators among the frames read) the chain stays torn. No frame already walked
-/// counts; `running` is scratch.
+/// one that does not, when there is exactly one, is the innermost. A piece that ends at a
+/// frame already walked is made of callees of the walked frames (read running, a moment
+/// before they returned) and does not count. Otherwise (another thread's generators among
+/// the frames read) the chain stays torn. No frame already walked counts; `running` is
+/// scratch.
 fn running_tip(
     l: &Layout,
     regions: &StackRegions,
@@ -580,22 +576,29 @@ fn running_tip(
     }
     let running = &*running;
     let is_caller = |a: u64| running.iter().any(|&(_, p)| p == a);
-    // Whether the piece of chain that `tip` begins ends in the thread's chunks.
-    let ends_in_chunk = |tip: u64| {
+    // Where the piece of chain that `tip` begins ends: the caller of its last frame.
+    let piece_end = |tip: u64| {
         let mut at = tip;
         for _ in 0..running.len() {
-            let Some(&(_, caller)) = running.iter().find(|(a, _)| *a == at) else {
-                break;
-            };
-            if regions.chunk_bytes(arena, caller, 8).is_some() {
-                return true;
+            match running.iter().find(|(a, _)| *a == at) {
+                Some(&(_, caller)) => at = caller,
+                None => break,
             }
-            at = caller;
         }
-        false
+        at
     };
-    let tips = || running.iter().map(|r| r.0).filter(|&a| !is_caller(a));
-    only_one(tips()).or_else(|| only_one(tips().filter(|&t| !ends_in_chunk(t))))
+    // A piece that ends at a frame already walked (`torn` itself, most often) is made of
+    // callees of the walked frames, read running a moment before they returned: not where
+    // the thread went on to.
+    let stale = |end: u64| end == torn || visited.contains(&end);
+    let tips = || {
+        running
+            .iter()
+            .map(|r| r.0)
+            .filter(|&a| !is_caller(a) && !stale(piece_end(a)))
+    };
+    let in_chunk = |end: u64| regions.chunk_bytes(arena, end, 8).is_some();
+    only_one(tips()).or_else(|| only_one(tips().filter(|&t| !in_chunk(piece_end(t)))))
 }
 
 /// The one item of `it`, if it has exactly one.

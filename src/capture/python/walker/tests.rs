@@ -447,7 +447,11 @@ fn sample(
     let names = t
         .frames
         .iter()
-        .map(|f| codes.get(mem, l, f.code).unwrap().name.to_string())
+        .map(|f| match f.code {
+            // Returned, its code cleared (3.14+): named later from its instruction pointer.
+            0 => "<returned>".to_string(),
+            code => codes.get(mem, l, code).unwrap().name.to_string(),
+        })
         .collect();
     (t, names)
 }
@@ -791,7 +795,14 @@ const OWNED_BY_GENERATOR: u8 = 1;
 #[test]
 fn generator_that_finished_while_read_is_linked_to_the_innermost_running_one() {
     use crate::capture::python::layout::GenLink;
-    for layout in planted_layouts() {
+    // 3.14+ clear a finished generator's code (a tagged reference): 3.13's layout with tag
+    // bits stands for it.
+    let mut tagged = *layout_313();
+    tagged.frame.code_tag_bits = 1;
+    let tagged: &'static Layout = Box::leak(Box::new(tagged));
+    let mut layouts = planted_layouts();
+    layouts.push(tagged);
+    for layout in layouts {
         let (GenLink::Embedded(gen_off), EntryMark::ShimOwner { owner, .. }) =
             (layout.frame.gen, layout.frame.entry)
         else {
@@ -849,8 +860,11 @@ fn generator_that_finished_while_read_is_linked_to_the_innermost_running_one() {
                 "{v}: {}",
                 short(&t)
             );
-            // Torn: g2 finished and g1 went on to run g0's next generator... here, g1 again.
+            // Torn: g2 finished (3.14+: its code cleared too), and the thread is back in g1.
             write(&mut s.mem, frame(2) + fo.previous, 0);
+            if fo.code_tag_bits > 0 {
+                write(&mut s.mem, frame(2) + fo.code, 1);
+            }
             let (t, _) = sample(&mut walker, &mut codes, &s.mem);
             let addrs: Vec<u64> = t.frames.iter().map(|f| f.addr).collect();
             if chains == 1 {

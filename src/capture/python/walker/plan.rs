@@ -232,13 +232,23 @@ pub(super) fn locate_stacks(
         t.outer = [0; PTR_CANDIDATES];
         if let FramePtr::ViaCFrame { current_frame, .. } = l.thread.frame {
             let mut at = ptr_addr;
-            for slot in t.outer.iter_mut() {
+            // Where each enclosing call's frame pointer is, read next time too (generators
+            // resumed through C on 3.11 are linked back through them, `stack::entry_caller`),
+            // however often the innermost call's place changes.
+            let mut chain = [0; PTR_CANDIDATES];
+            for (k, slot) in t.outer.iter_mut().enumerate() {
+                chain[k] = at;
                 let Some((frame, enclosing)) = cframe_at(at) else {
                     break;
                 };
                 *slot = frame;
-                at = enclosing.wrapping_add(current_frame);
+                at = if enclosing == 0 {
+                    0
+                } else {
+                    enclosing.wrapping_add(current_frame)
+                };
             }
+            t.guess.keep_ptr_chain(&chain);
         }
         // The current chunk from the first batch, if it is the same chunk and still fits.
         let guessed_chunk = prev
@@ -315,6 +325,26 @@ fn take_guessed(
 }
 
 impl Guess {
+    /// Put the places of the frame pointers of the calls enclosing the innermost one
+    /// (`chain`, innermost first, 0-ended) right after it in `ptr_addrs`, the places seen
+    /// before them after.
+    fn keep_ptr_chain(&mut self, chain: &[u64]) {
+        let mut kept = [0; PTR_CANDIDATES];
+        let older = self.ptr_addrs;
+        let wanted = chain.iter().chain(&older).copied().filter(|&a| a != 0);
+        let mut n = 0;
+        for a in wanted {
+            if n == kept.len() {
+                break;
+            }
+            if !kept[..n].contains(&a) {
+                kept[n] = a;
+                n += 1;
+            }
+        }
+        self.ptr_addrs = kept;
+    }
+
     /// Start this snapshot's guess: the frame pointer read from `ptr_addr` (the places it was
     /// read from lately kept after it, newest first: 3.11-3.12's `cframe` lives on the C
     /// stack and moves with every C call into the eval loop, often back and forth between a

@@ -390,6 +390,12 @@ pub(super) fn walk_frames(
                 // Taken from the frames read alone, it must lead back into the thread's
                 // chunks: another thread's chain of generators could end at a shim too.
                 unproven = Some(thread.frames.len());
+            } else if let Some(caller) = entry_caller(l, thread, outer) {
+                // 3.11 resumes every generator through C, in an evaluation call of its own
+                // (a task's coroutine from `Task.__step`, say): its caller is the current
+                // frame of the enclosing call, read with the frame pointers.
+                thread.relinked += 1;
+                addr = caller;
             }
         }
     }
@@ -605,6 +611,24 @@ fn running_tip(
 fn only_one(mut it: impl Iterator<Item = u64>) -> Option<u64> {
     let first = it.next()?;
     it.next().is_none().then_some(first)
+}
+
+/// The caller of the generator frame just walked (the last of `thread.frames`), found
+/// unlinked, when it is the first frame of an evaluation call (3.11 marks such a frame
+/// `is_entry`): the current frame of the enclosing call as the frame pointers had it
+/// (`outer`, innermost call first), the call being the one after those of the entry frames
+/// walked before it. 3.12+ resume a generator inside the caller's evaluation call, and a
+/// frame read alone there is not marked: `None`.
+fn entry_caller(l: &Layout, thread: &RawThread, outer: &[u64]) -> Option<u64> {
+    if !matches!(l.frame.entry, EntryMark::IsEntryByte(_)) {
+        return None;
+    }
+    let (last, before) = thread.frames.split_last()?;
+    if !last.is_entry {
+        return None;
+    }
+    let calls = before.iter().filter(|f| f.is_entry).count();
+    outer.get(calls + 1).copied().filter(|&f| f != 0)
 }
 
 /// Into `need.tops`, what each candidate resumer holds (see [`resumer_of`]).

@@ -899,3 +899,72 @@ fn generator_that_finished_while_read_is_linked_to_the_innermost_running_one() {
         }
     }
 }
+
+/// 3.11 resumes a generator through C, in an evaluation call of its own: one that yielded or
+/// finished while it was read is linked to the current frame of the enclosing call, read
+/// with the frame pointers (`cframe` and its `previous`); one not entered through C is not.
+#[test]
+fn generator_resumed_through_c_is_linked_to_the_enclosing_calls_frame() {
+    use crate::capture::python::layout::GenLink;
+    let mut checked = 0;
+    for layout in planted_layouts() {
+        let (
+            EntryMark::IsEntryByte(entry),
+            GenLink::Embedded(gen_off),
+            FramePtr::ViaCFrame { current_frame, .. },
+        ) = (layout.frame.entry, layout.frame.gen, layout.thread.frame)
+        else {
+            continue;
+        };
+        checked += 1;
+        let v = name(layout);
+        let fo = layout.frame;
+        let mut s = Skeleton::new(layout, 2);
+        s.mem.add(GENS, vec![0; GEN_STRIDE as usize]);
+        let x = GENS + gen_off;
+        let code = s.codes[2];
+        write(&mut s.mem, x + fo.code, code);
+        if let InstrPos::Pointer(off) = fo.instr {
+            write(&mut s.mem, x + off, code + layout.code.code_adaptive + 8);
+        }
+        s.mem.bytes_mut(x + entry, 1).unwrap()[0] = 1;
+        let consumer = s.frame_addr(1);
+        write(&mut s.mem, x + fo.previous, consumer);
+        // Two evaluation calls: the generator's, entered through C from the consumer's.
+        let enclosing = CFRAME + 0x80;
+        write(&mut s.mem, CFRAME + current_frame, x);
+        write(&mut s.mem, CFRAME + current_frame + 8, enclosing);
+        write(&mut s.mem, enclosing + current_frame, consumer);
+        let mut walker = s.walker();
+        let mut codes = CodeCache::default();
+        let whole = [x, consumer, s.frame_addr(0)];
+        let addrs = |t: &RawThread| t.frames.iter().map(|f| f.addr).collect::<Vec<u64>>();
+        for _ in 0..3 {
+            let (t, _) = sample(&mut walker, &mut codes, &s.mem);
+            assert_eq!(
+                (t.fault, addrs(&t)),
+                (None, whole.to_vec()),
+                "{v}: {}",
+                short(&t)
+            );
+        }
+        // Torn: the generator yielded (or finished) while it was read.
+        write(&mut s.mem, x + fo.previous, 0);
+        for _ in 0..2 {
+            let (t, _) = sample(&mut walker, &mut codes, &s.mem);
+            assert_eq!(
+                (t.fault, addrs(&t)),
+                (None, whole.to_vec()),
+                "{v}: {}",
+                short(&t)
+            );
+            assert_eq!(t.relinked, 1, "{v}");
+        }
+        // Not the first frame of its evaluation call: its caller is not known.
+        s.mem.bytes_mut(x + entry, 1).unwrap()[0] = 0;
+        let (t, _) = sample(&mut walker, &mut codes, &s.mem);
+        assert_eq!(t.fault, Some(StackFault::Changed), "{v}: {}", short(&t));
+        assert_eq!(addrs(&t), [x], "{v}");
+    }
+    assert_eq!(checked, 1, "3.11's layout is planted");
+}

@@ -659,6 +659,7 @@ impl Walker {
                         frame,
                         outer: &t.outer,
                         c_stack,
+                        top: l.thread.datastack_top.map_or(0, |o| f.u64(o as usize)),
                     },
                     &mut t.stack,
                     &mut self.batch,

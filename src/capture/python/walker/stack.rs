@@ -187,6 +187,8 @@ pub(super) struct Start<'a> {
     pub(super) frame: u64,
     pub(super) outer: &'a [u64],
     pub(super) c_stack: u64,
+    /// The thread state's `datastack_top` (0: unknown): where the chunk's frames ended.
+    pub(super) top: u64,
 }
 
 /// Follow `previous` links from `first`, innermost frame first, checking that the chain is
@@ -208,6 +210,7 @@ pub(super) fn walk_frames(
         frame: first,
         outer,
         c_stack,
+        top,
     } = start;
     let WalkScratch {
         bytes,
@@ -394,6 +397,12 @@ pub(super) fn walk_frames(
                 // 3.11 resumes every generator through C, in an evaluation call of its own
                 // (a task's coroutine from `Task.__step`, say): its caller is the current
                 // frame of the enclosing call, read with the frame pointers.
+                thread.relinked += 1;
+                addr = caller;
+            } else if let Some(caller) = (running.is_empty())
+                .then(|| chunk_caller(l, regions, batch.buffer(), thread, top))
+                .flatten()
+            {
                 thread.relinked += 1;
                 addr = caller;
             }
@@ -629,6 +638,75 @@ fn entry_caller(l: &Layout, thread: &RawThread, outer: &[u64]) -> Option<u64> {
     }
     let calls = before.iter().filter(|f| f.is_entry).count();
     outer.get(calls + 1).copied().filter(|&f| f != 0)
+}
+
+/// Words below the end of a chunk's frames searched for the frame that ends there.
+const CALLER_SCAN_WORDS: u64 = 512;
+
+/// The caller of the generator frame just walked (the last of `thread.frames`), found
+/// unlinked with no running generator read with it: the frame of the chunk right below the
+/// frames it called (or, when it called none that are in the chunk, the frame ending at the
+/// chunk's top when the thread state was read). A generator's frame lives outside the chunk,
+/// so frames it calls are pushed right above its caller's, or above the frame that called the
+/// C code that resumed it (`any(x for x in ...)`, a task's step). That frame is found as the
+/// one whose saved stack pointer lies between its locals and that end (a frame that called
+/// out saves it: 3.14+'s `stackpointer`, or a `stacktop` not -1), owned by the thread, with
+/// code: the highest such below the end.
+fn chunk_caller(
+    l: &Layout,
+    regions: &StackRegions,
+    arena: &[u8],
+    thread: &RawThread,
+    top: u64,
+) -> Option<u64> {
+    let fo = &l.frame;
+    let EntryMark::ShimOwner { owner, .. } = fo.entry else {
+        return None;
+    };
+    let (_, callees) = thread.frames.split_last()?;
+    let in_chunk = |a: u64| regions.chunk_bytes(arena, a, 8).is_some();
+    let end = match callees
+        .iter()
+        .map(|f| f.addr)
+        .filter(|&a| in_chunk(a))
+        .min()
+    {
+        Some(a) => a,
+        None if top != 0 && in_chunk(top - 8) => top,
+        None => return None,
+    };
+    let size = fo.read_size;
+    let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
+    let lowest = end.saturating_sub(8 * CALLER_SCAN_WORDS);
+    let mut p = end.checked_sub(fo.localsplus)? & !7;
+    while p >= lowest {
+        if let Some(b) = regions.chunk_bytes(arena, p, size as usize) {
+            let f = Fields(b);
+            let code = f.u64(fo.code as usize) & tag_mask;
+            let locals = p + fo.localsplus;
+            let saved = match fo.stack_top {
+                StackTop::Pointer(off) => Some(f.u64(off as usize)),
+                StackTop::Index(off) => {
+                    let n = f.i32(off as usize);
+                    (n >= 0).then(|| locals + 8 * n as u64)
+                }
+                _ => None,
+            };
+            let fits = saved.is_some_and(|sp| sp >= locals && sp <= end && sp % 8 == 0);
+            // Its caller is below it in the chunk or outside it (a shim); 3.12+ link every
+            // frame of a chunk to one.
+            let previous = f.u64(fo.previous as usize);
+            let linked = previous != 0 && previous != p && (previous < p || !in_chunk(previous));
+            let plausible = code != 0 && code % 8 == 0 && linked;
+            if fits && plausible && f.u8(owner as usize) == OWNED_BY_THREAD {
+                return Some(p);
+            }
+        } else {
+            return None;
+        }
+        p = p.checked_sub(8)?;
+    }
+    None
 }
 
 /// Into `need.tops`, what each candidate resumer holds (see [`resumer_of`]).

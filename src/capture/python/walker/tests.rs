@@ -450,7 +450,11 @@ fn sample(
         .map(|f| match f.code {
             // Returned, its code cleared (3.14+): named later from its instruction pointer.
             0 => "<returned>".to_string(),
-            code => codes.get(mem, l, code).unwrap().name.to_string(),
+            code => codes
+                .get(mem, l, code)
+                .unwrap_or_else(|e| panic!("{e}: {}", short(&t)))
+                .name
+                .to_string(),
         })
         .collect();
     (t, names)
@@ -887,6 +891,22 @@ fn generator_that_finished_while_read_is_linked_to_the_innermost_running_one() {
             let addrs: Vec<u64> = t.frames.iter().map(|f| f.addr).collect();
             if chains == 1 {
                 let expect = [frame(2), frame(0), tail[0], tail[1]];
+                assert_eq!(
+                    (t.fault, &addrs[..]),
+                    (None, &expect[..]),
+                    "{v}: {}",
+                    short(&t)
+                );
+            } else {
+                assert_eq!(t.fault, Some(StackFault::Changed), "{v}: {}", short(&t));
+            }
+            // And g0: no generator runs, and the thread is back in the chunk's top frame,
+            // which saved its stack pointer as it called out (an empty stack here).
+            write(&mut s.mem, frame(0) + fo.previous, 0);
+            let (t, _) = sample(&mut walker, &mut codes, &s.mem);
+            let addrs: Vec<u64> = t.frames.iter().map(|f| f.addr).collect();
+            if chains == 1 {
+                let expect = [frame(2), tail[0], tail[1]];
                 assert_eq!(
                     (t.fault, &addrs[..]),
                     (None, &expect[..]),

@@ -41,6 +41,7 @@
 //! code objects replaced in place; and garbage memory).
 
 mod plan;
+mod relink;
 mod stack;
 #[cfg(test)]
 mod tests;
@@ -125,7 +126,7 @@ pub struct RawThread {
     pub partial: bool,
     /// Links from a generator's frame to the frame that resumed it, restored by the walk
     /// where the generator had yielded or finished while it was read (see
-    /// `stack::resumer_of` and `stack::running_tip`).
+    /// `relink`).
     pub relinked: u32,
 }
 

@@ -115,7 +115,7 @@ impl Tracked {
         // more seen lately: generators and coroutines are new objects whose memory the
         // allocator hands out again, so the frame a new one runs in is often at an address
         // seen before, and is then read together with the pointer to it; and a generator's
-        // resumer must be among the frames read to be found (`stack::resumer_of`).
+        // resumer must be among the frames read to be found (`relink::resumer_of`).
         g.resumers.extend(&self.stack.resumers);
         let used = &self.stack.used_loose;
         g.loose.extend(used.iter().take(MAX_GUESSED_FRAMES));
@@ -233,7 +233,7 @@ pub(super) fn locate_stacks(
         if let FramePtr::ViaCFrame { current_frame, .. } = l.thread.frame {
             let mut at = ptr_addr;
             // Where each enclosing call's frame pointer is, read next time too (generators
-            // resumed through C on 3.11 are linked back through them, `stack::entry_caller`),
+            // resumed through C on 3.11 are linked back through them, `relink::entry_caller`),
             // however often the innermost call's place changes.
             let mut chain = [0; PTR_CANDIDATES];
             for (k, slot) in t.outer.iter_mut().enumerate() {

@@ -268,6 +268,27 @@ impl Skeleton {
             .collect()
     }
 
+    /// Plant a generator's frame at `f` (3.12+: `owner` is the owner byte's offset) running
+    /// `code`, an instruction in.
+    fn plant_generator_frame(&mut self, f: u64, code: u64, owner: u64) {
+        let l = self.layout;
+        write(&mut self.mem, f + l.frame.code, code);
+        if let InstrPos::Pointer(off) = l.frame.instr {
+            write(&mut self.mem, f + off, code + l.code.code_adaptive + 8);
+        }
+        self.mem.bytes_mut(f + owner, 1).unwrap()[0] = OWNED_BY_GENERATOR;
+    }
+
+    /// Make `frame` the thread's innermost frame (in the thread state, or its `cframe`).
+    fn set_current_frame(&mut self, frame: u64) {
+        match self.layout.thread.frame {
+            FramePtr::InThread(off) => write(&mut self.mem, TSTATE + off, frame),
+            FramePtr::ViaCFrame { current_frame, .. } => {
+                write(&mut self.mem, CFRAME + current_frame, frame)
+            }
+        }
+    }
+
     fn walker(&self) -> Walker {
         let locked = matches!(self.layout.runtime.gil, GilHolder::InterpGil { .. });
         Walker::new(
@@ -723,12 +744,7 @@ fn generator_that_yielded_while_read_is_linked_back_to_its_resumer() {
             // g0 and g1 (and g2, a second holder of g1 when asked, resumed by f1 too).
             for k in 0..3 {
                 let f = frame(k);
-                let code = s.codes[2 + k as usize % 2];
-                write(&mut s.mem, f + fo.code, code);
-                if let InstrPos::Pointer(off) = fo.instr {
-                    write(&mut s.mem, f + off, code + layout.code.code_adaptive + 8);
-                }
-                s.mem.bytes_mut(f + owner, 1).unwrap()[0] = OWNED_BY_GENERATOR;
+                s.plant_generator_frame(f, s.codes[2 + k as usize % 2], owner);
                 // A saved stack of three words, the last the generator it resumed.
                 let slots = f + fo.localsplus;
                 match fo.stack_top {
@@ -750,12 +766,7 @@ fn generator_that_yielded_while_read_is_linked_back_to_its_resumer() {
             write(&mut s.mem, frame(0) + fo.previous, consumer);
             write(&mut s.mem, frame(2) + fo.previous, consumer);
             write(&mut s.mem, frame(1) + fo.previous, frame(0));
-            match layout.thread.frame {
-                FramePtr::InThread(off) => write(&mut s.mem, TSTATE + off, frame(1)),
-                FramePtr::ViaCFrame { current_frame, .. } => {
-                    write(&mut s.mem, CFRAME + current_frame, frame(1))
-                }
-            }
+            s.set_current_frame(frame(1));
             let mut walker = s.walker();
             let mut codes = CodeCache::default();
             let whole = [frame(1), frame(0), s.frame_addr(1), s.frame_addr(0)];
@@ -820,12 +831,7 @@ fn generator_that_finished_while_read_is_linked_to_the_innermost_running_one() {
             let frame = |k: u64| GENS + GEN_STRIDE * k + gen_off;
             for k in 0..5 {
                 let f = frame(k);
-                let code = s.codes[2 + k as usize % 2];
-                write(&mut s.mem, f + fo.code, code);
-                if let InstrPos::Pointer(off) = fo.instr {
-                    write(&mut s.mem, f + off, code + layout.code.code_adaptive + 8);
-                }
-                s.mem.bytes_mut(f + owner, 1).unwrap()[0] = OWNED_BY_GENERATOR;
+                s.plant_generator_frame(f, s.codes[2 + k as usize % 2], owner);
             }
             // The consumer runs g0, which runs g1, which runs g2, the innermost frame.
             let consumer = s.frame_addr(1);
@@ -837,23 +843,14 @@ fn generator_that_finished_while_read_is_linked_to_the_innermost_running_one() {
             let elsewhere = if chains > 1 { frame(4) } else { 0 };
             write(&mut s.mem, frame(3) + fo.previous, elsewhere);
             write(&mut s.mem, frame(4) + fo.previous, SHIM);
-            match layout.thread.frame {
-                FramePtr::InThread(off) => write(&mut s.mem, TSTATE + off, frame(2)),
-                FramePtr::ViaCFrame { current_frame, .. } => {
-                    write(&mut s.mem, CFRAME + current_frame, frame(2))
-                }
-            }
+            s.set_current_frame(frame(2));
             let mut walker = s.walker();
             let mut codes = CodeCache::default();
             let tail = [s.frame_addr(1), s.frame_addr(0)];
             let whole = [frame(2), frame(1), frame(0), tail[0], tail[1]];
             // Whole, with g3 read once as the innermost frame so that it is read again later.
             for innermost in [3, 2] {
-                let at = match layout.thread.frame {
-                    FramePtr::InThread(off) => TSTATE + off,
-                    FramePtr::ViaCFrame { current_frame, .. } => CFRAME + current_frame,
-                };
-                write(&mut s.mem, at, frame(innermost));
+                s.set_current_frame(frame(innermost));
                 sample(&mut walker, &mut codes, &s.mem);
             }
             let (t, _) = sample(&mut walker, &mut codes, &s.mem);

@@ -62,8 +62,22 @@ pub struct CodeInfo {
     pub varnames: u64,
     /// For a native frame (`--native`): the binary its function is in.
     pub module: Option<Arc<str>>,
-    /// 3.11-3.12: bytes a frame running this code takes in its datastack chunk (0: unknown).
+    /// 3.11+: bytes a frame running this code takes in its datastack chunk (0: unknown).
     pub frame_bytes: u64,
+    /// 3.14+: byte offsets of the instructions that return from a frame running this code
+    /// (as the bytecode was when the code object was read; specializing never makes or
+    /// unmakes one).
+    pub returns: Vec<u32>,
+    /// 3.14+: this is the code of the shim frame that finishes a class's `__init__` call.
+    pub init_shim: bool,
+}
+
+impl CodeInfo {
+    /// Whether a frame running this code whose instruction pointer is at byte `offset` is
+    /// returning (3.14+; false where unknown).
+    pub fn returning_at(&self, offset: i64) -> bool {
+        u32::try_from(offset).is_ok_and(|o| self.returns.binary_search(&o).is_ok())
+    }
 }
 
 struct Entry {
@@ -252,6 +266,9 @@ fn signature_range(layout: &Layout) -> (u64, usize) {
     (c.validate_from, (c.validate_to - c.validate_from) as usize)
 }
 
+/// Largest bytecode (bytes) looked through for return instructions when a code object is read.
+const MAX_SCANNED_BYTECODE: u64 = 64 << 10;
+
 fn load(
     mem: &dyn Memory,
     layout: &Layout,
@@ -292,6 +309,21 @@ fn load(
     } else {
         0
     };
+    let (returns, init_shim) = match c.ops {
+        Some(ops) if code_bytes > 0 && code_bytes <= MAX_SCANNED_BYTECODE => {
+            let bytecode = mem
+                .read_vec(addr + c.code_adaptive, code_bytes as usize)
+                .with_context(|| format!("could not read the bytecode of code object {addr:#x}"))?;
+            // Every code unit is looked at, caches included: a cache that looks like a return
+            // is never where an instruction pointer stops.
+            let returns = (0..bytecode.len() / 2)
+                .filter(|u| ops.returns.contains(&bytecode[2 * u]))
+                .map(|u| 2 * u as u32)
+                .collect();
+            (returns, bytecode.first() == Some(&ops.exit_init_check))
+        }
+        _ => (Vec::new(), false),
+    };
     Ok((
         CodeInfo {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -313,6 +345,8 @@ fn load(
                     0
                 }
             }),
+            returns,
+            init_shim,
         },
         signature,
         code_bytes,

@@ -50,6 +50,9 @@ pub struct Extras {
     pub stack_top: StackTop,
     /// `offsetof(PyGenObject, gi_iframe)`.
     pub gen_iframe: u64,
+    /// Opcodes the frame walk needs (3.14+, whose popped frames lose their code: see
+    /// `walker::moment`).
+    pub ops: Option<FrameOps>,
 }
 
 /// How to read one minor version's `_Py_DebugOffsets`.
@@ -83,6 +86,7 @@ pub const SHAPE_3_13: DebugShape = DebugShape {
         // PyObject_HEAD, gi_weakreflist, gi_name, gi_qualname, gi_exc_state (two pointers),
         // gi_origin_or_finalizer, four chars, padded to 8.
         gen_iframe: 72,
+        ops: None,
     },
 };
 
@@ -106,6 +110,11 @@ pub const SHAPE_3_14: DebugShape = DebugShape {
         // PyObject_HEAD, gi_weakreflist, gi_name, gi_qualname, gi_exc_state (two pointers),
         // gi_origin_or_finalizer, four chars, padded to 8.
         gen_iframe: 72,
+        // Lib/_opcode_metadata.py
+        ops: Some(FrameOps {
+            returns: [35, 246],
+            exit_init_check: 11,
+        }),
     },
 };
 
@@ -127,6 +136,11 @@ pub const SHAPE_3_15: DebugShape = DebugShape {
         // PyObject_HEAD, gi_weakreflist, gi_name, gi_qualname, gi_exc_state (two pointers),
         // gi_origin_or_finalizer, four chars, padded to 8.
         gen_iframe: 72,
+        // Lib/_opcode_metadata.py
+        ops: Some(FrameOps {
+            returns: [33, 245],
+            exit_init_check: 11,
+        }),
     },
 };
 
@@ -329,7 +343,13 @@ pub fn layout_from_table(raw: &[u8], version: &Version, shape: &DebugShape) -> R
             qualname: Some(w(ix.code_qualname)),
             linetable: w(ix.code_linetable),
             code_adaptive: w(ix.code_adaptive),
-            frame_words: None,
+            // Not in the table: `co_stacksize` and `co_nlocalsplus` lie beside `co_argcount`
+            // and `co_firstlineno` (argcount, posonlyargcount, kwonlyargcount, stacksize,
+            // firstlineno, nlocalsplus: ints, 3.11-3.15), taken only where the table's two
+            // agree with that order.
+            frame_words: (w(ix.code_firstlineno) == w(ix.code_argcount) + 16)
+                .then(|| (w(ix.code_argcount) + 12, w(ix.code_firstlineno) + 4)),
+            ops: x.ops,
             validate_from: 8,
             validate_to: code_end,
         },

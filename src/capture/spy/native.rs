@@ -166,6 +166,8 @@ impl NativeState {
                     varnames: 0,
                     module: Some(sym.module.clone()),
                     frame_bytes: 0,
+                    returns: Vec::new(),
+                    init_shim: false,
                 })
             })
             .clone();

@@ -40,6 +40,7 @@
 //! `tests.rs` (planted interpreters: frames, corruption, reads and allocations per sample,
 //! code objects replaced in place; and garbage memory).
 
+mod moment;
 mod plan;
 mod relink;
 mod stack;
@@ -197,6 +198,8 @@ pub struct Walker {
     /// Loop guard of the thread list.
     seen: FastSet<u64>,
     scratch: WalkScratch,
+    /// A thread's frames as the copy of its chunk has them (`moment`).
+    chain: Vec<u64>,
 }
 
 /// Where a thread's frame stack was when its thread state was read (3.11-3.12).
@@ -229,6 +232,7 @@ impl Walker {
             states: Vec::new(),
             seen: FastSet::default(),
             scratch: WalkScratch::default(),
+            chain: Vec::new(),
         }
     }
 
@@ -283,6 +287,10 @@ impl Walker {
         let l = self.layout;
         let (top_at, chunk_at) = (l.thread.datastack_top?, l.thread.datastack_chunk?);
         l.code.frame_words?;
+        // 3.13+ read the frame pointer with `datastack_top` (`moment` reads their stacks).
+        if let FramePtr::InThread(_) = l.thread.frame {
+            return None;
+        }
         let tsize = l.thread.size as usize;
         let f = Fields(self.states.get(i * tsize..(i + 1) * tsize)?);
         let (top, chunk) = (f.u64(top_at as usize), f.u64(chunk_at as usize));
@@ -661,6 +669,7 @@ impl Walker {
                         outer: &t.outer,
                         c_stack,
                         top: l.thread.datastack_top.map_or(0, |o| f.u64(o as usize)),
+                        chain: &[],
                     },
                     &mut t.stack,
                     &mut self.batch,

@@ -284,6 +284,7 @@ pub(super) fn locate_stacks(
                 let older = Fields(copy).u64(previous);
                 t.stack.clear_chunks();
                 t.stack.add(chunk, batch.offset(h), copy.len(), older);
+                t.stack.copied = Some((chunk, batch.offset(h), copy.len()));
             }
         }
     }
@@ -301,7 +302,11 @@ fn take_guessed(
 ) {
     let previous = l.frame.chunk_previous as usize;
     if let Some((chunk, h, len)) = hit {
-        let Some(copy) = batch.get(h).and_then(|b| b.get(..len)) else {
+        let Some(read) = batch.get(h) else {
+            return;
+        };
+        stack.copied = Some((chunk, batch.offset(h), read.len()));
+        let Some(copy) = read.get(..len) else {
             return;
         };
         let mut older = Fields(copy).u64(previous);

@@ -40,6 +40,9 @@ pub(super) struct StackRegions {
     /// first: where a generator chain torn at its outermost generator continues
     /// (`relink::resumer_of`).
     pub(super) resumers: Vec<u64>,
+    /// The current chunk as read, room to grow included (base, buffer offset, length):
+    /// `regions` holds only its part in use when the thread state was read.
+    pub(super) copied: Option<(u64, usize, usize)>,
 }
 
 /// Frames in the chunks remembered as resumers of generators ([`StackRegions::resumers`]).
@@ -63,6 +66,7 @@ impl StackRegions {
         self.used_loose.clear();
         self.roots.clear();
         self.resumers.clear();
+        self.copied = None;
     }
 
     /// Remember `addr`, a frame in a chunk that called a frame outside the chunks.
@@ -184,6 +188,11 @@ pub(super) struct Start<'a> {
     pub(super) c_stack: u64,
     /// The thread state's `datastack_top` (0: unknown): where the chunk's frames ended.
     pub(super) top: u64,
+    /// Frames of the current chunk known to be the thread's, one called by the next, lowest
+    /// first (3.14+, `moment`): from one of them whose caller is outside the chunk (a shim
+    /// frame on the C stack) the walk goes on to the one before it when what it reads there
+    /// is no longer that shim (the C stack was reused before it was read).
+    pub(super) chain: &'a [u64],
 }
 
 /// Follow `previous` links from `first`, innermost frame first, checking that the chain is
@@ -206,7 +215,16 @@ pub(super) fn walk_frames(
         outer,
         c_stack,
         top,
+        chain,
     } = start;
+    // The caller `chain` gives the frame `callee` (0: none).
+    let chain_caller = |callee: Option<&RawFrame>| -> u64 {
+        let Some(callee) = callee else { return 0 };
+        match chain.binary_search(&callee.addr) {
+            Ok(k) if k > 0 => chain[k - 1],
+            _ => 0,
+        }
+    };
     let WalkScratch {
         bytes,
         visited,
@@ -241,6 +259,13 @@ pub(super) fn walk_frames(
             return;
         }
         let Some(found) = regions.get(mem, l, batch, addr, bytes) else {
+            let caller = chain_caller(thread.frames.last());
+            if caller != 0 && caller != addr {
+                // The shim of a call through C, gone (its C stack unmapped).
+                leave_call(thread, addr);
+                addr = caller;
+                continue;
+            }
             thread.fault = Some(StackFault::Unreadable);
             return;
         };
@@ -290,11 +315,24 @@ pub(super) fn walk_frames(
                 }
                 leave_call(thread, addr);
                 last = Some((found, true));
-                addr = previous;
+                // A shim reused by another call through C before it was read: the caller is
+                // the frame below in the chunk.
+                let caller = chain_caller(thread.frames.last());
+                addr = if caller != 0 { caller } else { previous };
                 calls_left += 1;
                 continue;
             }
             Mark::Implausible => {
+                let caller = chain_caller(thread.frames.last());
+                if found == FoundIn::Alone && caller != 0 {
+                    // A shim overwritten before it was read: the caller is the frame below in
+                    // the chunk.
+                    leave_call(thread, addr);
+                    last = Some((found, true));
+                    addr = caller;
+                    calls_left += 1;
+                    continue;
+                }
                 // Outside the chunks, after a frame a call through C ran first, a shim was
                 // expected: if the C stack that held it was reused before it was read (the
                 // call returned), the caller is the current frame of the enclosing call,

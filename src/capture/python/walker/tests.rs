@@ -180,8 +180,9 @@ impl Skeleton {
     fn frame_addr(&self, k: usize) -> u64 {
         match self.layout.frames {
             FrameShape::FrameObject => FRAME_OBJECTS + FRAME_OBJECT_STRIDE * k as u64,
+            // CPython leaves the first slot of a thread's first chunk empty.
             FrameShape::InterpreterFrame => {
-                CHUNK + self.layout.frame.chunk_header + FRAME_STRIDE * k as u64
+                CHUNK + self.layout.frame.chunk_header + 8 + FRAME_STRIDE * k as u64
             }
         }
     }
@@ -235,7 +236,7 @@ impl Skeleton {
             }
         }
         if let Some(off) = l.thread.datastack_top {
-            let top = CHUNK + fo.chunk_header + FRAME_STRIDE * depth as u64;
+            let top = CHUNK + fo.chunk_header + 8 + FRAME_STRIDE * depth as u64;
             write(&mut self.mem, TSTATE + off, top);
         }
         self.depth = depth;
@@ -984,4 +985,163 @@ fn generator_resumed_through_c_is_linked_to_the_enclosing_calls_frame() {
         assert_eq!(addrs(&t), [x], "{v}");
     }
     assert_eq!(checked, 1, "3.11's layout is planted");
+}
+
+/// 3.13's planted layout as 3.14+ behave: a popped frame's code is cleared (a tagged
+/// reference), return instructions are known, and each planted code object runs in frames
+/// `FRAME_STRIDE` bytes long with a few code units of bytecode.
+fn layout_popping() -> &'static Layout {
+    use crate::capture::python::layout::FrameOps;
+    let mut l = *layout_313();
+    l.frame.code_tag_bits = 1;
+    l.code.ops = Some(FrameOps {
+        returns: [35, 246],
+        exit_init_check: 11,
+    });
+    assert!(l.code.frame_words.is_some(), "3.13+ frame sizes");
+    Box::leak(Box::new(l))
+}
+
+/// Give the skeleton's code objects frames of `FRAME_STRIDE` bytes and 16 code units of
+/// bytecode, with a return instruction at byte `ret` of code 0.
+fn plant_sizes(s: &mut Skeleton, ret: u64) {
+    let l = s.layout;
+    let (stacksize, nlocalsplus) = l.code.frame_words.unwrap();
+    let words = (FRAME_STRIDE - l.frame.localsplus) / 8;
+    for code in s.codes.clone() {
+        let b = s.mem.bytes_mut(code + stacksize, 4).unwrap();
+        b.copy_from_slice(&(words as u32).to_le_bytes());
+        s.mem.bytes_mut(code + nlocalsplus, 4).unwrap().fill(0);
+        write(&mut s.mem, code + l.object.ob_size, 16);
+        s.mem
+            .bytes_mut(code + l.code.code_adaptive, 32)
+            .unwrap()
+            .fill(0);
+    }
+    s.mem
+        .bytes_mut(s.codes[0] + l.code.code_adaptive + ret, 1)
+        .unwrap()[0] = 35;
+}
+
+/// One nonblocking sample: the walk, then the stack taken again as its chunk's copy has it.
+fn sample_moment(walker: &mut Walker, codes: &mut CodeCache, mem: &ImageMemory) -> RawThread {
+    let l = walker.layout;
+    let mut threads = Vec::new();
+    walker
+        .snapshot_with(mem, &mut threads, |b| codes.begin(l, b))
+        .unwrap();
+    walker.settle_to_copy(mem, &mut threads, |c| codes.get(mem, l, c).ok());
+    let frames = threads.iter().flat_map(|t| t.frames.iter().map(|f| f.code));
+    codes.end(mem, l, walker.batch(), frames);
+    threads.pop().unwrap()
+}
+
+/// Without pausing, the frame pointer is read a moment before the frames it leads to, and
+/// short calls come and go in between: the stack is taken as the chunk's copy has it (3.14+:
+/// live frames back to back from the chunk's first slot, a popped one's code cleared), not
+/// walked from a pointer of another moment.
+#[test]
+fn stack_is_taken_at_the_moment_its_chunk_was_copied() {
+    let l = layout_popping();
+    let addrs = |t: &RawThread| -> Vec<u64> { t.frames.iter().map(|f| f.addr).collect() };
+    let frames =
+        |s: &Skeleton, n: usize| -> Vec<u64> { (0..n).rev().map(|k| s.frame_addr(k)).collect() };
+    let fo = l.frame;
+    let EntryMark::ShimOwner { owner, .. } = fo.entry else {
+        unreachable!()
+    };
+    // The walker's guess of the chunk's extent comes from a first sample six frames deep.
+    let start = || {
+        let mut s = Skeleton::new(l, 6);
+        plant_sizes(&mut s, 8);
+        let (mut walker, mut codes) = (s.walker(), CodeCache::default());
+        let t = sample_moment(&mut walker, &mut codes, &s.mem);
+        assert_eq!(addrs(&t), frames(&s, 6), "{}", short(&t));
+        (s, walker, codes)
+    };
+    let clear_code = |s: &mut Skeleton, k: usize| {
+        let a = s.frame_addr(k) + fo.code;
+        write(&mut s.mem, a, 0)
+    };
+
+    // Frames 5 and 4 returned after the pointer to 5 was read: the thread is in frame 3.
+    let (mut s, mut walker, mut codes) = start();
+    clear_code(&mut s, 5);
+    clear_code(&mut s, 4);
+    let t = sample_moment(&mut walker, &mut codes, &s.mem);
+    assert_eq!(addrs(&t), frames(&s, 4), "{}", short(&t));
+    assert!(t.fault.is_none() && t.frames.iter().all(|f| !f.returned));
+
+    // The pointer named frame 3; frames 4 and 5 were called since.
+    let (mut s, mut walker, mut codes) = start();
+    s.set_current_frame(s.frame_addr(3));
+    let t = sample_moment(&mut walker, &mut codes, &s.mem);
+    assert_eq!(addrs(&t), frames(&s, 6), "{}", short(&t));
+
+    // Frame 4 (code 0) is at a return instruction and frame 5 is popped: its caller is the
+    // thread's current frame, as a paused read has it.
+    let (mut s, mut walker, mut codes) = start();
+    clear_code(&mut s, 5);
+    let at_return = s.codes[0] + l.code.code_adaptive + 8;
+    if let InstrPos::Pointer(off) = fo.instr {
+        {
+            let a = s.frame_addr(4) + off;
+            let v = at_return;
+            write(&mut s.mem, a, v)
+        }
+    }
+    s.set_current_frame(s.frame_addr(4));
+    let t = sample_moment(&mut walker, &mut codes, &s.mem);
+    assert_eq!(addrs(&t), frames(&s, 4), "{}", short(&t));
+
+    // Frame 3 was called through C, and its shim on the C stack was reused before it was
+    // read: the frame below in the chunk is its caller.
+    let (mut s, mut walker, mut codes) = start();
+    const SHIM2: u64 = SHIM + 0x80;
+    {
+        let a = s.frame_addr(3) + fo.previous;
+        let v = SHIM2;
+        write(&mut s.mem, a, v)
+    }
+    s.mem.bytes_mut(SHIM2 + owner, 1).unwrap()[0] = 0x77;
+    write(&mut s.mem, SHIM2 + fo.previous, 0x1234_5678);
+    let t = sample_moment(&mut walker, &mut codes, &s.mem);
+    assert_eq!(addrs(&t), frames(&s, 6), "{}", short(&t));
+    assert!(t.frames[2].shim_entry && t.frames[2].shim_addr == SHIM2);
+
+    // A generator's frame being created is moved into its generator, and its slot keeps code
+    // and links: frame 5, so left, is no frame of the stack.
+    let (mut s, mut walker, mut codes) = start();
+    let gen_code = CODE_BASE + 0x1000 * CODES as u64;
+    s.mem.add(gen_code, vec![0; 0x1000]);
+    s.codes.push(gen_code);
+    s.plant_code(CODES, "gen", 0);
+    plant_sizes(&mut s, 8);
+    let flags = s.mem.bytes_mut(gen_code + l.code.flags, 4).unwrap();
+    flags.copy_from_slice(&0x20u32.to_le_bytes());
+    {
+        let a = s.frame_addr(5) + fo.code;
+        write(&mut s.mem, a, gen_code)
+    }
+    if let InstrPos::Pointer(off) = fo.instr {
+        // Frame 4 (code 0) away from its return instruction.
+        let (a, v) = (s.frame_addr(4) + off, s.codes[0] + l.code.code_adaptive + 2);
+        write(&mut s.mem, a, v);
+    }
+    s.set_current_frame(s.frame_addr(4));
+    let t = sample_moment(&mut walker, &mut codes, &s.mem);
+    assert_eq!(addrs(&t), frames(&s, 5), "{}", short(&t));
+
+    // A frame above the innermost that is not linked to it is no frame of this stack: the
+    // walk from the pointer stands (the copy is not taken as torn into a longer stack).
+    let (mut s, mut walker, mut codes) = start();
+    clear_code(&mut s, 5);
+    {
+        let a = s.frame_addr(4) + fo.previous;
+        let v = s.frame_addr(1);
+        write(&mut s.mem, a, v)
+    }
+    s.set_current_frame(s.frame_addr(3));
+    let t = sample_moment(&mut walker, &mut codes, &s.mem);
+    assert_eq!(addrs(&t), frames(&s, 4), "{}", short(&t));
 }

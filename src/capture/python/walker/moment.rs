@@ -1,0 +1,223 @@
+//! One moment per stack (3.14+, read without pausing): the frames of a thread's current
+//! datastack chunk are taken as the copy of the chunk has them, not as the thread state read a
+//! moment before it had them.
+//!
+//! The thread state (its frame pointer) and the chunk are read in one call, the chunk a
+//! fraction of a microsecond later. Code that calls short functions changes its innermost
+//! frame faster than that: the slot the pointer named has by then often been popped and
+//! filled again by a later call, from a frame lower down (pyperformance raytrace on 3.14: the
+//! frame found there had another size than the pointer's moment gave it in a third of the
+//! samples). Walking from the pointer then paired one moment's innermost slot with another
+//! moment's occupant: a caller that had gone on to call something else was taken for the
+//! leaf, and short calls lost their time to their callers (raytrace `Point.__sub__` 5% of
+//! the samples against 16% paused).
+//!
+//! The copy of the chunk is itself one moment: its innermost frames are copied within a few
+//! tens of nanoseconds. 3.14+ clear a frame's code when it is popped, so the frames live at
+//! that moment are those lying back to back from the chunk's first slot, each with code, each
+//! linked to the one below it (or, called through C or by a generator, to a frame outside the
+//! chunk); the innermost of them that had started is where the thread was. A thread whose
+//! pointer named a frame of that chunk is walked again from there ([`Walker::settle_to_copy`]).
+//! Either moment is a fair draw; mixing the two was not.
+
+use super::stack::{self, OWNED_BY_THREAD};
+use super::{RawThread, Walker, MAX_DEPTH};
+use crate::capture::os::memory::{Fields, Memory};
+use crate::capture::python::code::{CodeInfo, CO_GENERATOR_LIKE};
+use crate::capture::python::layout::{EntryMark, FramePtr, FrameShape, InstrPos};
+use std::sync::Arc;
+
+impl Walker {
+    /// 3.14+, read without pausing: walk each thread whose frame pointer named a frame of its
+    /// current chunk again from the innermost frame the chunk's copy holds, when that is
+    /// another frame (see the module's documentation). `code_of(code)` is the code object at
+    /// `code` (`None`: unknown, and the thread is left as walked).
+    pub fn settle_to_copy(
+        &mut self,
+        mem: &dyn Memory,
+        out: &mut [RawThread],
+        mut code_of: impl FnMut(u64) -> Option<Arc<CodeInfo>>,
+    ) {
+        let l = self.layout;
+        let pops_clear_code = l.frame.code_tag_bits > 0;
+        if !pops_clear_code || l.frames != FrameShape::InterpreterFrame {
+            return;
+        }
+        let (FramePtr::InThread(_), Some(chunk_at)) = (l.thread.frame, l.thread.datastack_chunk)
+        else {
+            return;
+        };
+        let tsize = l.thread.size as usize;
+        for i in 0..self.threads.len().min(out.len()) {
+            let Some(state) = self.states.get(i * tsize..(i + 1) * tsize) else {
+                continue;
+            };
+            let chunk = Fields(state).u64(chunk_at as usize);
+            let t = &self.threads[i];
+            let Some(pointer) = t.frame else {
+                continue;
+            };
+            let mut chain = std::mem::take(&mut self.chain);
+            chain.clear();
+            let found = self.innermost_in_copy(i, chunk, pointer, &mut code_of, &mut chain);
+            let Some(innermost) = found else {
+                self.chain = chain;
+                continue;
+            };
+            // The chain ends at the innermost frame.
+            while chain.last().is_some_and(|&a| a > innermost) {
+                chain.pop();
+            }
+            let thread = &mut out[i];
+            if thread.fault.is_none() && thread.frames.first().map(|f| f.addr) == Some(innermost) {
+                self.chain = chain;
+                continue;
+            }
+            self.rewalk(mem, i, innermost, &chain, thread);
+            self.chain = chain;
+        }
+    }
+
+    /// The innermost current frame of thread `i`'s chunk at `chunk` as its copy has it, when
+    /// the thread's `pointer` named a frame of that chunk and the copy shows every frame up to
+    /// it (`None`: left as walked).
+    fn innermost_in_copy(
+        &self,
+        i: usize,
+        chunk: u64,
+        pointer: u64,
+        code_of: &mut impl FnMut(u64) -> Option<Arc<CodeInfo>>,
+        chain: &mut Vec<u64>,
+    ) -> Option<u64> {
+        let l = self.layout;
+        let fo = &l.frame;
+        let (_, at, len) = self.threads[i].stack.copied.filter(|c| c.0 == chunk)?;
+        let copy = self.batch.buffer().get(at..at + len)?;
+        let end = chunk + len as u64;
+        if !(pointer > chunk && pointer < end) {
+            return None;
+        }
+        let (EntryMark::ShimOwner { owner, .. }, InstrPos::Pointer(instr_at)) =
+            (fo.entry, fo.instr)
+        else {
+            return None;
+        };
+        let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
+        let size = fo.read_size as usize;
+        // The frame at `addr` in the copy, when it is a live frame of this thread called by
+        // the frame at `below` (0: the chunk's first, called from anywhere): its code.
+        let live = |addr: u64, below: u64| -> Option<Fields> {
+            let off = usize::try_from(addr.checked_sub(chunk)?).ok()?;
+            let f = Fields(copy.get(off..off.checked_add(size)?)?);
+            let code = f.u64(fo.code as usize) & tag_mask;
+            let previous = f.u64(fo.previous as usize);
+            // Called by the frame below, or through C or by a generator (from outside the
+            // chunk); 3.14+ clear a popped frame's code.
+            let linked = below == 0 || previous == below || !(previous > chunk && previous < end);
+            (code != 0 && f.u8(owner as usize) == OWNED_BY_THREAD && linked).then_some(f)
+        };
+        let root = Fields(copy).u64(fo.chunk_previous as usize) == 0;
+        let mut addr = chunk + fo.chunk_header + if root { 8 } else { 0 };
+        let mut below = 0u64;
+        for _ in 0..MAX_DEPTH {
+            chain.push(addr);
+            let f = live(addr, below)?;
+            let code = f.u64(fo.code as usize) & tag_mask;
+            let info = code_of(code)?;
+            if info.frame_bytes == 0 {
+                return None;
+            }
+            let next = addr.checked_add(info.frame_bytes)?;
+            let next_off = usize::try_from(next - chunk).ok()?;
+            if next_off + size > copy.len() {
+                // The frames past the copy are unknown (the stack grew past the guess).
+                return None;
+            }
+            // A generator's (or coroutine's) frame in the chunk is one being created: moved
+            // into its generator object by its first instruction, it leaves its slot with
+            // code and links as they were (3.14+ clear only a returning frame's code), so such
+            // a slot above the innermost frame is stale.
+            let called = live(next, addr).is_some_and(|g| {
+                let code = g.u64(fo.code as usize) & tag_mask;
+                code_of(code).is_some_and(|c| c.flags & CO_GENERATOR_LIKE == 0)
+            });
+            if called {
+                below = addr;
+                addr = next;
+                continue;
+            }
+            // The innermost live frame. Returning (its caller is already the thread's current
+            // frame while its locals are let go, which can take long: objects freed): its
+            // caller's time, as a paused read counts it. (A frame at its first instruction
+            // may be current or pushed and not yet entered: paused reads of raytrace on 3.14
+            // found it as often one as the other. It is taken as current.)
+            let offset =
+                f.u64(instr_at as usize)
+                    .wrapping_sub(code.wrapping_add(l.code.code_adaptive)) as i64;
+            if info.returning_at(offset) {
+                return (below != 0).then_some(below);
+            }
+            return Some(addr);
+        }
+        None
+    }
+
+    /// Walk thread `i` again from `frame`, into `thread`.
+    fn rewalk(
+        &mut self,
+        mem: &dyn Memory,
+        i: usize,
+        frame: u64,
+        chain: &[u64],
+        thread: &mut RawThread,
+    ) {
+        let l = self.layout;
+        let Walker {
+            threads,
+            batch,
+            scratch,
+            states,
+            ..
+        } = self;
+        let t = &mut threads[i];
+        // The current chunk as copied, past the part in use when the thread state was read.
+        if let Some((base, at, len)) = t.stack.copied {
+            for r in t
+                .stack
+                .regions
+                .iter_mut()
+                .filter(|r| r.0 == base && r.1 == at)
+            {
+                r.2 = r.2.max(len);
+            }
+        }
+        thread.frames.clear();
+        thread.truncated = false;
+        thread.partial = false;
+        thread.fault = None;
+        thread.relinked = 0;
+        let tsize = l.thread.size as usize;
+        let top = match (
+            l.thread.datastack_top,
+            states.get(i * tsize..(i + 1) * tsize),
+        ) {
+            (Some(o), Some(state)) => Fields(state).u64(o as usize),
+            _ => 0,
+        };
+        stack::walk_frames(
+            mem,
+            l,
+            stack::Start {
+                frame,
+                outer: &t.outer,
+                c_stack: 0,
+                top,
+                chain,
+            },
+            &mut t.stack,
+            batch,
+            scratch,
+            thread,
+        );
+    }
+}

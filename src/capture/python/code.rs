@@ -64,17 +64,15 @@ pub struct CodeInfo {
     pub module: Option<Arc<str>>,
     /// 3.11+: bytes a frame running this code takes in its datastack chunk (0: unknown).
     pub frame_bytes: u64,
-    /// 3.14+: byte offsets of the instructions that return from a frame running this code
+    /// 3.12+: byte offsets of the instructions that return from a frame running this code
     /// (as the bytecode was when the code object was read; specializing never makes or
     /// unmakes one).
     pub returns: Vec<u32>,
-    /// 3.14+: this is the code of the shim frame that finishes a class's `__init__` call.
-    pub init_shim: bool,
 }
 
 impl CodeInfo {
     /// Whether a frame running this code whose instruction pointer is at byte `offset` is
-    /// returning (3.14+; false where unknown).
+    /// returning (3.12+; false where unknown).
     pub fn returning_at(&self, offset: i64) -> bool {
         u32::try_from(offset).is_ok_and(|o| self.returns.binary_search(&o).is_ok())
     }
@@ -309,20 +307,19 @@ fn load(
     } else {
         0
     };
-    let (returns, init_shim) = match c.ops {
+    let returns = match c.ops {
         Some(ops) if code_bytes > 0 && code_bytes <= MAX_SCANNED_BYTECODE => {
             let bytecode = mem
                 .read_vec(addr + c.code_adaptive, code_bytes as usize)
                 .with_context(|| format!("could not read the bytecode of code object {addr:#x}"))?;
             // Every code unit is looked at, caches included: a cache that looks like a return
             // is never where an instruction pointer stops.
-            let returns = (0..bytecode.len() / 2)
+            (0..bytecode.len() / 2)
                 .filter(|u| ops.returns.contains(&bytecode[2 * u]))
                 .map(|u| 2 * u as u32)
-                .collect();
-            (returns, bytecode.first() == Some(&ops.exit_init_check))
+                .collect()
         }
-        _ => (Vec::new(), false),
+        _ => Vec::new(),
     };
     Ok((
         CodeInfo {
@@ -346,7 +343,6 @@ fn load(
                 }
             }),
             returns,
-            init_shim,
         },
         signature,
         code_bytes,

@@ -50,8 +50,7 @@ pub struct Extras {
     pub stack_top: StackTop,
     /// `offsetof(PyGenObject, gi_iframe)`.
     pub gen_iframe: u64,
-    /// Opcodes the frame walk needs (3.14+, whose popped frames lose their code: see
-    /// `walker::moment`).
+    /// Opcodes the frame walk needs (see `walker::moment`).
     pub ops: Option<FrameOps>,
 }
 
@@ -86,7 +85,10 @@ pub const SHAPE_3_13: DebugShape = DebugShape {
         // PyObject_HEAD, gi_weakreflist, gi_name, gi_qualname, gi_exc_state (two pointers),
         // gi_origin_or_finalizer, four chars, padded to 8.
         gen_iframe: 72,
-        ops: None,
+        // Lib/_opcode_metadata.py
+        ops: Some(FrameOps {
+            returns: [36, 103, 239, 240],
+        }),
     },
 };
 
@@ -112,8 +114,7 @@ pub const SHAPE_3_14: DebugShape = DebugShape {
         gen_iframe: 72,
         // Lib/_opcode_metadata.py
         ops: Some(FrameOps {
-            returns: [35, 246],
-            exit_init_check: 11,
+            returns: [35, 246, 35, 246],
         }),
     },
 };
@@ -138,8 +139,7 @@ pub const SHAPE_3_15: DebugShape = DebugShape {
         gen_iframe: 72,
         // Lib/_opcode_metadata.py
         ops: Some(FrameOps {
-            returns: [33, 245],
-            exit_init_check: 11,
+            returns: [33, 245, 33, 245],
         }),
     },
 };

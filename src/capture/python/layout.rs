@@ -283,9 +283,8 @@ pub struct CodeOffsets {
     /// `frame.localsplus + 8 × (nlocalsplus + stacksize)` bytes, so the thread state's
     /// `datastack_top` says which frame was innermost when it was read.
     pub frame_words: Option<(u64, u64)>,
-    /// 3.14+: the opcodes that end a frame or start `__init__`'s cleanup shim, which tell
-    /// from a frame's instruction pointer whether it is returning (see
-    /// `walker::moment`).
+    /// 3.12+: the opcodes that return from a frame, which tell from a frame's instruction
+    /// pointer whether it is returning or popped (see `walker::moment`).
     pub ops: Option<FrameOps>,
     /// The part of the object compared to check that a cached code object is still the same:
     /// `[validate_from, validate_to)` covers the names, file, line table and counts.
@@ -296,13 +295,11 @@ pub struct CodeOffsets {
 /// Opcodes of one minor version (`opcode.opmap`), where the frame walk needs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameOps {
-    /// `RETURN_VALUE` and `INSTRUMENTED_RETURN_VALUE`: a frame whose instruction pointer is at
-    /// one of them is returning (its caller is already the thread's current frame while its
-    /// locals are let go).
-    pub returns: [u8; 2],
-    /// `EXIT_INIT_CHECK`: the first instruction of the shim frame that finishes a class's
-    /// `__init__` call (it stays at that instruction while `__init__` runs).
-    pub exit_init_check: u8,
+    /// `RETURN_VALUE`, `RETURN_CONST` and their `INSTRUMENTED_` forms (repeated where a
+    /// version has fewer): a frame whose instruction pointer is at one of them is returning
+    /// (its caller is already the thread's current frame while its locals are let go) or,
+    /// before 3.14, popped.
+    pub returns: [u8; 4],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -503,7 +503,11 @@ pub const V3_12: Layout = Layout {
         linetable: 136,
         code_adaptive: 192,
         frame_words: Some((64, 72)),
-        ops: None,
+        // Lib/opcode.py: RETURN_VALUE, RETURN_CONST, INSTRUMENTED_RETURN_VALUE,
+        // INSTRUMENTED_RETURN_CONST.
+        ops: Some(FrameOps {
+            returns: [83, 121, 242, 247],
+        }),
         validate_from: 8,
         validate_to: 144,
     },

@@ -167,7 +167,6 @@ impl NativeState {
                     module: Some(sym.module.clone()),
                     frame_bytes: 0,
                     returns: Vec::new(),
-                    init_shim: false,
                 })
             })
             .clone();

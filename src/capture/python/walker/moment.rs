@@ -24,7 +24,7 @@ use super::stack::{self, OWNED_BY_THREAD};
 use super::{RawThread, Walker, MAX_DEPTH};
 use crate::capture::os::memory::{Fields, Memory};
 use crate::capture::python::code::{CodeInfo, CO_GENERATOR_LIKE};
-use crate::capture::python::layout::{EntryMark, FramePtr, FrameShape, InstrPos};
+use crate::capture::python::layout::{EntryMark, FramePtr, FrameShape};
 use std::sync::Arc;
 
 impl Walker {
@@ -39,14 +39,13 @@ impl Walker {
         mut code_of: impl FnMut(u64) -> Option<Arc<CodeInfo>>,
     ) {
         let l = self.layout;
-        let pops_clear_code = l.frame.code_tag_bits > 0;
-        if !pops_clear_code || l.frames != FrameShape::InterpreterFrame {
-            return;
-        }
-        let (FramePtr::InThread(_), Some(chunk_at)) = (l.thread.frame, l.thread.datastack_chunk)
-        else {
+        let Some(chunk_at) = l.thread.datastack_chunk else {
             return;
         };
+        let with_ops = l.code.ops.is_some() && l.frames == FrameShape::InterpreterFrame;
+        if !with_ops {
+            return;
+        }
         let tsize = l.thread.size as usize;
         for i in 0..self.threads.len().min(out.len()) {
             let Some(state) = self.states.get(i * tsize..(i + 1) * tsize) else {
@@ -60,6 +59,9 @@ impl Walker {
             let mut chain = std::mem::take(&mut self.chain);
             chain.clear();
             let found = self.innermost_in_copy(i, chunk, pointer, &mut code_of, &mut chain);
+            if found.is_none() && std::env::var_os("EXP_M").is_some() {
+                eprintln!("MOM none");
+            }
             let Some(innermost) = found else {
                 self.chain = chain;
                 continue;
@@ -69,6 +71,13 @@ impl Walker {
                 chain.pop();
             }
             let thread = &mut out[i];
+            if std::env::var_os("EXP_M").is_some() {
+                eprintln!(
+                    "MOM same={} first={:#x} inner={innermost:#x}",
+                    thread.frames.first().map(|f| f.addr) == Some(innermost),
+                    thread.frames.first().map_or(0, |f| f.addr)
+                );
+            }
             if thread.fault.is_none() && thread.frames.first().map(|f| f.addr) == Some(innermost) {
                 self.chain = chain;
                 continue;
@@ -97,67 +106,58 @@ impl Walker {
         if !(pointer > chunk && pointer < end) {
             return None;
         }
-        let (EntryMark::ShimOwner { owner, .. }, InstrPos::Pointer(instr_at)) =
-            (fo.entry, fo.instr)
-        else {
+        let EntryMark::ShimOwner { owner, .. } = fo.entry else {
             return None;
         };
         let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
         let size = fo.read_size as usize;
-        // The frame at `addr` in the copy, when it is a live frame of this thread called by
-        // the frame at `below` (0: the chunk's first, called from anywhere): its code.
-        let live = |addr: u64, below: u64| -> Option<Fields> {
+        // The frame at `addr` in the copy, when it is a frame of this thread called by the
+        // frame at `below` (0: the chunk's first, called from anywhere): its bytes and code.
+        let mut current = |addr: u64, below: u64| -> Option<(Fields, Arc<CodeInfo>)> {
             let off = usize::try_from(addr.checked_sub(chunk)?).ok()?;
             let f = Fields(copy.get(off..off.checked_add(size)?)?);
             let code = f.u64(fo.code as usize) & tag_mask;
             let previous = f.u64(fo.previous as usize);
             // Called by the frame below, or through C or by a generator (from outside the
-            // chunk); 3.14+ clear a popped frame's code.
+            // chunk).
             let linked = below == 0 || previous == below || !(previous > chunk && previous < end);
-            (code != 0 && f.u8(owner as usize) == OWNED_BY_THREAD && linked).then_some(f)
+            if code == 0 || f.u8(owner as usize) != OWNED_BY_THREAD || !linked {
+                return None;
+            }
+            let info = code_of(code)?;
+            let offset = stack::instr_offset(l, f, code);
+            // Not its caller's callee now: popped (3.14+ clear a popped frame's code; before,
+            // a popped frame keeps its code and links, at the instruction it returned by),
+            // returning (its caller is already current while its locals are let go, which can
+            // take long: objects freed), a generator's (or coroutine's) frame being created
+            // (moved into its generator by its first instruction, it leaves its slot as it
+            // was), or pushed and not started (before 3.13, at offset -1; a frame at its first
+            // instruction since 3.13 may be current or not yet entered, as often one as the
+            // other in paused reads of raytrace on 3.14, and is taken as current).
+            let gone = info.returning_at(offset)
+                || info.flags & CO_GENERATOR_LIKE != 0
+                || offset < 0
+                || info.frame_bytes == 0;
+            (!gone).then_some((f, info))
         };
         let root = Fields(copy).u64(fo.chunk_previous as usize) == 0;
         let mut addr = chunk + fo.chunk_header + if root { 8 } else { 0 };
-        let mut below = 0u64;
+        let (_, mut info) = current(addr, 0)?;
         for _ in 0..MAX_DEPTH {
             chain.push(addr);
-            let f = live(addr, below)?;
-            let code = f.u64(fo.code as usize) & tag_mask;
-            let info = code_of(code)?;
-            if info.frame_bytes == 0 {
-                return None;
-            }
             let next = addr.checked_add(info.frame_bytes)?;
             let next_off = usize::try_from(next - chunk).ok()?;
             if next_off + size > copy.len() {
-                // The frames past the copy are unknown (the stack grew past the guess).
+                // The frames past the copy are unknown (the stack may have grown past it).
                 return None;
             }
-            // A generator's (or coroutine's) frame in the chunk is one being created: moved
-            // into its generator object by its first instruction, it leaves its slot with
-            // code and links as they were (3.14+ clear only a returning frame's code), so such
-            // a slot above the innermost frame is stale.
-            let called = live(next, addr).is_some_and(|g| {
-                let code = g.u64(fo.code as usize) & tag_mask;
-                code_of(code).is_some_and(|c| c.flags & CO_GENERATOR_LIKE == 0)
-            });
-            if called {
-                below = addr;
-                addr = next;
-                continue;
+            match current(next, addr) {
+                Some((_, called)) => {
+                    info = called;
+                    addr = next;
+                }
+                None => return Some(addr),
             }
-            // The innermost live frame. Returning (its caller is already the thread's current
-            // frame while its locals are let go, which can take long: objects freed): its
-            // caller's time, as a paused read counts it. (A frame at its first instruction
-            // may be current or pushed and not yet entered: paused reads of raytrace on 3.14
-            // found it as often one as the other. It is taken as current.)
-            let offset =
-                f.u64(instr_at as usize)
-                    .wrapping_sub(code.wrapping_add(l.code.code_adaptive)) as i64;
-            if info.returning_at(offset) {
-                return (below != 0).then_some(below);
-            }
-            return Some(addr);
         }
         None
     }
@@ -197,11 +197,14 @@ impl Walker {
         thread.fault = None;
         thread.relinked = 0;
         let tsize = l.thread.size as usize;
-        let top = match (
-            l.thread.datastack_top,
-            states.get(i * tsize..(i + 1) * tsize),
-        ) {
-            (Some(o), Some(state)) => Fields(state).u64(o as usize),
+        let state = states.get(i * tsize..(i + 1) * tsize).map(Fields);
+        let top = match (l.thread.datastack_top, state) {
+            (Some(o), Some(f)) => f.u64(o as usize),
+            _ => 0,
+        };
+        // 3.12: where the thread's C stack is (its `cframe`), to tell a shim frame's place.
+        let c_stack = match (l.thread.frame, state) {
+            (FramePtr::ViaCFrame { cframe, .. }, Some(f)) => f.u64(cframe as usize),
             _ => 0,
         };
         stack::walk_frames(
@@ -210,7 +213,7 @@ impl Walker {
             stack::Start {
                 frame,
                 outer: &t.outer,
-                c_stack: 0,
+                c_stack,
                 top,
                 chain,
             },

@@ -995,15 +995,14 @@ fn layout_popping() -> &'static Layout {
     let mut l = *layout_313();
     l.frame.code_tag_bits = 1;
     l.code.ops = Some(FrameOps {
-        returns: [35, 246],
-        exit_init_check: 11,
+        returns: [35, 246, 35, 246],
     });
     assert!(l.code.frame_words.is_some(), "3.13+ frame sizes");
     Box::leak(Box::new(l))
 }
 
 /// Give the skeleton's code objects frames of `FRAME_STRIDE` bytes and 16 code units of
-/// bytecode, with a return instruction at byte `ret` of code 0.
+/// bytecode, with a return instruction at byte `ret`.
 fn plant_sizes(s: &mut Skeleton, ret: u64) {
     let l = s.layout;
     let (stacksize, nlocalsplus) = l.code.frame_words.unwrap();
@@ -1018,9 +1017,19 @@ fn plant_sizes(s: &mut Skeleton, ret: u64) {
             .unwrap()
             .fill(0);
     }
-    s.mem
-        .bytes_mut(s.codes[0] + l.code.code_adaptive + ret, 1)
-        .unwrap()[0] = 35;
+    let op = l.code.ops.unwrap().returns[0];
+    for code in s.codes.clone() {
+        s.mem
+            .bytes_mut(code + l.code.code_adaptive + ret, 1)
+            .unwrap()[0] = op;
+    }
+}
+
+fn off_instr(l: &Layout) -> u64 {
+    match l.frame.instr {
+        InstrPos::Pointer(off) => off,
+        InstrPos::Lasti { .. } => unreachable!("3.12+ keep an instruction pointer"),
+    }
 }
 
 /// One nonblocking sample: the walk, then the stack taken again as its chunk's copy has it.
@@ -1053,7 +1062,7 @@ fn stack_is_taken_at_the_moment_its_chunk_was_copied() {
     // The walker's guess of the chunk's extent comes from a first sample six frames deep.
     let start = || {
         let mut s = Skeleton::new(l, 6);
-        plant_sizes(&mut s, 8);
+        plant_sizes(&mut s, 20);
         let (mut walker, mut codes) = (s.walker(), CodeCache::default());
         let t = sample_moment(&mut walker, &mut codes, &s.mem);
         assert_eq!(addrs(&t), frames(&s, 6), "{}", short(&t));
@@ -1082,7 +1091,7 @@ fn stack_is_taken_at_the_moment_its_chunk_was_copied() {
     // thread's current frame, as a paused read has it.
     let (mut s, mut walker, mut codes) = start();
     clear_code(&mut s, 5);
-    let at_return = s.codes[0] + l.code.code_adaptive + 8;
+    let at_return = s.codes[0] + l.code.code_adaptive + 20;
     if let InstrPos::Pointer(off) = fo.instr {
         {
             let a = s.frame_addr(4) + off;
@@ -1116,7 +1125,7 @@ fn stack_is_taken_at_the_moment_its_chunk_was_copied() {
     s.mem.add(gen_code, vec![0; 0x1000]);
     s.codes.push(gen_code);
     s.plant_code(CODES, "gen", 0);
-    plant_sizes(&mut s, 8);
+    plant_sizes(&mut s, 20);
     let flags = s.mem.bytes_mut(gen_code + l.code.flags, 4).unwrap();
     flags.copy_from_slice(&0x20u32.to_le_bytes());
     {
@@ -1131,6 +1140,22 @@ fn stack_is_taken_at_the_moment_its_chunk_was_copied() {
     s.set_current_frame(s.frame_addr(4));
     let t = sample_moment(&mut walker, &mut codes, &s.mem);
     assert_eq!(addrs(&t), frames(&s, 5), "{}", short(&t));
+
+    // 3.12-3.13 keep a popped frame's code and links: frames 5 and 4, popped, are at the
+    // instructions they returned by.
+    let mut s = Skeleton::new(layout_313(), 6);
+    plant_sizes(&mut s, 20);
+    let (mut walker, mut codes) = (s.walker(), CodeCache::default());
+    sample_moment(&mut walker, &mut codes, &s.mem);
+    for k in [4, 5] {
+        let (a, v) = (
+            s.frame_addr(k) + off_instr(l),
+            s.codes[k % CODES] + l.code.code_adaptive + 20,
+        );
+        write(&mut s.mem, a, v);
+    }
+    let t = sample_moment(&mut walker, &mut codes, &s.mem);
+    assert_eq!(addrs(&t), frames(&s, 4), "{}", short(&t));
 
     // A frame above the innermost that is not linked to it is no frame of this stack: the
     // walk from the pointer stands (the copy is not taken as torn into a longer stack).

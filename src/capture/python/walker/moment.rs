@@ -59,9 +59,6 @@ impl Walker {
             let mut chain = std::mem::take(&mut self.chain);
             chain.clear();
             let found = self.innermost_in_copy(i, chunk, pointer, &mut code_of, &mut chain);
-            if found.is_none() && std::env::var_os("EXP_M").is_some() {
-                eprintln!("MOM none");
-            }
             let Some(innermost) = found else {
                 self.chain = chain;
                 continue;
@@ -71,14 +68,21 @@ impl Walker {
                 chain.pop();
             }
             let thread = &mut out[i];
-            if std::env::var_os("EXP_M").is_some() {
-                eprintln!(
-                    "MOM same={} first={:#x} inner={innermost:#x}",
-                    thread.frames.first().map(|f| f.addr) == Some(innermost),
-                    thread.frames.first().map_or(0, |f| f.addr)
-                );
-            }
-            if thread.fault.is_none() && thread.frames.first().map(|f| f.addr) == Some(innermost) {
+            let unchanged =
+                thread.fault.is_none() && thread.frames.first().map(|f| f.addr) == Some(innermost);
+            // A generator's (or coroutine's) frame lives outside the chunk: where the walk from
+            // the pointer went through one before reaching the chunk's innermost frame, the
+            // thread ran a generator resumed by that frame, or a callee of it, and the copy
+            // cannot tell whether the generator still ran when it was taken (its consumer
+            // would take the generator's time): the walk stands.
+            let copied = self.threads[i].stack.copied.map_or(0, |c| c.2 as u64);
+            let in_chunk = |a: u64| a > chunk && a < chunk.saturating_add(copied);
+            let through_generator = thread
+                .frames
+                .iter()
+                .take_while(|f| f.addr != innermost)
+                .any(|f| !in_chunk(f.addr));
+            if unchanged || through_generator {
                 self.chain = chain;
                 continue;
             }

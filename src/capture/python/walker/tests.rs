@@ -1157,6 +1157,29 @@ fn stack_is_taken_at_the_moment_its_chunk_was_copied() {
     let t = sample_moment(&mut walker, &mut codes, &s.mem);
     assert_eq!(addrs(&t), frames(&s, 4), "{}", short(&t));
 
+    // The pointer named frame 6, called by a generator's frame (outside the chunk) that frame
+    // 5 resumed; 6 returned since. Whether the generator still ran when the chunk was copied
+    // the copy cannot tell: the walk from the pointer stands.
+    let (mut s, mut walker, mut codes) = start();
+    let EntryMark::ShimOwner { owner, .. } = fo.entry else {
+        unreachable!()
+    };
+    s.mem.add(GENS, vec![0; GEN_STRIDE as usize]);
+    s.plant_generator_frame(GENS, s.codes[1], owner);
+    let (six, five) = (s.frame_addr(6), s.frame_addr(5));
+    write(&mut s.mem, GENS + fo.previous, five);
+    write(&mut s.mem, six + fo.previous, GENS);
+    write(&mut s.mem, six + fo.code, 0);
+    if let InstrPos::Pointer(off) = fo.instr {
+        write(&mut s.mem, six + off, s.codes[2] + l.code.code_adaptive + 4);
+    }
+    s.mem.bytes_mut(six + owner, 1).unwrap()[0] = 0;
+    s.set_current_frame(six);
+    let t = sample_moment(&mut walker, &mut codes, &s.mem);
+    let mut want = vec![six, GENS];
+    want.extend(frames(&s, 6));
+    assert_eq!(addrs(&t), want, "{}", short(&t));
+
     // A frame above the innermost that is not linked to it is no frame of this stack: the
     // walk from the pointer stands (the copy is not taken as torn into a longer stack).
     let (mut s, mut walker, mut codes) = start();

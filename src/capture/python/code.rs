@@ -70,6 +70,16 @@ pub struct CodeInfo {
     pub returns: Vec<u32>,
 }
 
+/// What the frame walk needs of a frame's code ([`CodeCache::frame_facts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameFacts {
+    /// Bytes the frame takes in its datastack chunk (0: unknown).
+    pub bytes: u64,
+    /// A generator's (or coroutine's) frame, which in a datastack chunk is one being created,
+    /// or one at a return instruction (3.12+).
+    pub gone: bool,
+}
+
 impl CodeInfo {
     /// Whether a frame running this code whose instruction pointer is at byte `offset` is
     /// returning (3.12+; false where unknown).
@@ -193,6 +203,25 @@ impl CodeCache {
             }
             None => {}
         }
+    }
+
+    /// What the frame walk needs of a frame running the code object at `addr` (from the cache
+    /// or read now) at byte `offset` of its bytecode, without taking a reference to it.
+    pub fn frame_facts(
+        &mut self,
+        mem: &dyn Memory,
+        layout: &Layout,
+        addr: u64,
+        offset: i64,
+    ) -> Option<FrameFacts> {
+        let facts = |info: &CodeInfo| FrameFacts {
+            bytes: info.frame_bytes,
+            gone: info.flags & CO_GENERATOR_LIKE != 0 || info.returning_at(offset),
+        };
+        if let Some(e) = self.entries.get(&addr) {
+            return Some(facts(&e.info));
+        }
+        self.get(mem, layout, addr).ok().map(|info| facts(&info))
     }
 
     /// The code object at `addr`, from the cache or read now.

@@ -311,8 +311,9 @@ impl PythonSpy {
                         |code| codes.get(mem, layout, code).map_or(0, |c| c.frame_bytes);
                     self.walker.settle_tops(&mut raw, &mut frame_bytes);
                     self.walker.rebuild_from_chunk(&mut raw, &mut frame_bytes);
-                    self.walker
-                        .settle_to_copy(mem, &mut raw, |code| codes.get(mem, layout, code).ok());
+                    self.walker.settle_to_copy(mem, &mut raw, |code, offset| {
+                        codes.frame_facts(mem, layout, code, offset)
+                    });
                 }
                 resolve_returned(&self.codes, layout, &mut raw);
                 let frames = raw.iter().flat_map(|t| t.frames.iter().map(|f| f.code));

@@ -23,20 +23,20 @@
 use super::stack::{self, OWNED_BY_THREAD};
 use super::{RawThread, Walker, MAX_DEPTH};
 use crate::capture::os::memory::{Fields, Memory};
-use crate::capture::python::code::{CodeInfo, CO_GENERATOR_LIKE};
+use crate::capture::python::code::FrameFacts;
 use crate::capture::python::layout::{EntryMark, FramePtr, FrameShape};
-use std::sync::Arc;
 
 impl Walker {
     /// 3.14+, read without pausing: walk each thread whose frame pointer named a frame of its
     /// current chunk again from the innermost frame the chunk's copy holds, when that is
-    /// another frame (see the module's documentation). `code_of(code)` is the code object at
-    /// `code` (`None`: unknown, and the thread is left as walked).
+    /// another frame (see the module's documentation). `facts(code, offset)` is what a frame
+    /// running `code` at byte `offset` is (`None`: unknown, and the thread is left as
+    /// walked).
     pub fn settle_to_copy(
         &mut self,
         mem: &dyn Memory,
         out: &mut [RawThread],
-        mut code_of: impl FnMut(u64) -> Option<Arc<CodeInfo>>,
+        mut facts: impl FnMut(u64, i64) -> Option<FrameFacts>,
     ) {
         let l = self.layout;
         let Some(chunk_at) = l.thread.datastack_chunk else {
@@ -58,7 +58,7 @@ impl Walker {
             };
             let mut chain = std::mem::take(&mut self.chain);
             chain.clear();
-            let found = self.innermost_in_copy(i, chunk, pointer, &mut code_of, &mut chain);
+            let found = self.innermost_in_copy(i, chunk, pointer, &mut facts, &mut chain);
             let Some(innermost) = found else {
                 self.chain = chain;
                 continue;
@@ -99,7 +99,7 @@ impl Walker {
         i: usize,
         chunk: u64,
         pointer: u64,
-        code_of: &mut impl FnMut(u64) -> Option<Arc<CodeInfo>>,
+        facts: &mut impl FnMut(u64, i64) -> Option<FrameFacts>,
         chain: &mut Vec<u64>,
     ) -> Option<u64> {
         let l = self.layout;
@@ -116,8 +116,8 @@ impl Walker {
         let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
         let size = fo.read_size as usize;
         // The frame at `addr` in the copy, when it is a frame of this thread called by the
-        // frame at `below` (0: the chunk's first, called from anywhere): its bytes and code.
-        let mut current = |addr: u64, below: u64| -> Option<(Fields, Arc<CodeInfo>)> {
+        // frame at `below` (0: the chunk's first, called from anywhere): its size.
+        let mut current = |addr: u64, below: u64| -> Option<u64> {
             let off = usize::try_from(addr.checked_sub(chunk)?).ok()?;
             let f = Fields(copy.get(off..off.checked_add(size)?)?);
             let code = f.u64(fo.code as usize) & tag_mask;
@@ -128,8 +128,8 @@ impl Walker {
             if code == 0 || f.u8(owner as usize) != OWNED_BY_THREAD || !linked {
                 return None;
             }
-            let info = code_of(code)?;
             let offset = stack::instr_offset(l, f, code);
+            let facts = facts(code, offset)?;
             // Not its caller's callee now: popped (3.14+ clear a popped frame's code; before,
             // a popped frame keeps its code and links, at the instruction it returned by),
             // returning (its caller is already current while its locals are let go, which can
@@ -138,26 +138,23 @@ impl Walker {
             // was), or pushed and not started (before 3.13, at offset -1; a frame at its first
             // instruction since 3.13 may be current or not yet entered, as often one as the
             // other in paused reads of raytrace on 3.14, and is taken as current).
-            let gone = info.returning_at(offset)
-                || info.flags & CO_GENERATOR_LIKE != 0
-                || offset < 0
-                || info.frame_bytes == 0;
-            (!gone).then_some((f, info))
+            let gone = facts.gone || offset < 0 || facts.bytes == 0;
+            (!gone).then_some(facts.bytes)
         };
         let root = Fields(copy).u64(fo.chunk_previous as usize) == 0;
         let mut addr = chunk + fo.chunk_header + if root { 8 } else { 0 };
-        let (_, mut info) = current(addr, 0)?;
+        let mut bytes = current(addr, 0)?;
         for _ in 0..MAX_DEPTH {
             chain.push(addr);
-            let next = addr.checked_add(info.frame_bytes)?;
+            let next = addr.checked_add(bytes)?;
             let next_off = usize::try_from(next - chunk).ok()?;
             if next_off + size > copy.len() {
                 // The frames past the copy are unknown (the stack may have grown past it).
                 return None;
             }
             match current(next, addr) {
-                Some((_, called)) => {
-                    info = called;
+                Some(called) => {
+                    bytes = called;
                     addr = next;
                 }
                 None => return Some(addr),

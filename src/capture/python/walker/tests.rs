@@ -1039,7 +1039,7 @@ fn sample_moment(walker: &mut Walker, codes: &mut CodeCache, mem: &ImageMemory) 
     walker
         .snapshot_with(mem, &mut threads, |b| codes.begin(l, b))
         .unwrap();
-    walker.settle_to_copy(mem, &mut threads, |c| codes.get(mem, l, c).ok());
+    walker.settle_to_copy(mem, &mut threads, |c, o| codes.frame_facts(mem, l, c, o));
     let frames = threads.iter().flat_map(|t| t.frames.iter().map(|f| f.code));
     codes.end(mem, l, walker.batch(), frames);
     threads.pop().unwrap()

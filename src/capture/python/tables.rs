@@ -422,7 +422,10 @@ pub const V3_11: Layout = Layout {
         linetable: 136,
         code_adaptive: 184,
         frame_words: Some((68, 76)),
-        ops: None,
+        // Lib/opcode.py: RETURN_VALUE (3.11 has no RETURN_CONST).
+        ops: Some(FrameOps {
+            returns: [83, 83, 83, 83],
+        }),
         validate_from: 8,
         validate_to: 144,
     },

@@ -75,9 +75,10 @@ pub struct CodeInfo {
 pub struct FrameFacts {
     /// Bytes the frame takes in its datastack chunk (0: unknown).
     pub bytes: u64,
-    /// A generator's (or coroutine's) frame, which in a datastack chunk is one being created,
-    /// or one at a return instruction (3.12+).
-    pub gone: bool,
+    /// At a return instruction (3.11+).
+    pub returning: bool,
+    /// A generator's (or coroutine's) code: in a datastack chunk, a frame being created.
+    pub generator: bool,
 }
 
 impl CodeInfo {
@@ -216,7 +217,8 @@ impl CodeCache {
     ) -> Option<FrameFacts> {
         let facts = |info: &CodeInfo| FrameFacts {
             bytes: info.frame_bytes,
-            gone: info.flags & CO_GENERATOR_LIKE != 0 || info.returning_at(offset),
+            returning: info.returning_at(offset),
+            generator: info.flags & CO_GENERATOR_LIKE != 0,
         };
         if let Some(e) = self.entries.get(&addr) {
             return Some(facts(&e.info));

@@ -19,8 +19,9 @@
 //! (3.14+ clear a popped frame's code; before, a popped frame keeps its code and links and
 //! sits at the instruction it returned by), not returning (at a return instruction: its
 //! caller is already the thread's current frame while its locals are let go, as a paused read
-//! has it), not a generator's frame being created (moved into its generator by its first
-//! instruction, it leaves its slot as it was), not pushed and not yet started. A thread whose
+//! has it), not a generator's frame already created (moved into its generator by its first
+//! instruction, it leaves its slot as it was; taken as current only where the pointer named
+//! it), not pushed and not yet started. A thread whose
 //! pointer named a frame of that chunk is walked again from there
 //! ([`Walker::settle_to_copy`]); one whose walk went through a generator's frame is left as
 //! walked, since the copy cannot tell whether the generator still ran. Either moment is a
@@ -141,11 +142,16 @@ impl Walker {
             let facts = facts(code, offset)?;
             // Not its caller's callee now (see the module's documentation): popped, returning
             // (its locals being let go can take long: objects freed), a generator's (or
-            // coroutine's) frame being created, or pushed and not started (before 3.13, at
+            // coroutine's) frame created, or pushed and not started (before 3.13, at
             // offset -1; a frame at its first instruction since 3.13 may be current or not yet
             // entered, as often one as the other in paused reads of raytrace on 3.14, and is
             // taken as current).
-            let gone = facts.gone || offset < 0 || facts.bytes == 0;
+            // A generator's frame being created is the thread's current one while it runs
+            // its first instruction, which allocates the generator and moves the frame into
+            // it; the slot it leaves keeps its code and links: it is taken as current only
+            // where the pointer named it.
+            let stale_generator = facts.generator && addr != pointer;
+            let gone = facts.returning || stale_generator || offset < 0 || facts.bytes == 0;
             (!gone).then_some(facts.bytes)
         };
         let root = Fields(copy).u64(fo.chunk_previous as usize) == 0;

@@ -27,7 +27,7 @@
 //! walked, since the copy cannot tell whether the generator still ran. Either moment is a
 //! fair draw; mixing the two was not.
 
-use super::stack::{self, OWNED_BY_GENERATOR, OWNED_BY_THREAD};
+use super::stack::{self, OWNED_BY_THREAD};
 use super::{RawThread, Walker, MAX_DEPTH};
 use crate::capture::os::memory::{Fields, Memory};
 use crate::capture::python::code::FrameFacts;
@@ -74,8 +74,6 @@ impl Walker {
             while chain.last().is_some_and(|&a| a > innermost) {
                 chain.pop();
             }
-            // A generator running on top of it (read with the chunk) is where the thread was.
-            let innermost = self.running_generator_on(i, innermost).unwrap_or(innermost);
             let thread = &mut out[i];
             let unchanged =
                 thread.fault.is_none() && thread.frames.first().map(|f| f.addr) == Some(innermost);
@@ -176,63 +174,6 @@ impl Walker {
             }
         }
         None
-    }
-
-    /// The innermost generator (or coroutine) frame running on top of the chunk frame at
-    /// `resumer`, among the frames outside the chunks read with thread `i`'s chunk (in the
-    /// same call, right after it): one linked to `resumer`, directly or through a shim frame
-    /// (resumed from C: `sum(x for x in ...)`, a task's step), then one linked to that, and
-    /// so on. A suspended or finished generator's frame has no caller. A generator started
-    /// since the pointer was read runs above the chunk's innermost frame, which would
-    /// otherwise take its time (hexiom: `constraint_pass`, whose `sum` runs a generator
-    /// expression).
-    fn running_generator_on(&self, i: usize, resumer: u64) -> Option<u64> {
-        let l = self.layout;
-        let fo = &l.frame;
-        let (owner, shims) = match fo.entry {
-            EntryMark::ShimOwner {
-                owner,
-                cstack,
-                interpreter,
-            } => (owner, [cstack, interpreter]),
-            EntryMark::IsEntryByte(is_entry) => (is_entry + 1, [u8::MAX; 2]),
-            EntryMark::None => return None,
-        };
-        let arena = self.batch.buffer();
-        let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
-        let loose = &self.threads[i].stack.loose;
-        let read = |&(addr, at, len): &(u64, usize, usize)| {
-            let f = Fields(arena.get(at..at + len)?);
-            Some((
-                addr,
-                f.u8(owner as usize),
-                f.u64(fo.previous as usize),
-                f.u64(fo.code as usize) & tag_mask,
-            ))
-        };
-        let frames = || loose.iter().filter_map(read);
-        // The shims among them, and what they lead to.
-        let through = |previous: u64| {
-            frames().any(|(a, o, p, _)| a == previous && shims.contains(&o) && p == resumer)
-        };
-        let mut tip = resumer;
-        let mut found = None;
-        for _ in 0..loose.len() {
-            let next = frames().find(|&(_, o, p, code)| {
-                o == OWNED_BY_GENERATOR
-                    && code != 0
-                    && p != 0
-                    && (p == tip || (tip == resumer && through(p)))
-            });
-            match next {
-                Some((a, ..)) if Some(a) != found => {
-                    found = Some(a);
-                    tip = a;
-                }
-                _ => break,
-            }
-        }
-        found
     }
 
     /// Walk thread `i` again from `frame`, into `thread`.

@@ -604,5 +604,5 @@ pub(super) fn instr_offset(l: &Layout, f: Fields, code: u64) -> i64 {
 /// `_PyInterpreterFrame.owner` values common to 3.12+ (`FRAME_OWNED_BY_THREAD`, `_GENERATOR`,
 /// `_FRAME_OBJECT`); the shim owners differ by version and are in the layout.
 pub(super) const OWNED_BY_THREAD: u8 = 0;
-pub(super) const OWNED_BY_GENERATOR: u8 = 1;
+const OWNED_BY_GENERATOR: u8 = 1;
 const OWNED_BY_FRAME_OBJECT: u8 = 2;

@@ -1180,23 +1180,6 @@ fn stack_is_taken_at_the_moment_its_chunk_was_copied() {
     want.extend(frames(&s, 6));
     assert_eq!(addrs(&t), want, "{}", short(&t));
 
-    // The pointer named frame 5, which then resumed a generator whose frame (outside the
-    // chunk, read with it as a frame seen before) runs on top of it: the generator is where
-    // the thread was.
-    let (mut s, mut walker, mut codes) = start();
-    s.mem.add(GENS, vec![0; GEN_STRIDE as usize]);
-    s.plant_generator_frame(GENS, s.codes[1], owner);
-    let five = s.frame_addr(5);
-    write(&mut s.mem, GENS + fo.previous, five);
-    s.set_current_frame(GENS);
-    let t = sample_moment(&mut walker, &mut codes, &s.mem);
-    let mut want = vec![GENS];
-    want.extend(frames(&s, 6));
-    assert_eq!(addrs(&t), want, "{}", short(&t));
-    s.set_current_frame(five);
-    let t = sample_moment(&mut walker, &mut codes, &s.mem);
-    assert_eq!(addrs(&t), want, "{}", short(&t));
-
     // A frame above the innermost that is not linked to it is no frame of this stack: the
     // walk from the pointer stands (the copy is not taken as torn into a longer stack).
     let (mut s, mut walker, mut codes) = start();

@@ -340,9 +340,11 @@ fn load(
     };
     let returns = match c.ops {
         Some(ops) if code_bytes > 0 && code_bytes <= MAX_SCANNED_BYTECODE => {
+            // Unreadable bytecode (a snapshot image or core file without it) leaves the
+            // return instructions unknown, and the code object usable.
             let bytecode = mem
-                .read_vec(addr + c.code_adaptive, code_bytes as usize)
-                .with_context(|| format!("could not read the bytecode of code object {addr:#x}"))?;
+                .read_vec(addr.wrapping_add(c.code_adaptive), code_bytes as usize)
+                .unwrap_or_default();
             // Every code unit is looked at, caches included: a cache that looks like a return
             // is never where an instruction pointer stops.
             (0..bytecode.len() / 2)

@@ -113,7 +113,7 @@ impl Walker {
         let fo = &l.frame;
         let (_, at, len) = self.threads[i].stack.copied.filter(|c| c.0 == chunk)?;
         let copy = self.batch.buffer().get(at..at + len)?;
-        let end = chunk + len as u64;
+        let end = chunk.checked_add(len as u64)?;
         if !(pointer > chunk && pointer < end) {
             return None;
         }
@@ -155,13 +155,13 @@ impl Walker {
             (!gone).then_some(facts.bytes)
         };
         let root = Fields(copy).u64(fo.chunk_previous as usize) == 0;
-        let mut addr = chunk + fo.chunk_header + if root { 8 } else { 0 };
+        let mut addr = chunk.checked_add(fo.chunk_header + if root { 8 } else { 0 })?;
         let mut bytes = current(addr, 0)?;
         for _ in 0..MAX_DEPTH {
             chain.push(addr);
             let next = addr.checked_add(bytes)?;
-            let next_off = usize::try_from(next - chunk).ok()?;
-            if next_off + size > copy.len() {
+            let next_off = usize::try_from(next.checked_sub(chunk)?).ok()?;
+            if next_off.saturating_add(size) > copy.len() {
                 // The frames past the copy are unknown (the stack may have grown past it).
                 return None;
             }

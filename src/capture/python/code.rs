@@ -16,7 +16,7 @@ use super::linetable;
 use super::strings;
 use crate::capture::os::batch::{Batch, Run};
 use crate::capture::os::memory::{Fields, Memory};
-use crate::model::fasthash::FastMap;
+use crate::model::fasthash::{FastMap, FastSet};
 use anyhow::{Context, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -126,7 +126,14 @@ pub struct CodeCache {
     /// `end`'s own re-checks (code objects the previous walk did not use): addresses, reads.
     todo: Vec<u64>,
     checks: Batch,
+    /// Addresses [`CodeCache::frame_facts`] could not load a code object from lately (a slot
+    /// above the innermost frame holds anything): not read again until the set is cleared
+    /// ([`MISSING_FOR`] walks).
+    missing: FastSet<u64>,
 }
+
+/// Walks for which [`CodeCache::frame_facts`] remembers an address it could not load.
+const MISSING_FOR: u64 = 256;
 
 impl CodeCache {
     /// Begin a walk: every entry must be checked again before it is used. Queues in `batch`
@@ -137,6 +144,9 @@ impl CodeCache {
         self.generation += 1;
         if self.entries.len() > MAX_ENTRIES {
             self.entries.clear();
+        }
+        if self.generation % MISSING_FOR == 0 || self.missing.len() > MAX_ENTRIES {
+            self.missing.clear();
         }
         std::mem::swap(&mut self.used_last, &mut self.used_now);
         self.used_now.clear();
@@ -223,7 +233,14 @@ impl CodeCache {
         if let Some(e) = self.entries.get(&addr) {
             return Some(facts(&e.info));
         }
-        self.get(mem, layout, addr).ok().map(|info| facts(&info))
+        if self.missing.contains(&addr) {
+            return None;
+        }
+        let found = self.get(mem, layout, addr).ok().map(|info| facts(&info));
+        if found.is_none() {
+            self.missing.insert(addr);
+        }
+        found
     }
 
     /// The code object at `addr`, from the cache or read now.

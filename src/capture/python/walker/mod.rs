@@ -131,6 +131,17 @@ pub struct RawThread {
     pub relinked: u32,
 }
 
+impl RawThread {
+    /// Forget the last walk's frames and verdicts (keeping the allocations).
+    fn clear_walk(&mut self) {
+        self.frames.clear();
+        self.truncated = false;
+        self.partial = false;
+        self.fault = None;
+        self.relinked = 0;
+    }
+}
+
 /// Why a thread's stack could not be taken as the thread's true stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StackFault {
@@ -650,27 +661,12 @@ impl Walker {
             thread.thread_id = f.u64(l.thread.thread_id as usize);
             thread.native_thread_id = l.thread.native_thread_id.map_or(0, |o| f.u64(o as usize));
             thread.holds_gil = gil_holder != 0 && gil_holder == t.tstate;
-            thread.frames.clear();
-            thread.truncated = false;
-            thread.partial = false;
-            thread.fault = None;
-            thread.relinked = 0;
-            // 3.11-3.12: where the C stack is (the `cframe`), to tell a shim frame's place.
-            let c_stack = match l.thread.frame {
-                FramePtr::ViaCFrame { cframe, .. } => f.u64(cframe as usize),
-                FramePtr::InThread(_) => 0,
-            };
+            thread.clear_walk();
             match t.frame {
                 Some(frame) => stack::walk_frames(
                     mem,
                     l,
-                    stack::Start {
-                        frame,
-                        outer: &t.outer,
-                        c_stack,
-                        top: l.thread.datastack_top.map_or(0, |o| f.u64(o as usize)),
-                        chain: &[],
-                    },
+                    stack::Start::from_state(l, f, frame, &t.outer, &[]),
                     &mut t.stack,
                     &mut self.batch,
                     &mut self.scratch,

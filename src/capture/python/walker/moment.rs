@@ -31,7 +31,7 @@ use super::stack::{self, OWNED_BY_THREAD};
 use super::{RawThread, Walker, MAX_DEPTH};
 use crate::capture::os::memory::{Fields, Memory};
 use crate::capture::python::code::FrameFacts;
-use crate::capture::python::layout::{EntryMark, FramePtr, FrameShape};
+use crate::capture::python::layout::{EntryMark, FrameShape};
 
 impl Walker {
     /// 3.11+, read without pausing: walk each thread whose frame pointer named a frame of its
@@ -205,32 +205,17 @@ impl Walker {
                 r.2 = r.2.max(len);
             }
         }
-        thread.frames.clear();
-        thread.truncated = false;
-        thread.partial = false;
-        thread.fault = None;
-        thread.relinked = 0;
+        thread.clear_walk();
         let tsize = l.thread.size as usize;
-        let state = states.get(i * tsize..(i + 1) * tsize).map(Fields);
-        let top = match (l.thread.datastack_top, state) {
-            (Some(o), Some(f)) => f.u64(o as usize),
-            _ => 0,
-        };
-        // 3.12: where the thread's C stack is (its `cframe`), to tell a shim frame's place.
-        let c_stack = match (l.thread.frame, state) {
-            (FramePtr::ViaCFrame { cframe, .. }, Some(f)) => f.u64(cframe as usize),
-            _ => 0,
+        let Some(state) = states.get(i * tsize..(i + 1) * tsize).map(Fields) else {
+            // (Not reached: the caller read the state.)
+            thread.fault = Some(super::StackFault::Unreadable);
+            return;
         };
         stack::walk_frames(
             mem,
             l,
-            stack::Start {
-                frame,
-                outer: &t.outer,
-                c_stack,
-                top,
-                chain,
-            },
+            stack::Start::from_state(l, state, frame, &t.outer, chain),
             &mut t.stack,
             batch,
             scratch,

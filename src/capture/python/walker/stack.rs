@@ -8,7 +8,7 @@ use super::{
 };
 use crate::capture::os::batch::Batch;
 use crate::capture::os::memory::{Fields, Memory};
-use crate::capture::python::layout::{EntryMark, FrameShape, InstrPos, Layout};
+use crate::capture::python::layout::{EntryMark, FramePtr, FrameShape, InstrPos, Layout};
 use crate::model::fasthash::FastSet;
 
 /// Buffers of the frame walk, kept between walks.
@@ -193,6 +193,30 @@ pub(super) struct Start<'a> {
     /// frame on the C stack) the walk goes on to the one before it when what it reads there
     /// is no longer that shim (the C stack was reused before it was read).
     pub(super) chain: &'a [u64],
+}
+
+impl<'a> Start<'a> {
+    /// The walk from `frame` of the thread whose state is `state`: its `cframe` (3.11-3.12)
+    /// and `datastack_top` from there.
+    pub(super) fn from_state(
+        l: &Layout,
+        state: Fields,
+        frame: u64,
+        outer: &'a [u64],
+        chain: &'a [u64],
+    ) -> Start<'a> {
+        let c_stack = match l.thread.frame {
+            FramePtr::ViaCFrame { cframe, .. } => state.u64(cframe as usize),
+            FramePtr::InThread(_) => 0,
+        };
+        Start {
+            frame,
+            outer,
+            c_stack,
+            top: l.thread.datastack_top.map_or(0, |o| state.u64(o as usize)),
+            chain,
+        }
+    }
 }
 
 /// Follow `previous` links from `first`, innermost frame first, checking that the chain is

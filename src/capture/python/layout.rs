@@ -65,8 +65,9 @@ pub enum InstrPos {
 pub enum EntryMark {
     /// Not marked (up to 3.10: every `PyFrameObject` is a real frame).
     None,
-    /// 3.11: a byte `is_entry` in the frame.
-    IsEntryByte(u64),
+    /// 3.11: a byte `is_entry` in the frame, and the byte `owner` saying who owns the frame
+    /// (the thread's frame stack, a generator, a frame object).
+    IsEntryByte { is_entry: u64, owner: u64 },
     /// 3.12+: C code pushes a shim frame owned by the C stack (`owner` == `cstack`, and in
     /// 3.14+ also frames owned by the interpreter, `interpreter`): these are skipped, and the
     /// frame above one is an entry frame.
@@ -435,7 +436,7 @@ impl Layout {
         };
         let entry_end = match f.entry {
             EntryMark::None => 0,
-            EntryMark::IsEntryByte(off) => off + 1,
+            EntryMark::IsEntryByte { is_entry, owner } => is_entry.max(owner) + 1,
             EntryMark::ShimOwner { owner, .. } => owner + 1,
         };
         let stack_top_end = f.stack_top.end();

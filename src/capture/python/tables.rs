@@ -399,7 +399,10 @@ pub const V3_11: Layout = Layout {
         code_tag_bits: 0,
         previous: 48,
         instr: InstrPos::Pointer(56),
-        entry: EntryMark::IsEntryByte(68),
+        entry: EntryMark::IsEntryByte {
+            is_entry: 68,
+            owner: 69,
+        },
         localsplus: 72,
         chunk_header: STACK_CHUNK_HEADER,
         chunk_previous: STACK_CHUNK_PREVIOUS,

@@ -416,7 +416,7 @@ impl Walker {
                         code,
                         instr_offset,
                         is_entry: matches!(l.frame.entry,
-                            EntryMark::IsEntryByte(o) if fb.u8(o as usize) != 0),
+                            EntryMark::IsEntryByte { is_entry: o, .. } if fb.u8(o as usize) != 0),
                         shim_entry: false,
                         shim_addr: 0,
                         returned: false,
@@ -528,7 +528,7 @@ impl Walker {
                     code,
                     instr_offset,
                     is_entry: match fo.entry {
-                        EntryMark::IsEntryByte(o) => fb.u8(o as usize) != 0,
+                        EntryMark::IsEntryByte { is_entry: o, .. } => fb.u8(o as usize) != 0,
                         _ => through_c,
                     },
                     shim_entry: through_c,

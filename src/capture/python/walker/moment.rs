@@ -119,8 +119,7 @@ impl Walker {
         }
         let owner = match fo.entry {
             EntryMark::ShimOwner { owner, .. } => owner,
-            // 3.11: `owner` is the byte after `is_entry`.
-            EntryMark::IsEntryByte(is_entry) => is_entry + 1,
+            EntryMark::IsEntryByte { owner, .. } => owner,
             EntryMark::None => return None,
         };
         let tag_mask = !((1u64 << fo.code_tag_bits) - 1);

@@ -217,7 +217,7 @@ fn only_one(mut it: impl Iterator<Item = u64>) -> Option<u64> {
 /// walked before it. 3.12+ resume a generator inside the caller's evaluation call, and a
 /// frame read alone there is not marked: `None`.
 fn entry_caller(l: &Layout, thread: &RawThread, outer: &[u64]) -> Option<u64> {
-    if !matches!(l.frame.entry, EntryMark::IsEntryByte(_)) {
+    if !matches!(l.frame.entry, EntryMark::IsEntryByte { .. }) {
         return None;
     }
     let (last, before) = thread.frames.split_last()?;

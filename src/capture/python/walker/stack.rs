@@ -542,7 +542,7 @@ pub(super) enum Mark {
 pub(super) fn entry_mark(entry: EntryMark, f: Fields, found: FoundIn) -> Mark {
     match entry {
         EntryMark::None => Mark::Frame { is_entry: true },
-        EntryMark::IsEntryByte(off) => Mark::Frame {
+        EntryMark::IsEntryByte { is_entry: off, .. } => Mark::Frame {
             is_entry: f.u8(off as usize) != 0,
         },
         EntryMark::ShimOwner {
@@ -579,10 +579,10 @@ fn ends_at_first_frame(
     match (l.frame.entry, last) {
         (_, None) => true,
         (EntryMark::None, _) => l.frames != FrameShape::FrameObject || freed_run.is_none(),
-        (EntryMark::IsEntryByte(_), Some((FoundIn::Chunk(base), _))) => {
+        (EntryMark::IsEntryByte { .. }, Some((FoundIn::Chunk(base), _))) => {
             regions.roots.contains(&base)
         }
-        (EntryMark::IsEntryByte(_), Some((FoundIn::Alone, _))) => false,
+        (EntryMark::IsEntryByte { .. }, Some((FoundIn::Alone, _))) => false,
         (EntryMark::ShimOwner { .. }, Some((_, shim))) => shim,
     }
 }

@@ -215,7 +215,7 @@ impl Skeleton {
             }
             match fo.entry {
                 EntryMark::None => write(&mut self.mem, addr, 1), // a live object's refcount
-                EntryMark::IsEntryByte(off) => {
+                EntryMark::IsEntryByte { is_entry: off, .. } => {
                     self.mem.bytes_mut(addr + off, 1).unwrap()[0] = (k == 0) as u8;
                 }
                 EntryMark::ShimOwner { owner, .. } => {
@@ -257,7 +257,7 @@ impl Skeleton {
                 },
                 is_entry: match l.frame.entry {
                     EntryMark::None => true,
-                    EntryMark::IsEntryByte(_) => k == 0,
+                    EntryMark::IsEntryByte { .. } => k == 0,
                     EntryMark::ShimOwner { .. } => false,
                 },
                 shim_entry: k == 0 && matches!(l.frame.entry, EntryMark::ShimOwner { .. }),
@@ -333,7 +333,7 @@ impl Skeleton {
             }
             match fo.entry {
                 EntryMark::None => out.push((a, 8)),
-                EntryMark::IsEntryByte(off) => out.push((a + off, 1)),
+                EntryMark::IsEntryByte { is_entry: off, .. } => out.push((a + off, 1)),
                 EntryMark::ShimOwner { owner, .. } => out.push((a + owner, 1)),
             }
         }
@@ -927,7 +927,9 @@ fn generator_resumed_through_c_is_linked_to_the_enclosing_calls_frame() {
     let mut checked = 0;
     for layout in planted_layouts() {
         let (
-            EntryMark::IsEntryByte(entry),
+            EntryMark::IsEntryByte {
+                is_entry: entry, ..
+            },
             GenLink::Embedded(gen_off),
             FramePtr::ViaCFrame { current_frame, .. },
         ) = (layout.frame.entry, layout.frame.gen, layout.thread.frame)

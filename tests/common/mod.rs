@@ -509,3 +509,34 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// Pin every thread of process `pid` to core 0 (tests that read a target from another core).
+pub fn pin_to_core_0(pid: i32) {
+    let pinned = Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &pid.to_string()])
+        .output()
+        .expect("taskset -p");
+    assert!(pinned.status.success(), "could not pin the target");
+}
+
+/// `py-spy capture --pid PID` for 3 s at 200 Hz into `out`, run on core 1 (the target on core
+/// 0: the regime where reads race the target), paused or not; it must succeed.
+pub fn capture_from_core_1(pid: i32, out: &Path, paused: bool) {
+    let pid = pid.to_string();
+    let bin = py_spy_bin();
+    let mut args = vec!["-c", "1", bin.to_str().unwrap(), "capture", "--pid", &pid];
+    args.extend(["-r", "200", "-d", "3", "--hideprogress", "-o"]);
+    args.push(out.to_str().unwrap());
+    if !paused {
+        args.push("--nonblocking");
+    }
+    let o = Command::new("taskset")
+        .args(&args)
+        .output()
+        .expect("taskset");
+    assert!(
+        o.status.success(),
+        "capture failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -1,21 +1,25 @@
 //! Linking back a generator's (or coroutine's) frame that the walk found unlinked from its
 //! caller: it yielded or finished between our reading the pointer that led to it and our
-//! reading it, and was running then. Its caller is, tried in this order:
+//! reading it, and was running then. Its caller is taken only where the target's memory
+//! proves it:
 //! - the frame holding the generator object on its evaluation stack ([`resumer_of`]: a
 //!   suspended generator is held by the frame that resumes it);
-//! - the innermost generator running when the frames read alone were copied
-//!   ([`running_tip`]: where the thread went back to once it finished);
 //! - 3.11, for a frame resumed through C: the enclosing evaluation call's frame, from the
-//!   frame pointers ([`entry_caller`]);
-//! - the chunk frame right below the frames it called ([`chunk_caller`]: a generator resumed
-//!   by C code, `any(x for x in ...)`, a task's step).
+//!   frame pointers ([`entry_caller`]).
+//!
+//! Otherwise the chain stays torn (an error sample keeping its innermost frames). Where the
+//! thread went on to after the generator finished is not its caller: the innermost
+//! generator still running, or the chunk's frame below, is an ancestor of it several levels
+//! up whenever more than one of them finished or yielded while the stack was read, and
+//! taking it showed 5-25% of the samples of recursive generators and coroutines with levels
+//! missing (issue 23's sixth session, tests/whole_stacks.rs), shorter stacks that looked
+//! whole.
 
-use super::stack::{entry_mark, FoundIn, Mark, StackRegions, OWNED_BY_THREAD};
+use super::stack::StackRegions;
 use super::RawThread;
 use crate::capture::os::batch::Batch;
 use crate::capture::os::memory::{Fields, Memory};
-use crate::capture::python::layout::{EntryMark, FrameShape, GenLink, Layout, StackTop};
-use crate::model::fasthash::FastSet;
+use crate::capture::python::layout::{EntryMark, GenLink, Layout, StackTop};
 
 /// Buffers of the linking, kept between walks.
 #[derive(Debug, Default)]
@@ -26,17 +30,12 @@ pub(super) struct Scratch {
     tops_read: bool,
     /// What frames outside the chunks hold, to be read: (frame, running, address, length).
     pending: Vec<(u64, bool, u64, usize)>,
-    /// Running generator frames among those read alone: (frame, caller) ([`running_tip`]).
-    running: Vec<(u64, u64)>,
 }
 
 /// What the walk knows of the thread beyond the frames: the current frame of each evaluation
-/// call it is in, innermost first (3.11-3.12's frame pointers), its chunk's top when the
-/// thread state was read (0: unknown), and the frames walked so far.
+/// call it is in, innermost first (3.11-3.12's frame pointers).
 pub(super) struct Known<'a> {
     pub(super) outer: &'a [u64],
-    pub(super) top: u64,
-    pub(super) visited: &'a FastSet<u64>,
 }
 
 impl Scratch {
@@ -46,8 +45,7 @@ impl Scratch {
     }
 
     /// The caller of the generator frame at `frame` (of generator object `gen`), the last of
-    /// `thread.frames`, found unlinked; and whether the link is proven (false: taken from the
-    /// frames read alone, the walk must show it leads into the thread's chunks).
+    /// `thread.frames`, found unlinked, where the target's memory proves it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn caller_of(
         &mut self,
@@ -59,22 +57,9 @@ impl Scratch {
         thread: &RawThread,
         frame: u64,
         gen: u64,
-    ) -> Option<(u64, bool)> {
-        if let Some(resumer) = resumer_of(mem, l, regions, batch, self, frame, gen) {
-            return Some((resumer, true));
-        }
-        let arena = batch.buffer();
-        if let Some(tip) = running_tip(l, regions, arena, known.visited, &mut self.running, frame) {
-            return Some((tip, false));
-        }
-        if let Some(caller) = entry_caller(l, thread, known.outer) {
-            return Some((caller, true));
-        }
-        // Only with no running generator read beside it: one not read could be its caller.
-        if self.running.is_empty() {
-            return chunk_caller(l, regions, arena, thread, known.top).map(|c| (c, true));
-        }
-        None
+    ) -> Option<u64> {
+        resumer_of(mem, l, regions, batch, self, frame, gen)
+            .or_else(|| entry_caller(l, thread, known.outer))
     }
 }
 
@@ -131,85 +116,6 @@ fn resumer_of(
     unique(false).or_else(|| unique(true))
 }
 
-/// Where the thread ran a moment after a generator's (or coroutine's) frame at `torn`, found
-/// with its link to its caller cleared, finished or yielded (3.11+): the innermost of the
-/// generator frames that were running when the frames read alone were copied, in the same
-/// read as `torn`. Running generator frames link to their callers and suspended or finished
-/// ones do not, so the running ones read alone form the thread's chain of generators as it
-/// was then; its innermost frame (the one no other names as its caller) is where `torn`
-/// returned or yielded to (or, if that frame went on to call another generator, that one).
-/// A chain with a frame missing from those read (a deep one) falls into pieces, each with
-/// an innermost frame: the piece that ends in the thread's chunks is the outermost, and the
-/// one that does not, when there is exactly one, is the innermost. A piece that ends at a
-/// frame already walked is made of callees of the walked frames (read running, a moment
-/// before they returned) and does not count. Otherwise (another thread's generators among
-/// the frames read) the chain stays torn. No frame already walked counts; `running` is
-/// scratch.
-fn running_tip(
-    l: &Layout,
-    regions: &StackRegions,
-    arena: &[u8],
-    visited: &FastSet<u64>,
-    running: &mut Vec<(u64, u64)>,
-    torn: u64,
-) -> Option<u64> {
-    let fo = &l.frame;
-    if l.frames != FrameShape::InterpreterFrame {
-        return None;
-    }
-    let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
-    running.clear();
-    for &(addr, at, len) in &regions.loose {
-        // A frame pushed above the copied part of a chunk is the thread's own, not a
-        // generator's (3.11 pushes a new generator's frame there before moving it into the
-        // generator, and the slot keeps its caller).
-        let own = regions.classify(l, arena, addr) != FoundIn::Alone;
-        if addr == torn || visited.contains(&addr) || own {
-            continue;
-        }
-        let Some(f) = arena.get(at..at + len).map(Fields) else {
-            continue;
-        };
-        let previous = f.u64(fo.previous as usize);
-        let code = f.u64(fo.code as usize) & tag_mask;
-        let generator = matches!(entry_mark(fo.entry, f, FoundIn::Alone), Mark::Frame { .. });
-        if previous != 0 && code != 0 && generator {
-            running.push((addr, previous));
-        }
-    }
-    let running = &*running;
-    let is_caller = |a: u64| running.iter().any(|&(_, p)| p == a);
-    // Where the piece of chain that `tip` begins ends: the caller of its last frame.
-    let piece_end = |tip: u64| {
-        let mut at = tip;
-        for _ in 0..running.len() {
-            match running.iter().find(|(a, _)| *a == at) {
-                Some(&(_, caller)) => at = caller,
-                None => break,
-            }
-        }
-        at
-    };
-    // A piece that ends at a frame already walked (`torn` itself, most often) is made of
-    // callees of the walked frames, read running a moment before they returned: not where
-    // the thread went on to.
-    let stale = |end: u64| end == torn || visited.contains(&end);
-    let tips = || {
-        running
-            .iter()
-            .map(|r| r.0)
-            .filter(|&a| !is_caller(a) && !stale(piece_end(a)))
-    };
-    let in_chunk = |end: u64| regions.chunk_bytes(arena, end, 8).is_some();
-    only_one(tips()).or_else(|| only_one(tips().filter(|&t| !in_chunk(piece_end(t)))))
-}
-
-/// The one item of `it`, if it has exactly one.
-fn only_one(mut it: impl Iterator<Item = u64>) -> Option<u64> {
-    let first = it.next()?;
-    it.next().is_none().then_some(first)
-}
-
 /// The caller of the generator frame just walked (the last of `thread.frames`), found
 /// unlinked, when it is the first frame of an evaluation call (3.11 marks such a frame
 /// `is_entry`): the current frame of the enclosing call as the frame pointers had it
@@ -226,75 +132,6 @@ fn entry_caller(l: &Layout, thread: &RawThread, outer: &[u64]) -> Option<u64> {
     }
     let calls = before.iter().filter(|f| f.is_entry).count();
     outer.get(calls + 1).copied().filter(|&f| f != 0)
-}
-
-/// Words below the end of a chunk's frames searched for the frame that ends there.
-const CALLER_SCAN_WORDS: u64 = 512;
-
-/// The caller of the generator frame just walked (the last of `thread.frames`), found
-/// unlinked with no running generator read with it: the frame of the chunk right below the
-/// frames it called (or, when it called none that are in the chunk, the frame ending at the
-/// chunk's top when the thread state was read). A generator's frame lives outside the chunk,
-/// so frames it calls are pushed right above its caller's, or above the frame that called the
-/// C code that resumed it (`any(x for x in ...)`, a task's step). That frame is found as the
-/// one whose saved stack pointer lies between its locals and that end (a frame that called
-/// out saves it: 3.14+'s `stackpointer`, or a `stacktop` not -1), owned by the thread, with
-/// code: the highest such below the end.
-fn chunk_caller(
-    l: &Layout,
-    regions: &StackRegions,
-    arena: &[u8],
-    thread: &RawThread,
-    top: u64,
-) -> Option<u64> {
-    let fo = &l.frame;
-    let EntryMark::ShimOwner { owner, .. } = fo.entry else {
-        return None;
-    };
-    let (_, callees) = thread.frames.split_last()?;
-    let in_chunk = |a: u64| regions.chunk_bytes(arena, a, 8).is_some();
-    let end = match callees
-        .iter()
-        .map(|f| f.addr)
-        .filter(|&a| in_chunk(a))
-        .min()
-    {
-        Some(a) => a,
-        None if top != 0 && in_chunk(top - 8) => top,
-        None => return None,
-    };
-    let size = fo.read_size;
-    let tag_mask = !((1u64 << fo.code_tag_bits) - 1);
-    let lowest = end.saturating_sub(8 * CALLER_SCAN_WORDS);
-    let mut p = end.checked_sub(fo.localsplus)? & !7;
-    while p >= lowest {
-        if let Some(b) = regions.chunk_bytes(arena, p, size as usize) {
-            let f = Fields(b);
-            let code = f.u64(fo.code as usize) & tag_mask;
-            let locals = p + fo.localsplus;
-            let saved = match fo.stack_top {
-                StackTop::Pointer(off) => Some(f.u64(off as usize)),
-                StackTop::Index(off) => {
-                    let n = f.i32(off as usize);
-                    (n >= 0).then(|| locals + 8 * n as u64)
-                }
-                _ => None,
-            };
-            let fits = saved.is_some_and(|sp| sp >= locals && sp <= end && sp % 8 == 0);
-            // Its caller is below it in the chunk or outside it (a shim); 3.12+ link every
-            // frame of a chunk to one.
-            let previous = f.u64(fo.previous as usize);
-            let linked = previous != 0 && previous != p && (previous < p || !in_chunk(previous));
-            let plausible = code != 0 && code % 8 == 0 && linked;
-            if fits && plausible && f.u8(owner as usize) == OWNED_BY_THREAD {
-                return Some(p);
-            }
-        } else {
-            return None;
-        }
-        p = p.checked_sub(8)?;
-    }
-    None
 }
 
 /// Into `need.tops`, what each candidate resumer holds (see [`resumer_of`]).

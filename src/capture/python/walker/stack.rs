@@ -186,8 +186,6 @@ pub(super) struct Start<'a> {
     pub(super) frame: u64,
     pub(super) outer: &'a [u64],
     pub(super) c_stack: u64,
-    /// The thread state's `datastack_top` (0: unknown): where the chunk's frames ended.
-    pub(super) top: u64,
     /// Frames of the current chunk known to be the thread's, one called by the next, lowest
     /// first (3.14+, `moment`): from one of them whose caller is outside the chunk (a shim
     /// frame on the C stack) the walk goes on to the one before it when what it reads there
@@ -197,7 +195,7 @@ pub(super) struct Start<'a> {
 
 impl<'a> Start<'a> {
     /// The walk from `frame` of the thread whose state is `state`: its `cframe` (3.11-3.12)
-    /// and `datastack_top` from there.
+    /// from there.
     pub(super) fn from_state(
         l: &Layout,
         state: Fields,
@@ -213,7 +211,6 @@ impl<'a> Start<'a> {
             frame,
             outer,
             c_stack,
-            top: l.thread.datastack_top.map_or(0, |o| state.u64(o as usize)),
             chain,
         }
     }
@@ -238,7 +235,6 @@ pub(super) fn walk_frames(
         frame: first,
         outer,
         c_stack,
-        top,
         chain,
     } = start;
     // The caller `chain` gives the frame `callee` (0: none).
@@ -272,9 +268,6 @@ pub(super) fn walk_frames(
     // Evaluation calls left so far through their shim frames (3.12), and where the walk
     // goes when a shim was overwritten before it was read.
     let mut calls_left = 0;
-    // The frames walked before a link taken by `relink::running_tip`, while the walk has not yet
-    // followed it into the thread's chunks.
-    let mut unproven: Option<usize> = None;
     let enclosing = |left: usize| outer.get(left + 1).copied().filter(|&f| f != 0);
     while addr != 0 {
         steps += 1;
@@ -300,9 +293,6 @@ pub(super) fn walk_frames(
         if !ordered {
             thread.fault = Some(StackFault::Changed);
             return;
-        }
-        if let FoundIn::Chunk(_) = found {
-            unproven = None;
         }
         let f = Fields(bytes);
         let code = f.u64(fo.code as usize) & tag_mask;
@@ -428,30 +418,16 @@ pub(super) fn walk_frames(
         if unlinked {
             // A generator's (or coroutine's) frame whose link to its caller is cleared: it
             // yielded or finished after the pointer that led here was read.
-            let known = relink::Known {
-                outer,
-                top,
-                visited,
-            };
-            if let Some((caller, proven)) =
+            let known = relink::Known { outer };
+            if let Some(caller) =
                 relink.caller_of(mem, l, regions, batch, &known, thread, here, gen)
             {
                 thread.relinked += 1;
                 addr = caller;
-                if !proven {
-                    // Taken from the frames read alone, it must lead back into the thread's
-                    // chunks: another thread's chain of generators could end at a shim too.
-                    unproven = Some(thread.frames.len());
-                }
             }
         }
     }
-    if let Some(walked) = unproven {
-        // Frames past the link are not known to be the thread's.
-        thread.frames.truncate(walked);
-        thread.fault = Some(StackFault::Changed);
-        thread.partial = !thread.frames.is_empty();
-    } else if !ends_at_first_frame(l, regions, last, freed_run) {
+    if !ends_at_first_frame(l, regions, last, freed_run) {
         thread.fault = Some(StackFault::Changed);
         // A chain of frame objects that ends at a freed frame wandered into the free list
         // (linked through `f_back`): the run of freed frames it ends with is not the

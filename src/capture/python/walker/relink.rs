@@ -32,12 +32,6 @@ pub(super) struct Scratch {
     pending: Vec<(u64, bool, u64, usize)>,
 }
 
-/// What the walk knows of the thread beyond the frames: the current frame of each evaluation
-/// call it is in, innermost first (3.11-3.12's frame pointers).
-pub(super) struct Known<'a> {
-    pub(super) outer: &'a [u64],
-}
-
 impl Scratch {
     /// A new walk: what candidates hold is read again when needed.
     pub(super) fn start_walk(&mut self) {
@@ -45,7 +39,9 @@ impl Scratch {
     }
 
     /// The caller of the generator frame at `frame` (of generator object `gen`), the last of
-    /// `thread.frames`, found unlinked, where the target's memory proves it.
+    /// `thread.frames`, found unlinked, where the target's memory proves it. `outer`: the
+    /// current frame of each evaluation call the thread is in, innermost first (3.11-3.12's
+    /// frame pointers).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn caller_of(
         &mut self,
@@ -53,13 +49,13 @@ impl Scratch {
         l: &Layout,
         regions: &StackRegions,
         batch: &mut Batch,
-        known: &Known,
+        outer: &[u64],
         thread: &RawThread,
         frame: u64,
         gen: u64,
     ) -> Option<u64> {
         resumer_of(mem, l, regions, batch, self, frame, gen)
-            .or_else(|| entry_caller(l, thread, known.outer))
+            .or_else(|| entry_caller(l, thread, outer))
     }
 }
 

@@ -418,9 +418,7 @@ pub(super) fn walk_frames(
         if unlinked {
             // A generator's (or coroutine's) frame whose link to its caller is cleared: it
             // yielded or finished after the pointer that led here was read.
-            let known = relink::Known { outer };
-            if let Some(caller) =
-                relink.caller_of(mem, l, regions, batch, &known, thread, here, gen)
+            if let Some(caller) = relink.caller_of(mem, l, regions, batch, outer, thread, here, gen)
             {
                 thread.relinked += 1;
                 addr = caller;
